@@ -1,0 +1,180 @@
+#include "core/frame.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "core/utf8.h"
+
+enum { ST_DIGITS, ST_BODY, ST_BROKEN };
+
+/* A length of more digits than this cannot be below any sane limit. */
+#define MAX_LENGTH_DIGITS 15
+
+void frame_decoder_init(frame_decoder_t *d, size_t max_message_bytes)
+{
+    memset(d, 0, sizeof *d);
+    d->max_bytes = max_message_bytes;
+    d->state = ST_DIGITS;
+}
+
+void frame_decoder_free(frame_decoder_t *d)
+{
+    buf_free(&d->in);
+}
+
+static int broken(frame_decoder_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int broken(frame_decoder_t *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->error, sizeof d->error, fmt, ap);
+    va_end(ap);
+    d->state = ST_BROKEN;
+    return FRAME_ERROR;
+}
+
+/* Moves the unconsumed bytes to the front so the buffer does not creep. */
+static void compact(frame_decoder_t *d)
+{
+    if (d->start == 0)
+        return;
+    buf_consume(&d->in, d->start);
+    d->stream_offset += d->start;
+    d->scan -= d->start;
+    if (d->state == ST_BODY)
+        d->body -= d->start;
+    d->start = 0;
+}
+
+char *frame_decoder_space(frame_decoder_t *d, size_t want, size_t *avail)
+{
+    compact(d);
+    if (buf_reserve(&d->in, want))
+        return NULL;
+    *avail = d->in.cap - d->in.len;
+    return d->in.data + d->in.len;
+}
+
+void frame_decoder_commit(frame_decoder_t *d, size_t n)
+{
+    d->in.len += n;
+}
+
+int frame_decoder_feed(frame_decoder_t *d, const void *p, size_t n)
+{
+    size_t avail;
+    char *dst = frame_decoder_space(d, n, &avail);
+    if (!dst)
+        return -ENOMEM;
+    memcpy(dst, p, n);
+    frame_decoder_commit(d, n);
+    return 0;
+}
+
+static int read_digits(frame_decoder_t *d)
+{
+    while (d->scan < d->in.len) {
+        unsigned char c = (unsigned char)d->in.data[d->scan];
+        size_t ndigits = d->scan - d->start;
+        if (c == '#') {
+            if (ndigits == 0)
+                return broken(d, "bad length prefix: no digits before '#' at stream byte %llu",
+                              (unsigned long long)(d->stream_offset + d->scan));
+            if (d->want_units > d->max_bytes)
+                return broken(d, "message of %llu UTF-16 units exceeds the limit of %zu bytes",
+                              (unsigned long long)d->want_units, d->max_bytes);
+            d->scan++;
+            d->body = d->scan;
+            d->state = ST_BODY;
+            return 0;
+        }
+        if (c < '0' || c > '9') {
+            char shown[8] = "";
+            if (c >= 0x20 && c < 0x7f)
+                snprintf(shown, sizeof shown, " ('%c')", c);
+            return broken(d, "bad length prefix: byte 0x%02x%s at stream byte %llu is not a digit or '#'",
+                          c, shown, (unsigned long long)(d->stream_offset + d->scan));
+        }
+        if (ndigits == MAX_LENGTH_DIGITS)
+            return broken(d, "bad length prefix: more than %d digits", MAX_LENGTH_DIGITS);
+        d->want_units = d->want_units * 10 + (uint64_t)(c - '0');
+        d->scan++;
+    }
+    return 0;
+}
+
+/* Counts the body's UTF-16 units; returns 1 when the message is complete. */
+static int read_body(frame_decoder_t *d)
+{
+    const unsigned char *p = (const unsigned char *)d->in.data;
+    size_t end = d->in.len;
+    while (d->units < d->want_units && d->scan < end) {
+        if (p[d->scan] < 0x80) {
+            d->scan++;
+            d->units++;
+            continue;
+        }
+        int len = utf8_sequence(p + d->scan, end - d->scan);
+        if (len == 0)
+            break; /* a character split across reads: wait for the rest */
+        if (len < 0)
+            return broken(d, "invalid UTF-8 at byte %zu of a message", d->scan - d->body);
+        d->units += len == 4 ? 2 : 1;
+        d->scan += (size_t)len;
+    }
+    if (d->scan - d->body > d->max_bytes)
+        return broken(d, "message exceeds the limit of %zu bytes", d->max_bytes);
+    if (d->units > d->want_units)
+        return broken(d, "length prefix %llu ends inside a character (a UTF-16 surrogate pair)",
+                      (unsigned long long)d->want_units);
+    return d->units == d->want_units;
+}
+
+int frame_decoder_next(frame_decoder_t *d, span_t *message)
+{
+    if (d->state == ST_DIGITS && read_digits(d) < 0)
+        return FRAME_ERROR;
+    if (d->state == ST_BROKEN)
+        return FRAME_ERROR;
+    if (d->state != ST_BODY)
+        return FRAME_NEED_MORE;
+    int done = read_body(d);
+    if (done < 0)
+        return FRAME_ERROR;
+    if (!done)
+        return FRAME_NEED_MORE;
+    *message = span_of(d->in.data + d->body, d->scan - d->body);
+    d->start = d->scan;
+    d->want_units = d->units = 0;
+    d->state = ST_DIGITS;
+    if (d->start == d->in.len) { /* everything consumed: reuse from the front */
+        d->stream_offset += d->in.len;
+        d->start = d->scan = 0;
+        d->in.len = 0;
+    }
+    return FRAME_MESSAGE;
+}
+
+const char *frame_decoder_error(const frame_decoder_t *d)
+{
+    return d->error;
+}
+
+size_t frame_decoder_buffered(const frame_decoder_t *d)
+{
+    return d->in.len - d->start;
+}
+
+int frame_append_prefix(buf_t *out, uint64_t units)
+{
+    int rc = buf_append_u64(out, units);
+    return rc ? rc : buf_append(out, "#", 1);
+}
+
+int frame_encode(buf_t *out, span_t json)
+{
+    int rc = frame_append_prefix(out, utf8_utf16_units(json.p, json.n));
+    return rc ? rc : buf_append_span(out, json);
+}

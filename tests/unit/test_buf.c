@@ -1,0 +1,58 @@
+/* Unit tests of core/buf. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/buf.h"
+
+static void append_grows_and_keeps_bytes(void **state)
+{
+    (void)state;
+    buf_t b = BUF_INIT;
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(buf_append(&b, "0123456789", 10), 0);
+    assert_int_equal(b.len, 10000);
+    assert_true(b.cap >= b.len);
+    for (size_t i = 0; i < b.len; i++)
+        assert_int_equal(b.data[i], '0' + (int)(i % 10));
+    buf_free(&b);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+}
+
+static void consume_moves_the_rest_to_the_front(void **state)
+{
+    (void)state;
+    buf_t b = BUF_INIT;
+    buf_append_cstr(&b, "hello world");
+    buf_consume(&b, 6);
+    assert_int_equal(b.len, 5);
+    assert_memory_equal(b.data, "world", 5);
+    buf_consume(&b, 99);
+    assert_int_equal(b.len, 0);
+    buf_free(&b);
+}
+
+static void u64_and_spans(void **state)
+{
+    (void)state;
+    buf_t b = BUF_INIT;
+    buf_append_u64(&b, 18446744073709551615ull);
+    assert_true(span_eq(span_of(b.data, b.len), SPAN_LIT("18446744073709551615")));
+    assert_true(span_eq_cstr(SPAN_LIT("abc"), "abc"));
+    assert_false(span_eq_cstr(SPAN_LIT("abc"), "abd"));
+    assert_true(span_eq(span_of(NULL, 0), SPAN_LIT("")));
+    buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(append_grows_and_keeps_bytes),
+        cmocka_unit_test(consume_moves_the_rest_to_the_front),
+        cmocka_unit_test(u64_and_spans),
+    };
+    return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
+}
