@@ -1,0 +1,164 @@
+/*
+ * upstream: the client side of Nest's TCP transport for one worker: pools of
+ * connections per service, requests multiplexed on them by id, timeouts,
+ * reconnects. It knows nothing of HTTP; gateway/ and the CLI build on it.
+ *
+ * Threading: everything here belongs to one libuv loop thread. No locks, no
+ * blocking calls (names are resolved with uv_getaddrinfo). Several workers
+ * each have their own upstream_t; there is no global mutable state.
+ *
+ * Ownership tree (everything is owned by the node above it):
+ *
+ *   upstream_t                      one per worker
+ *    |- timers_t                    every deadline, one uv timer
+ *    |- idmap: id -> up_request_t   requests written and awaiting replies
+ *    |- uv_prepare_t                flushes coalesced writes and delivers
+ *    |                              completions once per loop iteration
+ *    '- up_service_t[]              options copied at creation
+ *        |- waiting list            requests with no connection yet
+ *        '- up_endpoint_t[]         host:port
+ *            '- up_conn_t[pool_size]
+ *                |- uv_tcp_t, resolver and connect requests
+ *                |- frame_decoder_t (input), output buffers
+ *                '- pending list    requests written on this connection
+ *
+ * A request (up_request_t) belongs to the upstream from up_send/up_emit until
+ * its on_done callback returns (then it is freed), or until up_cancel.
+ *
+ * Connection states (enum up_conn_state; /status and metrics use the names):
+ *
+ *   DISCONNECTED --start--> CONNECTING --connected--> CONNECTED
+ *        ^                      |                         |
+ *        '------ failure, timeout, close, protocol error -'
+ *
+ * CONNECTING covers name resolution and the TCP connect, bounded together by
+ * connect_timeout_ms. Leaving CONNECTED fails every request pending on the
+ * connection at once (closed, or bad_message for a protocol violation);
+ * nothing written is ever sent again. An eager pool reconnects by itself
+ * after 100 ms, doubling up to 5 s, plus up to 20% jitter; the delay resets
+ * once a connection has stayed up 1 s. A lazy pool opens its connections on
+ * the first request and from then on behaves the same.
+ */
+#ifndef PG_CORE_UPSTREAM_H
+#define PG_CORE_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/buf.h"
+
+/* How a request ended; the names are SPEC.md's metric outcome labels. */
+typedef enum up_outcome {
+    UP_OK,
+    UP_ERROR,        /* the service replied with `err` */
+    UP_TIMEOUT,
+    UP_UNAVAILABLE,  /* no connection could be had */
+    UP_CLOSED,       /* the connection closed before the last reply */
+    UP_BAD_MESSAGE,  /* the service broke the protocol */
+    UP_NO_HANDLER,
+    UP_OVERLOADED,
+    UP_CANCELLED,    /* the caller went away */
+    UP_OUTCOME_COUNT
+} up_outcome_t;
+
+const char *up_outcome_name(up_outcome_t outcome);
+
+typedef enum up_conn_state {
+    UP_CONN_DISCONNECTED,
+    UP_CONN_CONNECTING,
+    UP_CONN_CONNECTED,
+    UP_CONN_STATE_COUNT
+} up_conn_state_t;
+
+const char *up_conn_state_name(up_conn_state_t state);
+
+typedef enum up_connect_mode { UP_CONNECT_EAGER, UP_CONNECT_LAZY } up_connect_mode_t;
+
+/* A service's options. Strings are copied by up_service_add. */
+typedef struct up_service_opts {
+    const char *name;
+    const char *const *endpoints; /* "host:port" */
+    size_t n_endpoints;
+    unsigned pool_size;           /* connections per endpoint, >= 1 */
+    up_connect_mode_t connect;
+    uint32_t connect_timeout_ms;
+    uint32_t timeout_ms;          /* default per-request timeout */
+    uint32_t retry_attempts;
+    uint32_t retry_delay_ms;
+    size_t max_message_bytes;
+    int metadata;                 /* send packet metadata */
+} up_service_opts_t;
+
+/* Fills opts with SPEC.md's defaults (name and endpoints left empty). */
+void up_service_opts_defaults(up_service_opts_t *opts);
+
+typedef struct upstream upstream_t;
+typedef struct up_service up_service_t;
+typedef struct up_request up_request_t;
+
+/* Counters of a service, read by /status and /metrics. */
+typedef struct up_service_stats {
+    uint64_t outcomes[2][UP_OUTCOME_COUNT]; /* [0] send, [1] emit */
+    uint64_t late_replies;                  /* replies for unknown ids */
+    uint64_t connects_ok;
+    uint64_t connects_failed;
+    uint64_t bytes_out;
+    uint64_t bytes_in;
+    uint64_t inflight;                      /* requests not yet completed */
+} up_service_stats_t;
+
+/*
+ * Callbacks of one request; never called from inside up_send/up_emit.
+ * on_value: one reply value (send only), as the byte-exact JSON text the
+ *   service wrote; borrowed for the duration of the call.
+ * on_done: exactly once, unless the request was cancelled. For UP_ERROR and
+ *   UP_NO_HANDLER `err` is the service's `err` JSON text; otherwise empty.
+ *   `detail` is a human explanation for the failures (static or valid during
+ *   the call). The request is freed when on_done returns.
+ */
+typedef struct up_callbacks {
+    void (*on_value)(void *ctx, span_t value);
+    void (*on_done)(void *ctx, up_outcome_t outcome, span_t err, const char *detail);
+} up_callbacks_t;
+
+/* Creates the upstream of a loop. NULL when out of memory. */
+upstream_t *upstream_new(uv_loop_t *loop);
+
+/*
+ * Closes every connection, completes every request still in flight with
+ * UP_CANCELLED (callbacks run), and frees everything once libuv has closed the
+ * handles; the loop can then be closed clean.
+ */
+void upstream_close(upstream_t *up);
+
+/* Adds a service (eager ones start connecting at once). NULL with a reason
+ * in err (e.g. a bad "host:port") when it cannot. */
+up_service_t *up_service_add(upstream_t *up, const up_service_opts_t *opts, char *err, size_t errlen);
+up_service_t *up_service_find(upstream_t *up, const char *name);
+const up_service_opts_t *up_service_options(const up_service_t *svc);
+const up_service_stats_t *up_service_stats(const up_service_t *svc);
+/* Connections of the service in a given state. */
+size_t up_service_conns_in_state(const up_service_t *svc, up_conn_state_t state);
+
+/*
+ * Sends a request. pattern, data and metadata (n == 0: none) must be valid
+ * JSON texts; they are copied. timeout_ms 0 means the service's. Returns a
+ * handle valid until on_done returns or up_cancel is called; NULL only when
+ * out of memory.
+ */
+up_request_t *up_send(up_service_t *svc, span_t pattern, span_t data, span_t metadata,
+                      uint32_t timeout_ms, const up_callbacks_t *cb, void *ctx);
+
+/* Emits an event: on_done(UP_OK) once written to a connection. */
+up_request_t *up_emit(up_service_t *svc, span_t pattern, span_t data, span_t metadata,
+                      uint32_t timeout_ms, const up_callbacks_t *cb, void *ctx);
+
+/* The caller went away: no callback is called any more, later replies for
+ * the request are dropped (and counted as late), its resources are freed. */
+void up_cancel(up_request_t *req);
+
+/* Requests not yet completed, in the whole upstream. */
+size_t upstream_inflight(const upstream_t *up);
+
+#endif

@@ -1,0 +1,150 @@
+/*
+ * The structures behind upstream.h, shared by core/upstream.c (services and
+ * requests) and core/conn.c (connections). Nothing outside core/ includes
+ * this file.
+ */
+#ifndef PG_CORE_UPSTREAM_INTERNAL_H
+#define PG_CORE_UPSTREAM_INTERNAL_H
+
+#include "core/frame.h"
+#include "core/idmap.h"
+#include "core/list.h"
+#include "core/timers.h"
+#include "core/upstream.h"
+
+typedef struct up_endpoint up_endpoint_t;
+typedef struct up_conn up_conn_t;
+typedef struct up_sock up_sock_t;
+
+typedef enum req_phase {
+    REQ_WAITING,   /* in svc->waiting: no connection yet */
+    REQ_WRITTEN,   /* in conn->pending (sends) or conn->emits (events) */
+    REQ_FINISHING, /* in up->finished: outcome decided, callback not yet run */
+} req_phase_t;
+
+struct up_request {
+    list_node_t link;
+    timer_entry_t timer;
+    up_service_t *svc;
+    up_conn_t *conn;        /* while REQ_WRITTEN */
+    uint64_t id;
+    req_phase_t phase;
+    int is_event;
+    int cancelled;          /* cancelled from inside its own callback */
+    uint64_t wait_until;    /* loop ms: end of the wait for a connection */
+    uint64_t write_end;     /* events: the connection's byte count that
+                               completes this event once written */
+    buf_t frame;            /* the encoded packet while REQ_WAITING */
+    up_outcome_t outcome;   /* while REQ_FINISHING */
+    const char *detail;
+    up_callbacks_t cb;
+    void *ctx;
+};
+
+/*
+ * One connection attempt's socket and buffers. A connection gets a new sock
+ * per attempt and lets go of the old one (sock->conn = NULL) when it goes
+ * down, so libuv's asynchronous close never blocks a reconnect; the sock
+ * frees itself once every libuv callback on it has run.
+ */
+struct up_sock {
+    up_conn_t *conn;        /* NULL once orphaned */
+    upstream_t *up;
+    uv_getaddrinfo_t resolver;
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    uv_write_t write_req;
+    int resolving;          /* the resolver callback has yet to run */
+    int tcp_open;           /* tcp was initialized and not yet closed */
+    int writing;            /* write_req is in flight */
+    frame_decoder_t in;
+    buf_t out;              /* packets queued during this loop iteration */
+    buf_t inflight_out;     /* bytes handed to uv_write */
+    uint64_t bytes_queued;  /* total appended to out */
+    uint64_t bytes_written; /* total the kernel took */
+    list_node_t flush_link; /* in up->flush while out has bytes to write */
+};
+
+struct up_conn {
+    up_conn_state_t state;
+    up_endpoint_t *endpoint;
+    up_sock_t *sock;             /* non-NULL while CONNECTING or CONNECTED */
+    list_node_t pending;         /* sends written, awaiting replies */
+    list_node_t emits;           /* events queued, awaiting the write */
+    timer_entry_t connect_timer;
+    timer_entry_t reconnect_timer;
+    unsigned failures;           /* consecutive, for the backoff */
+    uint64_t connected_at;       /* loop ms */
+    /* for /status */
+    uint64_t inflight;
+    uint64_t requests;
+    uint64_t errors;
+    uint64_t reconnects;
+    uint64_t connected_since_wall; /* ms since the epoch; 0: not connected */
+    uint64_t last_error_at_wall;
+    char last_error[160];
+};
+
+struct up_endpoint {
+    up_service_t *svc;
+    char *address;          /* "host:port" as configured */
+    char *host;             /* without brackets */
+    char port[8];
+    up_conn_t *conns;       /* [svc->opts.pool_size] */
+};
+
+struct up_service {
+    upstream_t *up;
+    up_service_opts_t opts; /* strings owned (copied) */
+    up_endpoint_t *endpoints;
+    int active;             /* eager, or lazy after its first request */
+    list_node_t waiting;    /* requests with no connection yet */
+    timer_entry_t retry_timer;
+    unsigned next_pick;     /* rotates the start of the least-inflight scan */
+    up_service_stats_t stats;
+};
+
+struct upstream {
+    uv_loop_t *loop;
+    timers_t timers;
+    uv_prepare_t prepare;
+    idmap_t requests;       /* sends written, by id */
+    uint64_t next_id;
+    uint64_t rng;           /* xorshift state, for backoff jitter */
+    list_node_t flush;      /* socks with bytes to write */
+    list_node_t finished;   /* requests whose callback is due */
+    up_service_t **services;
+    size_t n_services;
+    size_t inflight;
+    up_request_t *in_callback; /* the request whose callback is running */
+    size_t open_handles;    /* own handles and socks not yet closed */
+    int closing;
+};
+
+/* conn.c */
+void conn_init(up_conn_t *conn, up_endpoint_t *endpoint);
+/* DISCONNECTED -> CONNECTING. 0, or -ENOMEM. */
+int conn_start(up_conn_t *conn);
+/* Leaves CONNECTING or CONNECTED: fails what was written on it with
+ * `outcome`, lets go of the socket, and (unless the upstream is closing)
+ * arms the reconnect backoff of an active pool. */
+void conn_down(up_conn_t *conn, up_outcome_t outcome, const char *detail);
+/* Appends a request's packet and queues the flush. 0, or -ENOMEM. */
+int conn_write_request(up_conn_t *conn, up_request_t *req, span_t pattern, span_t data, span_t metadata);
+/* Writes what every sock queued during this loop iteration. */
+void conn_flush_all(upstream_t *up);
+void conn_set_error(up_conn_t *conn, const char *detail);
+
+/* upstream.c, called by conn.c */
+void svc_conn_up(up_service_t *svc);
+void svc_conn_failed(up_service_t *svc, const char *detail);
+void svc_reply(up_conn_t *conn, span_t message);
+/* Decides a request's outcome and runs its callback now. */
+void req_finish(up_request_t *req, up_outcome_t outcome, span_t err, const char *detail);
+uint64_t up_wall_ms(void);
+/* Makes the next loop iteration deliver finished requests and flush writes. */
+void upstream_schedule(upstream_t *up);
+/* A handle or sock of the upstream finished closing. */
+void upstream_handle_closed(upstream_t *up);
+
+#endif

@@ -1,0 +1,519 @@
+/* Tests of the upstream client's connection and pool state machines against
+ * a scripted in-process upstream (real sockets, a thread per connection):
+ * multiplexing, split frames, garbage, unknown ids, oversized replies,
+ * silence, closes, cancels, lazy and eager pools, spreading. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json_scan.h"
+#include "support/net.h"
+#include "support/uvtest.h"
+
+/* ---- scripts (run on the upstream's threads: no cmocka asserts) --------- */
+
+typedef struct script_cfg {
+    int reply_mode;          /* see the REPLY_* values */
+    int delay_ms;
+    atomic_int requests;     /* frames read */
+    atomic_int events;       /* frames without an id */
+    char last_frame[512];
+} script_cfg_t;
+
+enum { REPLY_ECHO, REPLY_SPLIT, REPLY_GARBAGE, REPLY_UNKNOWN_FIRST, REPLY_OVERSIZED,
+       REPLY_LATE, REPLY_CLOSE, REPLY_REVERSE, REPLY_CLOSE_FIRST_CONN };
+
+/* Copies the "id" string token of a request into id (with quotes). */
+static int request_id(const char *json, char *id, size_t cap)
+{
+    span_t v;
+    if (!jscan_member(span_cstr(json), "id", &v) || v.n + 1 > cap)
+        return 0;
+    memcpy(id, v.p, v.n);
+    id[v.n] = 0;
+    return 1;
+}
+
+static void reply_echo(struct testnet_peer *peer, const char *json, const char *id)
+{
+    span_t data;
+    if (!jscan_member(span_cstr(json), "data", &data))
+        data = SPAN_LIT("null");
+    char *out = malloc(data.n + 128);
+    sprintf(out, "{\"id\":%s,\"response\":%.*s,\"isDisposed\":true}", id, (int)data.n, data.p);
+    testnet_peer_send_frame(peer, out);
+    free(out);
+}
+
+static void write_bytewise(struct testnet_peer *peer, const char *text)
+{
+    for (size_t i = 0; text[i]; i++)
+        testnet_peer_write(peer, text + i, 1);
+}
+
+static void script(struct testnet_peer *peer, void *arg)
+{
+    script_cfg_t *cfg = arg;
+    if (cfg->reply_mode == REPLY_CLOSE_FIRST_CONN && peer->index == 0) {
+        testnet_peer_close(peer, false);
+        return;
+    }
+    char *held[64];
+    int nheld = 0;
+    for (;;) {
+        char *json = NULL, id[64];
+        if (testnet_read_frame(&peer->reader, &json, -1) < 0)
+            break;
+        snprintf(cfg->last_frame, sizeof cfg->last_frame, "%s", json);
+        if (!request_id(json, id, sizeof id)) {
+            atomic_fetch_add(&cfg->events, 1);
+            free(json);
+            continue;
+        }
+        atomic_fetch_add(&cfg->requests, 1);
+        switch (cfg->reply_mode) {
+        case REPLY_SPLIT: {
+            char *frame_json = malloc(strlen(json) + 256);
+            sprintf(frame_json, "{\"id\":%s,\"response\":\"héllo 한국 😀\",\"isDisposed\":true}", id);
+            char *frame = testnet_frame(frame_json);
+            write_bytewise(peer, frame);
+            free(frame);
+            free(frame_json);
+            break;
+        }
+        case REPLY_GARBAGE:
+            testnet_peer_write(peer, "12x#{}", 6);
+            break;
+        case REPLY_UNKNOWN_FIRST:
+            testnet_peer_send_frame(peer, "{\"id\":\"999999\",\"response\":0,\"isDisposed\":true}");
+            reply_echo(peer, json, id);
+            break;
+        case REPLY_OVERSIZED: {
+            char big[3000];
+            memset(big, 'x', sizeof big);
+            sprintf(big + 2000, "\"}");
+            char *frame_json = malloc(4000);
+            sprintf(frame_json, "{\"id\":%s,\"response\":\"%.2000s\"}", id, big);
+            testnet_peer_send_frame(peer, frame_json);
+            free(frame_json);
+            break;
+        }
+        case REPLY_LATE:
+            testnet_peer_sleep(peer, cfg->delay_ms);
+            reply_echo(peer, json, id);
+            break;
+        case REPLY_CLOSE:
+            free(json);
+            testnet_peer_close(peer, false);
+            goto out;
+        case REPLY_REVERSE:
+            held[nheld++] = json;
+            json = NULL;
+            if (nheld == cfg->delay_ms) { /* delay_ms doubles as the batch size here */
+                for (int i = nheld - 1; i >= 0; i--) {
+                    request_id(held[i], id, sizeof id);
+                    reply_echo(peer, held[i], id);
+                    free(held[i]);
+                }
+                nheld = 0;
+            }
+            break;
+        default:
+            reply_echo(peer, json, id);
+        }
+        free(json);
+    }
+out:
+    for (int i = 0; i < nheld; i++)
+        free(held[i]);
+}
+
+/* ---- fixture ------------------------------------------------------------ */
+
+typedef struct fixture {
+    uv_loop_t loop;
+    upstream_t *up;
+    struct testnet_upstream *server;
+    script_cfg_t cfg;
+    char address[32];
+} fixture_t;
+
+static fixture_t *start(int reply_mode)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    f->cfg.reply_mode = reply_mode;
+    assert_int_equal(testnet_upstream_start(script, &f->cfg, &f->server), 0);
+    snprintf(f->address, sizeof f->address, "127.0.0.1:%d", testnet_upstream_port(f->server));
+    uv_loop_init(&f->loop);
+    f->up = upstream_new(&f->loop);
+    assert_non_null(f->up);
+    return f;
+}
+
+static up_service_t *service(fixture_t *f, up_connect_mode_t mode)
+{
+    const char *eps[] = { f->address };
+    return uvtest_service(f->up, "svc", eps, 1, 1, mode);
+}
+
+static void finish(fixture_t *f)
+{
+    assert_int_equal(uvtest_close(&f->loop, f->up), 0); /* the loop closes clean */
+    testnet_upstream_stop(f->server);
+    free(f);
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void round_trip_byte_exact(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_ECHO);
+    up_service_t *svc = service(f, UP_CONNECT_EAGER);
+    uvtest_call_t c;
+    const char *data = "{\"s\":\"héllo 한국 😀\",\"big\":12345678901234567890123,\"z\":\"\\u0000\\ud800\",\"r\":0.1}";
+    uvtest_send_wait(&f->loop, svc, &c, "{\"cmd\":\"echo\"}", data, 5000);
+    assert_int_equal(c.outcome, UP_OK);
+    assert_int_equal(c.nvalues, 1);
+    assert_int_equal(c.values.len, strlen(data) + 1);
+    assert_memory_equal(c.values.data, data, strlen(data));
+    /* the packet carried the pattern and data exactly as given */
+    assert_non_null(strstr(f->cfg.last_frame, "\"pattern\":{\"cmd\":\"echo\"},\"data\":{\"s\":\"héllo"));
+    uvtest_call_free(&c);
+    finish(f);
+}
+
+static void split_reply_is_reassembled(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_SPLIT);
+    up_service_t *svc = service(f, UP_CONNECT_EAGER);
+    uvtest_call_t c;
+    uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "1", 5000);
+    assert_int_equal(c.outcome, UP_OK);
+    assert_string_equal(c.values.data, "\"héllo 한국 😀\"\n");
+    uvtest_call_free(&c);
+    finish(f);
+}
+
+static void garbage_fails_pending_and_drops_connection(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_GARBAGE);
+    up_service_t *svc = service(f, UP_CONNECT_EAGER);
+    uvtest_call_t c;
+    uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "1", 5000);
+    assert_int_equal(c.outcome, UP_BAD_MESSAGE);
+    assert_non_null(strstr(c.detail, "bad length prefix"));
+    assert_int_equal(up_service_conns_in_state(svc, UP_CONN_CONNECTED), 0);
+    uvtest_call_free(&c);
+    finish(f);
+}
+
+static void unknown_id_is_dropped_and_counted(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_UNKNOWN_FIRST);
+    up_service_t *svc = service(f, UP_CONNECT_EAGER);
+    uvtest_call_t c;
+    uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "[7]", 5000);
+    assert_int_equal(c.outcome, UP_OK);
+    assert_string_equal(c.values.data, "[7]\n");
+    assert_int_equal(up_service_stats(svc)->late_replies, 1);
+    uvtest_call_free(&c);
+    finish(f);
+}
+
+static void oversized_reply_is_bad_message(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_OVERSIZED);
+    const char *eps[] = { f->address };
+    up_service_opts_t o;
+    up_service_opts_defaults(&o);
+    o.name = "svc";
+    o.endpoints = eps;
+    o.n_endpoints = 1;
+    o.max_message_bytes = 1000;
+    char err[128];
+    up_service_t *svc = up_service_add(f->up, &o, err, sizeof err);
+    uvtest_call_t c;
+    uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "1", 5000);
+    assert_int_equal(c.outcome, UP_BAD_MESSAGE);
+    assert_non_null(strstr(c.detail, "exceeds the limit of 1000 bytes"));
+    uvtest_call_free(&c);
+    finish(f);
+}
+
+static int one_late_reply(void *svc)
+{
+    return up_service_stats(svc)->late_replies == 1;
+}
+
+static void silence_times_out_and_late_reply_is_counted(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_LATE);
+    f->cfg.delay_ms = 700;
+    up_service_t *svc = service(f, UP_CONNECT_EAGER);
+    uvtest_call_t c;
+    uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "1", 200);
+    assert_int_equal(c.outcome, UP_TIMEOUT);
+    assert_int_equal(c.nvalues, 0);
+    assert_true(uvtest_run_until(&f->loop, one_late_reply, svc, 10000));
+    /* the connection stays up: a timeout is not the connection's fault */
+    assert_int_equal(up_service_conns_in_state(svc, UP_CONN_CONNECTED), 1);
+    uvtest_call_free(&c);
+    finish(f);
+}
+
+static int all_done(void *arg)
+{
+    uvtest_call_t *calls = arg;
+    for (int i = 0; i < 3; i++)
+        if (!calls[i].done)
+            return 0;
+    return 1;
+}
+
+static void close_fails_every_pending_request_at_once(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_CLOSE);
+    up_service_t *svc = service(f, UP_CONNECT_EAGER);
+    uvtest_call_t c[3];
+    uint64_t t0 = uv_hrtime() / 1000000;
+    for (int i = 0; i < 3; i++)
+        uvtest_send(svc, &c[i], "\"x\"", "1", 30000);
+    assert_true(uvtest_run_until(&f->loop, all_done, c, 20000));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(c[i].outcome, UP_CLOSED);
+        assert_true(c[i].done_at - t0 < 15000); /* not at their 30 s timeout */
+        uvtest_call_free(&c[i]);
+    }
+    finish(f);
+}
+
+typedef struct many { uvtest_call_t *calls; int n; } many_t;
+static int many_done(void *arg)
+{
+    many_t *m = arg;
+    for (int i = 0; i < m->n; i++)
+        if (!m->calls[i].done)
+            return 0;
+    return 1;
+}
+
+static void replies_out_of_order_reach_their_requests(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    fixture_t *f = start(REPLY_REVERSE);
+    /* the script answers each batch of N + 1 in reverse order */
+    f->cfg.delay_ms = N + 1;
+    up_service_t *svc = service(f, UP_CONNECT_EAGER);
+    uvtest_call_t c0;
+    /* all sent before the connection is up: they go out together */
+    uvtest_send(svc, &c0, "\"warmup\"", "0", 5000);
+    uvtest_call_t calls[N];
+    for (int i = 0; i < N; i++) {
+        char data[32];
+        snprintf(data, sizeof data, "{\"n\":%d}", i);
+        uvtest_send(svc, &calls[i], "\"x\"", data, 10000);
+    }
+    many_t m = { calls, N };
+    assert_true(uvtest_run_until(&f->loop, many_done, &m, 20000));
+    for (int i = 0; i < N; i++) {
+        char expected[32];
+        snprintf(expected, sizeof expected, "{\"n\":%d}\n", i);
+        assert_int_equal(calls[i].outcome, UP_OK);
+        assert_string_equal(calls[i].values.data, expected);
+        uvtest_call_free(&calls[i]);
+    }
+    uvtest_call_free(&c0);
+    finish(f);
+}
+
+static void emit_completes_once_written_and_has_no_id(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_ECHO);
+    up_service_t *svc = service(f, UP_CONNECT_EAGER);
+    uvtest_call_t e;
+    uvtest_emit(svc, &e, "\"user_created\"", "{\"n\":\"한\"}");
+    assert_true(uvtest_run_until(&f->loop, uvtest_is_done, &e, 5000));
+    assert_int_equal(e.outcome, UP_OK);
+    /* a request after it proves the event reached the script first */
+    uvtest_call_t c;
+    uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "1", 5000);
+    assert_int_equal(atomic_load(&f->cfg.events), 1);
+    assert_int_equal(up_service_stats(svc)->outcomes[1][UP_OK], 1);
+    uvtest_call_free(&e);
+    uvtest_call_free(&c);
+    finish(f);
+}
+
+static int is_connected(void *svc)
+{
+    return up_service_conns_in_state(svc, UP_CONN_CONNECTED) == 1;
+}
+
+static up_service_t *the_service(fixture_t *f)
+{
+    return up_service_find(f->up, "svc");
+}
+
+/* The first connection was closed by the script and a second one is up. */
+static int reconnected(void *arg)
+{
+    fixture_t *f = arg;
+    return testnet_upstream_accepted(f->server) >= 2 && is_connected(the_service(f));
+}
+
+static void cancelled_request_gets_no_callback(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_LATE);
+    f->cfg.delay_ms = 300;
+    up_service_t *svc = service(f, UP_CONNECT_EAGER);
+    assert_true(uvtest_run_until(&f->loop, is_connected, svc, 10000));
+    uvtest_call_t c;
+    uvtest_send(svc, &c, "\"x\"", "1", 10000); /* written: its reply will come */
+    up_cancel(c.req);
+    assert_true(uvtest_run_until(&f->loop, one_late_reply, svc, 10000));
+    assert_false(c.done);
+    assert_int_equal(up_service_stats(svc)->outcomes[0][UP_CANCELLED], 1);
+    assert_int_equal(upstream_inflight(f->up), 0);
+    uvtest_call_free(&c);
+    finish(f);
+}
+
+static void lazy_pool_connects_on_first_use(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_ECHO);
+    up_service_t *svc = service(f, UP_CONNECT_LAZY);
+    assert_int_equal(up_service_conns_in_state(svc, UP_CONN_DISCONNECTED), 1);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(testnet_upstream_accepted(f->server), 0);
+    uvtest_call_t c;
+    uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "\"first\"", 5000);
+    assert_int_equal(c.outcome, UP_OK); /* waited for the attempt it started */
+    assert_int_equal(testnet_upstream_accepted(f->server), 1);
+    uvtest_call_free(&c);
+    finish(f);
+}
+
+static void eager_pool_reconnects_by_itself(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_CLOSE_FIRST_CONN);
+    up_service_t *svc = service(f, UP_CONNECT_EAGER);
+    assert_true(uvtest_run_until(&f->loop, reconnected, f, 20000));
+    uvtest_call_t c;
+    uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "2", 5000);
+    assert_int_equal(c.outcome, UP_OK);
+    assert_int_equal(up_service_stats(svc)->connects_ok, 2);
+    uvtest_call_free(&c);
+    finish(f);
+}
+
+static void refused_fails_at_once_without_retries(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    upstream_t *up = upstream_new(&loop);
+    char address[32];
+    snprintf(address, sizeof address, "127.0.0.1:%d", testnet_free_port());
+    const char *eps[] = { address };
+    up_service_t *svc = uvtest_service(up, "down", eps, 1, 1, UP_CONNECT_LAZY);
+    uvtest_call_t c;
+    uvtest_send(svc, &c, "\"x\"", "1", 30000);
+    assert_false(c.done); /* never from inside up_send */
+    assert_true(uvtest_run_until(&loop, uvtest_is_done, &c, 10000));
+    assert_int_equal(c.outcome, UP_UNAVAILABLE);
+    assert_non_null(strstr(c.detail, "connection refused"));
+    uvtest_call_free(&c);
+    assert_int_equal(uvtest_close(&loop, up), 0);
+}
+
+static void bad_endpoint_is_rejected(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    upstream_t *up = upstream_new(&loop);
+    static const char *bad[] = { "nohost", "host:", ":80", "h:0", "h:65536", "h:12x", "[::1:80" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        up_service_opts_t o;
+        up_service_opts_defaults(&o);
+        o.name = "x";
+        o.endpoints = &bad[i];
+        o.n_endpoints = 1;
+        char err[128];
+        assert_null(up_service_add(up, &o, err, sizeof err));
+        assert_non_null(strstr(err, "expected \"host:port\""));
+    }
+    assert_int_equal(uvtest_close(&loop, up), 0);
+}
+
+static void requests_spread_over_endpoints(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_ECHO);
+    script_cfg_t bcfg = { .reply_mode = REPLY_ECHO };
+    struct testnet_upstream *b;
+    assert_int_equal(testnet_upstream_start(script, &bcfg, &b), 0);
+    char baddr[32];
+    snprintf(baddr, sizeof baddr, "127.0.0.1:%d", testnet_upstream_port(b));
+    const char *eps[] = { f->address, baddr };
+    up_service_t *svc = uvtest_service(f->up, "two", eps, 2, 1, UP_CONNECT_EAGER);
+    for (int i = 0; i < 20; i++) {
+        uvtest_call_t c;
+        uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "1", 5000);
+        assert_int_equal(c.outcome, UP_OK);
+        uvtest_call_free(&c);
+    }
+    assert_true(atomic_load(&f->cfg.requests) >= 5);
+    assert_true(atomic_load(&bcfg.requests) >= 5);
+    /* one endpoint dies: the other keeps serving */
+    testnet_upstream_stop(b);
+    for (int i = 0; i < 10; i++) {
+        uvtest_call_t c;
+        uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "1", 5000);
+        if (i >= 2) /* requests already on the dying connection may fail closed */
+            assert_int_equal(c.outcome, UP_OK);
+        uvtest_call_free(&c);
+    }
+    finish(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(round_trip_byte_exact),
+        cmocka_unit_test(split_reply_is_reassembled),
+        cmocka_unit_test(garbage_fails_pending_and_drops_connection),
+        cmocka_unit_test(unknown_id_is_dropped_and_counted),
+        cmocka_unit_test(oversized_reply_is_bad_message),
+        cmocka_unit_test(silence_times_out_and_late_reply_is_counted),
+        cmocka_unit_test(close_fails_every_pending_request_at_once),
+        cmocka_unit_test(replies_out_of_order_reach_their_requests),
+        cmocka_unit_test(emit_completes_once_written_and_has_no_id),
+        cmocka_unit_test(cancelled_request_gets_no_callback),
+        cmocka_unit_test(lazy_pool_connects_on_first_use),
+        cmocka_unit_test(eager_pool_reconnects_by_itself),
+        cmocka_unit_test(refused_fails_at_once_without_retries),
+        cmocka_unit_test(bad_endpoint_is_rejected),
+        cmocka_unit_test(requests_spread_over_endpoints),
+    };
+    return cmocka_run_group_tests_name("upstream", tests, NULL, NULL);
+}
