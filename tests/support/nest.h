@@ -1,0 +1,98 @@
+/* nest: real NestJS TCP services for integration tests.
+ *
+ * Runs `node tests/nest/<version>/main.mjs` (the shared service in
+ * tests/nest/service.mjs, on that version's own Nest packages) as a child
+ * process through proc.h, and waits for its `READY <port>` line.
+ *
+ * The service's patterns (see tests/nest/service.mjs): {cmd:'sum'},
+ * {cmd:'echo'}, 'echo', {cmd:'delay'}, {cmd:'stream'}, {cmd:'stream_fail'},
+ * {cmd:'rpc_object'}, {cmd:'rpc_string'}, {cmd:'throw'}, {cmd:'nothing'},
+ * {cmd:'metadata'}, {cmd:'recorded'}, {cmd:'recorded_clear'}, {cmd:'pid'},
+ * and the events 'record' and {cmd:'record'}.
+ *
+ * Ownership: a struct nest_service is owned by the test (usually on its
+ * stack or in a fixture); it owns the running child (svc->proc) between a
+ * successful nest_start() and nest_stop()/nest_kill(). Option strings are
+ * copied into it. A service a failing test leaves behind is killed at exit
+ * by proc.h's registry.
+ *
+ * Node: `node` from PATH, or the program named by the environment variable
+ * PG_NODE. The npm packages must have been installed by scripts/setup:
+ * nest_require() (and nest_start()) fail the test, never skip it, when a
+ * version's node_modules is missing.
+ *
+ * Errors: 0 or a negative errno; every failure also prints to stderr why,
+ * with the service's own stderr.
+ */
+#ifndef PG_TESTS_SUPPORT_NEST_H
+#define PG_TESTS_SUPPORT_NEST_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#include "support/proc.h"
+
+/* How long nest_start() waits for READY: CI machines are slow and loaded. */
+#define NEST_START_TIMEOUT_MS 60000
+/* How long nest_stop() waits after SIGTERM before it SIGKILLs. */
+#define NEST_STOP_GRACE_MS 10000
+
+struct nest_options {
+  int port;             /* 0: a free port of 127.0.0.1 chosen by nest_start */
+  const char *tls_key;  /* PEM files; NULL for plain TCP. key and cert go */
+  const char *tls_cert; /* together */
+  const char *tls_ca;   /* CA for client certificates (mTLS), or NULL */
+  bool request_cert;    /* require a client certificate; needs tls_ca */
+  bool quiet;           /* no Nest logs on the service's stderr */
+};
+
+struct nest_service {
+  char version[16];     /* "v12", "v10" */
+  int port;             /* the port it listens on (127.0.0.1) */
+  struct proc *proc;    /* the running node process; NULL when stopped */
+  struct {              /* copy of the options, for restarts */
+    bool tls;
+    char tls_key[PATH_MAX];
+    char tls_cert[PATH_MAX];
+    char tls_ca[PATH_MAX];
+    bool request_cert;
+    bool quiet;
+  } opts;
+};
+
+/* Fails the running cmocka test (or exits the process outside a test)
+ * with a message telling to run scripts/setup when the npm packages of
+ * `version` are not installed. */
+void nest_require(const char *version);
+
+/* Starts the service of `version` ("v12" or "v10") with opts (NULL for
+ * defaults) and waits up to NEST_START_TIMEOUT_MS for it to listen. With
+ * port 0 it picks a free port, and picks another if that one was taken
+ * meanwhile. On success fills *svc and returns 0; on failure prints the
+ * cause and the service's stderr, leaves svc->proc NULL and returns a
+ * negative errno (-ENOENT for missing npm packages, -ETIMEDOUT,
+ * -ECHILD if the service exited, -EPROTO if it printed something else
+ * than READY). */
+int nest_start(const char *version, const struct nest_options *opts,
+               struct nest_service *svc);
+
+/* Stops the service: SIGTERM, up to NEST_STOP_GRACE_MS for it to close and
+ * exit, then SIGKILL. Returns its exit status (0 for a clean stop; see
+ * PROC_SIGNALED) and frees svc->proc. svc keeps version, port and options.
+ * A stopped service (svc->proc NULL) returns 0. */
+int nest_stop(struct nest_service *svc);
+
+/* SIGKILLs the service at once ("service died mid-request") and reaps it.
+ * Returns its exit status and frees svc->proc, like nest_stop(). */
+int nest_kill(struct nest_service *svc);
+
+/* Stops the service if it runs and starts it again with the same version,
+ * options and port (retrying for a while if the port is still busy).
+ * 0 or a negative errno, as nest_start(). */
+int nest_restart_same_port(struct nest_service *svc);
+
+/* The service's stderr so far (heap string, caller frees; see
+ * proc_stderr_text). "" when stopped. */
+char *nest_stderr(struct nest_service *svc);
+
+#endif

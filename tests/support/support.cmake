@@ -1,0 +1,9 @@
+# Test-support library for the integration tests (target defined in
+# tests/CMakeLists.txt): child processes, NestJS services, sockets.
+target_sources(pg_testsupport PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/proc.c
+  ${CMAKE_CURRENT_LIST_DIR}/nest.c
+  ${CMAKE_CURRENT_LIST_DIR}/net.c
+  ${CMAKE_CURRENT_LIST_DIR}/uvtest.c)
+find_package(Threads REQUIRED)
+target_link_libraries(pg_testsupport PUBLIC Threads::Threads)
