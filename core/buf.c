@@ -58,3 +58,13 @@ void buf_free(buf_t *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+char *buf_take_cstr(buf_t *b)
+{
+    if (buf_append(b, "", 1) != 0)
+        return NULL;
+    char *s = b->data;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return s;
+}

@@ -49,5 +49,10 @@ void buf_consume(buf_t *b, size_t n);
 static inline void buf_clear(buf_t *b) { b->len = 0; }
 /* Releases the memory; the buffer is then empty and reusable. */
 void buf_free(buf_t *b);
+/* Appends a NUL and hands the bytes to the caller as a C string (an empty
+ * string when len is 0), to be released with free(); the buffer is then empty
+ * and owns nothing. Returns NULL when out of memory, with the buffer unchanged
+ * (still to be freed by its owner). */
+char *buf_take_cstr(buf_t *b);
 
 #endif

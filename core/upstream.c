@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/hostport.h"
 #include "core/message.h"
 #include "core/upstream_internal.h"
 
@@ -409,24 +410,17 @@ upstream_t *upstream_new(uv_loop_t *loop)
     return up;
 }
 
-/* Splits "host:port" or "[v6]:port". */
 static int parse_endpoint(const char *address, up_endpoint_t *ep, char *err, size_t errlen)
 {
-    const char *colon = strrchr(address, ':');
-    const char *host = address, *host_end = colon;
-    if (colon && address[0] == '[') {
-        host = address + 1;
-        host_end = colon > address && colon[-1] == ']' ? colon - 1 : NULL;
-    }
-    char *end = NULL;
-    long port = colon ? strtol(colon + 1, &end, 10) : 0;
-    if (!colon || !host_end || host_end == host || !end || *end || colon[1] == 0 || port < 1 || port > 65535) {
-        snprintf(err, errlen, "endpoint %s: expected \"host:port\"", address);
+    hostport hp;
+    const char *why = hostport_parse(address, 0, &hp);
+    if (why) {
+        snprintf(err, errlen, "endpoint %s: expected \"host:port\" (%s)", address, why);
         return -1;
     }
-    ep->host = strndup(host, (size_t)(host_end - host));
+    ep->host = strdup(hp.host);
     ep->address = strdup(address);
-    snprintf(ep->port, sizeof ep->port, "%ld", port);
+    snprintf(ep->port, sizeof ep->port, "%u", (unsigned)hp.port);
     return ep->host && ep->address ? 0 : -1;
 }
 

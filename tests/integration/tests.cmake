@@ -2,3 +2,4 @@
 pg_integration_test(nest_smoke)
 pg_integration_test(codec_nest)
 pg_integration_test(upstream_nest)
+pg_integration_test(cli_call)

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <cmocka.h>
 
 #include "core/buf.h"
@@ -47,12 +48,37 @@ static void u64_and_spans(void **state)
     buf_free(&b);
 }
 
+static void take_cstr_hands_over_a_string(void **state)
+{
+    (void)state;
+    buf_t b = BUF_INIT;
+    char *empty = buf_take_cstr(&b);
+    assert_non_null(empty);
+    assert_string_equal(empty, "");
+    free(empty);
+    buf_append(&b, "ab\0cd", 5);
+    buf_append_cstr(&b, "ef");
+    char *s = buf_take_cstr(&b);
+    assert_non_null(s);
+    assert_memory_equal(s, "ab\0cdef", 8);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.cap, 0);
+    free(s);
+    buf_append_cstr(&b, "again");
+    s = buf_take_cstr(&b);
+    assert_string_equal(s, "again");
+    free(s);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(append_grows_and_keeps_bytes),
         cmocka_unit_test(consume_moves_the_rest_to_the_front),
         cmocka_unit_test(u64_and_spans),
+        cmocka_unit_test(take_cstr_hands_over_a_string),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }

@@ -330,6 +330,8 @@ static void replies_out_of_order_reach_their_requests(void **state)
     }
     many_t m = { calls, N };
     assert_true(uvtest_run_until(&f->loop, many_done, &m, 20000));
+    assert_true(uvtest_run_until(&f->loop, uvtest_is_done, &c0, 20000));
+    assert_int_equal(c0.outcome, UP_OK);
     for (int i = 0; i < N; i++) {
         char expected[32];
         snprintf(expected, sizeof expected, "{\"n\":%d}\n", i);

@@ -1,0 +1,657 @@
+#include "config/config.h"
+
+#include "config/config_reader.h"
+#include "core/buf.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+static const char default_config_json[] =
+    "{\"listen\": \"127.0.0.1:8080\", \"generic_api\": true,"
+    " \"services\": {\"default\": {\"endpoints\": [\"127.0.0.1:3000\"]}}}";
+
+/* ---- names of enumerated values ------------------------------------------ */
+
+const char *const cfg_method_names[6] = {"GET", "POST", "PUT", "PATCH", "DELETE", "*"};
+const char *const cfg_route_kind_names[2] = {"send", "emit"};
+const char *const cfg_reply_names[4] = {"auto", "array", "ndjson", "sse"};
+const char *const cfg_log_level_names[4] = {"debug", "info", "warn", "error"};
+const char *const cfg_connect_names[2] = {"eager", "lazy"};
+
+const char *config_method_name(config_method method)
+{
+    return cfg_method_names[method];
+}
+
+const char *config_route_kind_name(config_route_kind kind)
+{
+    return cfg_route_kind_names[kind];
+}
+
+const char *config_reply_mode_name(config_reply_mode reply)
+{
+    return cfg_reply_names[reply];
+}
+
+const char *config_log_level_name(config_log_level level)
+{
+    return cfg_log_level_names[level];
+}
+
+const char *config_connect_mode_name(config_connect_mode connect)
+{
+    return cfg_connect_names[connect];
+}
+
+/* ---- the schema: keys and integer rules ---------------------------------- */
+
+static const char *const top_keys[] = {
+    "listen", "admin_listen", "workers", "shutdown_grace_ms", "generic_api", "auth",
+    "log", "limits", "services", "routes", NULL,
+};
+static const char *const auth_keys[] = {"bearer_tokens", NULL};
+static const char *const log_keys[] = {"level", "access", NULL};
+static const char *const limits_keys[] = {
+    "max_body_bytes", "max_connections", "max_inflight", "idle_timeout_ms", NULL,
+};
+static const char *const service_keys[] = {
+    "endpoints", "pool_size", "connect", "connect_timeout_ms", "timeout_ms",
+    "retry_attempts", "retry_delay_ms", "max_message_bytes", "metadata", "tls", NULL,
+};
+static const char *const tls_keys[] = {"ca", "cert", "key", "servername", "verify", NULL};
+static const cfg_int_rule pool_size_rule = {1, CONFIG_POOL_SIZE_MAX,
+                                            "an integer from 1 to 1024", false};
+static const cfg_int_rule workers_rule = {1, CONFIG_WORKERS_MAX,
+                                          "a positive integer or \"auto\"", true};
+
+/* ---- defaults ------------------------------------------------------------ */
+
+static void set_defaults(config *cfg)
+{
+    hostport_parse("127.0.0.1:8080", 0, &cfg->listen);
+    cfg->workers = 1;
+    cfg->shutdown_grace_ms = 10000;
+    cfg->log_level = CONFIG_LOG_INFO;
+    cfg->log_access = false;
+    cfg->limits.max_body_bytes = 1048576;
+    cfg->limits.max_connections = 4096;
+    cfg->limits.max_inflight = 10000;
+    cfg->limits.idle_timeout_ms = 60000;
+}
+
+static void set_service_defaults(config_service *service)
+{
+    service->pool_size = 1;
+    service->connect = CONFIG_CONNECT_EAGER;
+    service->connect_timeout_ms = 2000;
+    service->timeout_ms = 5000;
+    service->retry_attempts = 0;
+    service->retry_delay_ms = 100;
+    service->max_message_bytes = 134217728;
+    service->metadata = true;
+    service->generic_api = true;
+}
+
+/* ---- top level: listeners, workers, auth, log, limits -------------------- */
+
+static int load_listeners(cfg_loader *l, const json_t *root)
+{
+    config *cfg = l->cfg;
+    if (cfg_read_hostport(l, root, "listen", &cfg->listen, NULL) != 0 ||
+        cfg_read_hostport(l, root, "admin_listen", &cfg->admin_listen,
+                          &cfg->has_admin_listen) != 0)
+        return -1;
+    if (cfg->has_admin_listen && cfg->admin_listen.port == cfg->listen.port &&
+        strcmp(cfg->admin_listen.host, cfg->listen.host) == 0)
+        return cfg_fail_at(l, "admin_listen", "must differ from listen");
+    return 0;
+}
+
+static int load_workers(cfg_loader *l, const json_t *root)
+{
+    const json_t *value = json_object_get(root, "workers");
+    if (value != NULL && json_is_string(value) && strcmp(json_string_value(value), "auto") == 0) {
+        l->cfg->workers = 0;
+        return 0;
+    }
+    return cfg_read_unsigned(l, root, "workers", &workers_rule, &l->cfg->workers);
+}
+
+/* Bearer tokens are sent in a header: visible ASCII only. */
+static bool is_valid_token(const char *token)
+{
+    if (*token == '\0')
+        return false;
+    for (const unsigned char *p = (const unsigned char *)token; *p; p++)
+        if (*p < 0x21 || *p > 0x7e)
+            return false;
+    return true;
+}
+
+static int load_bearer_tokens(cfg_loader *l, const json_t *tokens)
+{
+    if (!json_is_array(tokens) || json_array_size(tokens) == 0)
+        return cfg_fail(l, "expected a non-empty array of strings");
+    config *cfg = l->cfg;
+    cfg->bearer_tokens = cfg_calloc(l, json_array_size(tokens), sizeof *cfg->bearer_tokens);
+    if (cfg->bearer_tokens == NULL)
+        return -1;
+    size_t index;
+    json_t *token;
+    json_array_foreach (tokens, index, token) {
+        size_t mark = cfg_path_push_index(&l->path, index);
+        if (!json_is_string(token) || !is_valid_token(json_string_value(token)))
+            return cfg_fail(l, "expected a non-empty string of visible ASCII characters");
+        cfg->bearer_tokens[index] = cfg_strdup(l, json_string_value(token));
+        if (cfg->bearer_tokens[index] == NULL)
+            return -1;
+        cfg->bearer_token_count++;
+        cfg_path_pop(&l->path, mark);
+    }
+    return 0;
+}
+
+static int load_auth(cfg_loader *l, const json_t *root)
+{
+    const json_t *auth;
+    if (cfg_read_object(l, root, "auth", &auth) != 0)
+        return -1;
+    if (auth == NULL)
+        return 0;
+    size_t mark = cfg_path_push_key(&l->path, "auth");
+    if (cfg_check_keys(l, auth, auth_keys) != 0)
+        return -1;
+    const json_t *tokens = json_object_get(auth, "bearer_tokens");
+    if (tokens == NULL)
+        return cfg_fail_at(l, "bearer_tokens", "required");
+    cfg_path_push_key(&l->path, "bearer_tokens");
+    if (load_bearer_tokens(l, tokens) != 0)
+        return -1;
+    cfg_path_pop(&l->path, mark);
+    return 0;
+}
+
+static int load_log(cfg_loader *l, const json_t *root)
+{
+    const json_t *log;
+    if (cfg_read_object(l, root, "log", &log) != 0)
+        return -1;
+    if (log == NULL)
+        return 0;
+    size_t mark = cfg_path_push_key(&l->path, "log");
+    int level = (int)l->cfg->log_level;
+    if (cfg_check_keys(l, log, log_keys) != 0 ||
+        cfg_read_enum(l, log, "level", cfg_log_level_names, CFG_COUNT_OF(cfg_log_level_names),
+                      &level) != 0 ||
+        cfg_read_bool(l, log, "access", &l->cfg->log_access) != 0)
+        return -1;
+    l->cfg->log_level = (config_log_level)level;
+    cfg_path_pop(&l->path, mark);
+    return 0;
+}
+
+static int load_limits(cfg_loader *l, const json_t *root)
+{
+    const json_t *limits;
+    if (cfg_read_object(l, root, "limits", &limits) != 0)
+        return -1;
+    if (limits == NULL)
+        return 0;
+    size_t mark = cfg_path_push_key(&l->path, "limits");
+    config_limits *out = &l->cfg->limits;
+    if (cfg_check_keys(l, limits, limits_keys) != 0 ||
+        cfg_read_integer(l, limits, "max_body_bytes", &cfg_positive_bytes,
+                         &out->max_body_bytes) != 0 ||
+        cfg_read_unsigned(l, limits, "max_connections", &cfg_positive_count,
+                          &out->max_connections) != 0 ||
+        cfg_read_unsigned(l, limits, "max_inflight", &cfg_positive_count,
+                          &out->max_inflight) != 0 ||
+        cfg_read_integer(l, limits, "idle_timeout_ms", &cfg_positive_ms,
+                         &out->idle_timeout_ms) != 0)
+        return -1;
+    cfg_path_pop(&l->path, mark);
+    return 0;
+}
+
+/* ---- services ------------------------------------------------------------ */
+
+static bool is_valid_service_name(const char *name)
+{
+    if (*name == '\0')
+        return false;
+    for (const char *p = name; *p; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static int load_endpoints(cfg_loader *l, const json_t *object, config_service *service)
+{
+    const json_t *endpoints = json_object_get(object, "endpoints");
+    if (endpoints == NULL)
+        return cfg_fail_at(l, "endpoints", "required");
+    if (!json_is_array(endpoints) || json_array_size(endpoints) == 0)
+        return cfg_fail_at(l, "endpoints", "expected a non-empty array of \"host:port\"");
+    service->endpoints = cfg_calloc(l, json_array_size(endpoints), sizeof *service->endpoints);
+    if (service->endpoints == NULL)
+        return -1;
+    size_t mark = cfg_path_push_key(&l->path, "endpoints");
+    size_t index;
+    json_t *endpoint;
+    json_array_foreach (endpoints, index, endpoint) {
+        size_t inner = cfg_path_push_index(&l->path, index);
+        if (!json_is_string(endpoint))
+            return cfg_fail(l, "expected \"host:port\"");
+        const char *reason = hostport_parse(json_string_value(endpoint), 0,
+                                            &service->endpoints[index]);
+        if (reason != NULL)
+            return cfg_fail(l, "expected \"host:port\" (%s)", reason);
+        service->endpoint_count++;
+        cfg_path_pop(&l->path, inner);
+    }
+    cfg_path_pop(&l->path, mark);
+    return 0;
+}
+
+static int read_tls_file(cfg_loader *l, const json_t *object, const char *key, char **out)
+{
+    const char *text = NULL;
+    if (cfg_read_string(l, object, key, &text) != 0)
+        return -1;
+    if (text == NULL)
+        return 0;
+    *out = cfg_resolve_path(l, key, text);
+    return *out != NULL ? 0 : -1;
+}
+
+static int load_tls_fields(cfg_loader *l, const json_t *object, config_tls *tls)
+{
+    const char *servername = NULL;
+    if (cfg_check_keys(l, object, tls_keys) != 0 ||
+        read_tls_file(l, object, "ca", &tls->ca) != 0 ||
+        read_tls_file(l, object, "cert", &tls->cert) != 0 ||
+        read_tls_file(l, object, "key", &tls->key) != 0 ||
+        cfg_read_string(l, object, "servername", &servername) != 0 ||
+        cfg_read_bool(l, object, "verify", &tls->verify) != 0)
+        return -1;
+    if ((tls->cert == NULL) != (tls->key == NULL))
+        return cfg_fail(l, "cert and key must be given together");
+    if (servername != NULL && (tls->servername = cfg_strdup(l, servername)) == NULL)
+        return -1;
+    return 0;
+}
+
+static int load_tls(cfg_loader *l, const json_t *object, config_service *service)
+{
+    const json_t *tls;
+    if (cfg_read_object(l, object, "tls", &tls) != 0)
+        return -1;
+    if (tls == NULL)
+        return 0;
+    service->tls = cfg_calloc(l, 1, sizeof *service->tls);
+    if (service->tls == NULL)
+        return -1;
+    service->tls->verify = true;
+    size_t mark = cfg_path_push_key(&l->path, "tls");
+    if (load_tls_fields(l, tls, service->tls) != 0)
+        return -1;
+    cfg_path_pop(&l->path, mark);
+    return 0;
+}
+
+static int load_service_fields(cfg_loader *l, const json_t *object, config_service *service)
+{
+    int connect = (int)service->connect;
+    if (cfg_check_keys(l, object, service_keys) != 0 ||
+        load_endpoints(l, object, service) != 0 ||
+        cfg_read_unsigned(l, object, "pool_size", &pool_size_rule, &service->pool_size) != 0 ||
+        cfg_read_enum(l, object, "connect", cfg_connect_names, CFG_COUNT_OF(cfg_connect_names),
+                      &connect) != 0 ||
+        cfg_read_integer(l, object, "connect_timeout_ms", &cfg_positive_ms,
+                         &service->connect_timeout_ms) != 0 ||
+        cfg_read_integer(l, object, "timeout_ms", &cfg_positive_ms, &service->timeout_ms) != 0 ||
+        cfg_read_unsigned(l, object, "retry_attempts", &cfg_non_negative_count,
+                          &service->retry_attempts) != 0 ||
+        cfg_read_integer(l, object, "retry_delay_ms", &cfg_non_negative_ms,
+                         &service->retry_delay_ms) != 0 ||
+        cfg_read_integer(l, object, "max_message_bytes", &cfg_positive_bytes,
+                         &service->max_message_bytes) != 0 ||
+        cfg_read_bool(l, object, "metadata", &service->metadata) != 0 ||
+        load_tls(l, object, service) != 0)
+        return -1;
+    service->connect = (config_connect_mode)connect;
+    return 0;
+}
+
+static int load_service(cfg_loader *l, const char *name, const json_t *object,
+                        config_service *service)
+{
+    if (!is_valid_service_name(name))
+        return cfg_fail(l, "bad service name (expected [A-Za-z0-9_.-]+)");
+    if (!json_is_object(object))
+        return cfg_fail(l, "expected an object");
+    set_service_defaults(service);
+    service->name = cfg_strdup(l, name);
+    if (service->name == NULL)
+        return -1;
+    return load_service_fields(l, object, service);
+}
+
+static int load_services(cfg_loader *l, const json_t *root)
+{
+    const json_t *services;
+    if (cfg_read_object(l, root, "services", &services) != 0)
+        return -1;
+    if (services == NULL)
+        return 0;
+    config *cfg = l->cfg;
+    cfg->services = cfg_calloc(l, json_object_size(services), sizeof *cfg->services);
+    if (cfg->services == NULL)
+        return -1;
+    size_t mark = cfg_path_push_key(&l->path, "services");
+    const char *name;
+    json_t *object;
+    json_object_foreach ((json_t *)services, name, object) {
+        size_t inner = cfg_path_push_key(&l->path, name);
+        /* counted first so that config_free() sees a partly loaded one */
+        if (load_service(l, name, object, &cfg->services[cfg->service_count++]) != 0)
+            return -1;
+        cfg_path_pop(&l->path, inner);
+    }
+    cfg_path_pop(&l->path, mark);
+    return 0;
+}
+
+/* ---- generic_api --------------------------------------------------------- */
+
+static void set_generic_api_for_all(config *cfg, bool on)
+{
+    for (size_t i = 0; i < cfg->service_count; i++)
+        cfg->services[i].generic_api = on;
+}
+
+static int load_generic_api_list(cfg_loader *l, const json_t *names)
+{
+    set_generic_api_for_all(l->cfg, false);
+    size_t index;
+    json_t *name;
+    json_array_foreach (names, index, name) {
+        size_t mark = cfg_path_push_index(&l->path, index);
+        if (!json_is_string(name))
+            return cfg_fail(l, "expected a service name");
+        config_service *service = (config_service *)config_find_service(
+            l->cfg, json_string_value(name), json_string_length(name));
+        if (service == NULL)
+            return cfg_fail(l, "unknown service \"%s\"", json_string_value(name));
+        service->generic_api = true;
+        cfg_path_pop(&l->path, mark);
+    }
+    return 0;
+}
+
+static int load_generic_api(cfg_loader *l, const json_t *root)
+{
+    const json_t *value = json_object_get(root, "generic_api");
+    if (value == NULL)
+        return 0;
+    if (json_is_boolean(value)) {
+        set_generic_api_for_all(l->cfg, json_is_true(value));
+        return 0;
+    }
+    if (!json_is_array(value))
+        return cfg_fail_at(l, "generic_api", "expected true, false or a list of service names");
+    size_t mark = cfg_path_push_key(&l->path, "generic_api");
+    if (load_generic_api_list(l, value) != 0)
+        return -1;
+    cfg_path_pop(&l->path, mark);
+    return 0;
+}
+
+
+/* ---- the document -------------------------------------------------------- */
+
+static int load_document(cfg_loader *l, json_t *root)
+{
+    if (!json_is_object(root))
+        return cfg_fail(l, "expected a JSON object at the top level");
+    if (cfg_substitute_all(l, root) != 0 || cfg_check_keys(l, root, top_keys) != 0 ||
+        load_listeners(l, root) != 0 || load_workers(l, root) != 0 ||
+        cfg_read_integer(l, root, "shutdown_grace_ms", &cfg_non_negative_ms,
+                         &l->cfg->shutdown_grace_ms) != 0 ||
+        load_auth(l, root) != 0 || load_log(l, root) != 0 || load_limits(l, root) != 0 ||
+        load_services(l, root) != 0 || load_generic_api(l, root) != 0 ||
+        cfg_load_routes(l, root) != 0)
+        return -1;
+    return 0;
+}
+
+static void record_error(config_error *error, config_error_kind kind, const char *format,
+                         const char *source, const char *reason)
+{
+    error->kind = kind;
+    snprintf(error->message, sizeof error->message, format, source, reason);
+}
+
+static int record_syntax_error(config_error *error, const char *source, const json_error_t *e)
+{
+    if (json_error_code(e) == json_error_out_of_memory) {
+        record_error(error, CONFIG_ERROR_MEMORY, "%s%s", "", "out of memory");
+        return -1;
+    }
+    error->kind = CONFIG_ERROR_SYNTAX;
+    if (e->line < 1)
+        snprintf(error->message, sizeof error->message, "%s: %s", source, e->text);
+    else
+        snprintf(error->message, sizeof error->message, "%s:%d:%d: %s", source, e->line,
+                 e->column < 1 ? 1 : e->column, e->text);
+    return -1;
+}
+
+/* Keeps the message on one line: quoted config text may hold control
+ * characters, which become \n, \t or \xNN (cut short if need be). */
+static void escape_controls(config_error *error)
+{
+    char escaped[CONFIG_ERROR_SIZE];
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)error->message; *p; p++) {
+        char piece[5] = {(char)*p, '\0'};
+        if (*p == '\n' || *p == '\t')
+            snprintf(piece, sizeof piece, "\\%c", *p == '\n' ? 'n' : 't');
+        else if (*p < 0x20 || *p == 0x7f)
+            snprintf(piece, sizeof piece, "\\x%02x", *p);
+        size_t length = strlen(piece);
+        if (n + length >= sizeof escaped)
+            break;
+        memcpy(escaped + n, piece, length);
+        n += length;
+    }
+    escaped[n] = '\0';
+    memcpy(error->message, escaped, n + 1);
+}
+
+static void error_reset(config_error *error)
+{
+    error->kind = CONFIG_ERROR_NONE;
+    error->message[0] = '\0';
+}
+
+/* Parses and loads; `source` names the text in syntax errors. */
+static int load_text(const char *text, size_t length, const char *source, const char *file,
+                     const config_load_options *options, config **out, config_error *error)
+{
+    static const config_load_options no_options;
+    json_error_t json_error;
+    *out = NULL;
+    json_t *root = json_loadb(text, length, JSON_REJECT_DUPLICATES, &json_error);
+    if (root == NULL)
+        return record_syntax_error(error, source, &json_error);
+    cfg_loader l = {.error = error, .options = options ? options : &no_options, .file = file};
+    cfg_path_init(&l.path);
+    l.cfg = cfg_calloc(&l, 1, sizeof *l.cfg);
+    if (l.cfg != NULL) {
+        set_defaults(l.cfg);
+        if (file != NULL)
+            l.cfg->file = cfg_strdup(&l, file);
+    }
+    int rc = cfg_failed(&l) ? -1 : load_document(&l, root);
+    json_decref(root);
+    free(l.base_dir);
+    if (rc != 0) {
+        config_free(l.cfg);
+        return -1;
+    }
+    *out = l.cfg;
+    return 0;
+}
+
+/* Reads a whole file into *text (free() it). Returns 0 or -1 (IO/MEMORY). */
+static int read_file(const char *path, char **text, size_t *length, config_error *error)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        record_error(error, CONFIG_ERROR_IO, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    buf_t buf = BUF_INIT;
+    char chunk[65536];
+    size_t n;
+    int rc = 0; /* after a failed append, read on: a read error is reported first */
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && buf.len <= CONFIG_FILE_MAX) {
+        if (rc == 0)
+            rc = buf_append(&buf, chunk, n);
+    }
+    int read_errno = ferror(f) ? errno : 0;
+    fclose(f);
+    if (read_errno != 0)
+        record_error(error, CONFIG_ERROR_IO, "%s: %s", path, strerror(read_errno));
+    else if (buf.len > CONFIG_FILE_MAX)
+        record_error(error, CONFIG_ERROR_IO, "%s: %s", path, "larger than 16 MiB");
+    else if (rc != 0)
+        record_error(error, CONFIG_ERROR_MEMORY, "%s%s", "", "out of memory");
+    if (error->kind != CONFIG_ERROR_NONE) {
+        buf_free(&buf);
+        return -1;
+    }
+    *length = buf.len;
+    *text = buf_take_cstr(&buf);
+    buf_free(&buf);
+    if (*text == NULL) {
+        record_error(error, CONFIG_ERROR_MEMORY, "%s%s", "", "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- public API ---------------------------------------------------------- */
+
+int config_load_file(const char *path, const config_load_options *options, config **out,
+                     config_error *error)
+{
+    char *text = NULL;
+    size_t length = 0;
+    *out = NULL;
+    error_reset(error);
+    if (read_file(path, &text, &length, error) != 0) {
+        escape_controls(error);
+        return -1;
+    }
+    int rc = load_text(text, length, path, path, options, out, error);
+    free(text);
+    if (rc != 0)
+        escape_controls(error);
+    return rc;
+}
+
+int config_load_string(const char *text, size_t length, const config_load_options *options,
+                       config **out, config_error *error)
+{
+    const char *source = options && options->source_name ? options->source_name : "<string>";
+    error_reset(error);
+    int rc = load_text(text, length, source, NULL, options, out, error);
+    if (rc != 0)
+        escape_controls(error);
+    return rc;
+}
+
+int config_load_default(config **out, config_error *error)
+{
+    config_load_options options = {.source_name = "<default>"};
+    return config_load_string(default_config_json, sizeof default_config_json - 1, &options,
+                              out, error);
+}
+
+static void free_tls(config_tls *tls)
+{
+    if (tls == NULL)
+        return;
+    free(tls->ca);
+    free(tls->cert);
+    free(tls->key);
+    free(tls->servername);
+    free(tls);
+}
+
+static void free_services(config *cfg)
+{
+    for (size_t i = 0; i < cfg->service_count; i++) {
+        free(cfg->services[i].name);
+        free(cfg->services[i].endpoints);
+        free_tls(cfg->services[i].tls);
+    }
+    free(cfg->services);
+}
+
+static void free_routes(config *cfg)
+{
+    for (size_t i = 0; i < cfg->route_count; i++) {
+        route_path_free(&cfg->routes[i].path);
+        free(cfg->routes[i].pattern_json);
+        template_free(&cfg->routes[i].data);
+    }
+    free(cfg->routes);
+}
+
+void config_free(config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < cfg->bearer_token_count; i++)
+        free(cfg->bearer_tokens[i]);
+    free(cfg->bearer_tokens);
+    free_services(cfg);
+    free_routes(cfg);
+    free(cfg->file);
+    free(cfg);
+}
+
+int config_summary(const config *cfg, char *buf, size_t size)
+{
+    return snprintf(buf, size, "%zu service%s, %zu route%s", cfg->service_count,
+                    cfg->service_count == 1 ? "" : "s", cfg->route_count,
+                    cfg->route_count == 1 ? "" : "s");
+}
+
+const config_service *config_find_service(const config *cfg, const char *name, size_t length)
+{
+    for (size_t i = 0; i < cfg->service_count; i++) {
+        const char *candidate = cfg->services[i].name;
+        if (strlen(candidate) == length && memcmp(candidate, name, length) == 0)
+            return &cfg->services[i];
+    }
+    return NULL;
+}
+
+bool config_routes_conflict(const config_route *a, const config_route *b)
+{
+    bool same_method = a->method == b->method || a->method == CONFIG_METHOD_ANY ||
+                       b->method == CONFIG_METHOD_ANY;
+    return same_method && route_path_same_shape(&a->path, &b->path);
+}

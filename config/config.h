@@ -1,0 +1,234 @@
+/*
+ * config: the patterngate config file (SPEC.md "Config file"), loaded once
+ * into a fully owned, validated struct. Runtime code reads this struct and
+ * never looks at JSON again.
+ *
+ * Loading: JSON parsing (jansson, duplicate keys rejected), then `${NAME}` /
+ * `${NAME:-default}` substitution in every string value (see env_subst.h;
+ * keys are never substituted), then validation of the whole schema. Unknown
+ * keys anywhere are errors. An explicit JSON `null` is a type error, not
+ * "absent", except inside `pattern` and `data`, which take any JSON.
+ *
+ * Ownership tree (everything is freed by config_free()):
+ *
+ *   config
+ *    +- bearer_tokens[]            strings
+ *    +- services[]                 config_service (file order)
+ *    |    +- name, endpoints[]     (hostport: inline, no heap)
+ *    |    +- tls                   config_tls, NULL for plain TCP
+ *    +- routes[]                   config_route (file order)
+ *         +- path                  route_path (segments)
+ *         +- pattern_json          compact JSON text
+ *         +- data                  template (literal chunks and slots)
+ *
+ * Nothing in a config changes after loading, so one config may be read by
+ * several threads at once; a reload builds a new one.
+ */
+#ifndef PG_CONFIG_CONFIG_H
+#define PG_CONFIG_CONFIG_H
+
+#include "core/hostport.h"
+#include "config/route_path.h"
+#include "config/template.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- values -------------------------------------------------------------- */
+
+typedef enum config_log_level {
+    CONFIG_LOG_DEBUG,
+    CONFIG_LOG_INFO,
+    CONFIG_LOG_WARN,
+    CONFIG_LOG_ERROR,
+} config_log_level;
+
+typedef enum config_connect_mode {
+    CONFIG_CONNECT_EAGER, /* connect at start, keep reconnecting */
+    CONFIG_CONNECT_LAZY,  /* connect on first use */
+} config_connect_mode;
+
+typedef enum config_method {
+    CONFIG_METHOD_GET,
+    CONFIG_METHOD_POST,
+    CONFIG_METHOD_PUT,
+    CONFIG_METHOD_PATCH,
+    CONFIG_METHOD_DELETE,
+    CONFIG_METHOD_ANY, /* "*" */
+} config_method;
+
+typedef enum config_route_kind {
+    CONFIG_ROUTE_SEND, /* request/reply */
+    CONFIG_ROUTE_EMIT, /* event, no reply */
+} config_route_kind;
+
+typedef enum config_reply_mode {
+    CONFIG_REPLY_AUTO,
+    CONFIG_REPLY_ARRAY,
+    CONFIG_REPLY_NDJSON,
+    CONFIG_REPLY_SSE,
+} config_reply_mode;
+
+typedef struct config_limits {
+    uint64_t max_body_bytes;  /* >= 1, default 1048576 */
+    unsigned max_connections; /* >= 1, default 4096 */
+    unsigned max_inflight;    /* >= 1, default 10000 */
+    uint64_t idle_timeout_ms; /* >= 1, default 60000 */
+} config_limits;
+
+/* A service's TLS settings. File paths are absolute: a relative path in the
+ * config is resolved against the config file's folder (for a string load:
+ * options->base_dir, else the working directory), made absolute with the
+ * working directory at load time if need be. The loader does not open the
+ * files; whoever builds the TLS context reports unreadable ones. */
+typedef struct config_tls {
+    char *ca;         /* NULL: the system trust store */
+    char *cert;       /* client certificate; set together with key, or NULL */
+    char *key;        /* its private key, or NULL */
+    char *servername; /* SNI and the verified name; NULL: the endpoint host */
+    bool verify;      /* default true */
+} config_tls;
+
+/* Service names match [A-Za-z0-9_.-]+ (they go into URLs and metric
+ * labels). */
+typedef struct config_service {
+    char *name;
+    hostport *endpoints;          /* >= 1 */
+    size_t endpoint_count;
+    unsigned pool_size;           /* 1..1024, default 1 (per endpoint) */
+    config_connect_mode connect;  /* default eager */
+    uint64_t connect_timeout_ms;  /* >= 1, default 2000 */
+    uint64_t timeout_ms;          /* >= 1, default 5000 */
+    unsigned retry_attempts;      /* >= 0, default 0 */
+    uint64_t retry_delay_ms;      /* >= 0, default 100 */
+    uint64_t max_message_bytes;   /* >= 1, default 134217728 */
+    bool metadata;                /* default true */
+    bool generic_api;             /* reachable through /v1/send|emit/NAME */
+    config_tls *tls;              /* NULL: plain TCP */
+} config_service;
+
+typedef struct config_route {
+    config_method method;
+    route_path path;              /* path.text is the template as written */
+    size_t service_index;         /* into config.services */
+    char *pattern_json;           /* compact JSON text of `pattern` */
+    size_t pattern_length;        /* strlen(pattern_json) */
+    config_route_kind kind;       /* default send */
+    template data;                /* default "$body" */
+    config_reply_mode reply;      /* default auto; always auto for emit */
+    uint64_t timeout_ms;          /* default: the service's timeout_ms */
+    unsigned status;              /* 200..299, default 200 send, 202 emit */
+} config_route;
+
+/* Millisecond values (timeouts, delays, grace) are at most
+ * CONFIG_MS_MAX, about 24.8 days, so that adding them to a clock never
+ * overflows; counts are at most CONFIG_COUNT_MAX. */
+#define CONFIG_MS_MAX 2147483647u
+#define CONFIG_COUNT_MAX 2147483647u
+#define CONFIG_WORKERS_MAX 1024u
+#define CONFIG_POOL_SIZE_MAX 1024u
+
+typedef struct config {
+    char *file;                   /* the file loaded, as given; NULL for a string */
+    hostport listen;              /* default 127.0.0.1:8080 */
+    bool has_admin_listen;        /* false: the admin API is served on listen */
+    hostport admin_listen;        /* valid when has_admin_listen */
+    unsigned workers;             /* 1..1024, or 0 for "auto" (one per CPU) */
+    uint64_t shutdown_grace_ms;   /* >= 0, default 10000 */
+    char **bearer_tokens;         /* visible ASCII, non-empty; NULL if no auth */
+    size_t bearer_token_count;    /* 0: no authentication */
+    config_log_level log_level;   /* default info */
+    bool log_access;              /* default false */
+    config_limits limits;
+    config_service *services;     /* may be empty when there are no routes */
+    size_t service_count;
+    config_route *routes;
+    size_t route_count;
+} config;
+
+/* ---- loading ------------------------------------------------------------- */
+
+/* Looks an environment variable up: its value (borrowed, valid until the
+ * load returns) or NULL when unset. */
+typedef const char *config_getenv_fn(void *context, const char *name);
+
+typedef struct config_load_options {
+    config_getenv_fn *getenv_fn;  /* NULL: getenv(3) */
+    void *getenv_context;         /* passed to getenv_fn */
+    const char *source_name;      /* string loads: name in syntax errors;
+                                     NULL: "<string>" */
+    const char *base_dir;         /* string loads: folder for relative TLS
+                                     paths; NULL: the working directory */
+} config_load_options;
+
+typedef enum config_error_kind {
+    CONFIG_ERROR_NONE,
+    CONFIG_ERROR_IO,     /* "FILE: reason" (cannot open/read, too big) */
+    CONFIG_ERROR_SYNTAX, /* "FILE:LINE:COLUMN: reason" (column >= 1) */
+    CONFIG_ERROR_SCHEMA, /* "json.path: reason", without the file name */
+    CONFIG_ERROR_MEMORY, /* "out of memory" */
+} config_error_kind;
+
+#define CONFIG_ERROR_SIZE 1024
+
+/* The first error met, as one line of text (control characters of quoted
+ * config text are escaped). Schema errors name the JSON path only: prefix
+ * the file name yourself when showing one. */
+typedef struct config_error {
+    config_error_kind kind;
+    char message[CONFIG_ERROR_SIZE];
+} config_error;
+
+/* The largest config file read (bigger ones are an IO error). */
+#define CONFIG_FILE_MAX (16u * 1024 * 1024)
+
+/*
+ * Loads and validates the config file at `path`. options may be NULL (all
+ * defaults). Returns 0 with *out set to a new config (release it with
+ * config_free()), or -1 with *out set to NULL and *error filled. Never exits
+ * and never prints.
+ */
+int config_load_file(const char *path, const config_load_options *options, config **out,
+                     config_error *error);
+
+/*
+ * Same as config_load_file() for the JSON text[0..length) (need not be
+ * NUL-terminated). config.file is NULL in the result.
+ */
+int config_load_string(const char *text, size_t length, const config_load_options *options,
+                       config **out, config_error *error);
+
+/*
+ * The embedded default used when no file is named: listen 127.0.0.1:8080,
+ * one service "default" at 127.0.0.1:3000, the generic API on, no routes.
+ * Same contract as config_load_file(); fails only when out of memory.
+ */
+int config_load_default(config **out, config_error *error);
+
+/* Releases a config and everything it owns; NULL is fine. */
+void config_free(config *cfg);
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* Writes "N service(s), M route(s)" (e.g. "1 service, 0 routes") into
+ * buf[size]; returns what snprintf returns. */
+int config_summary(const config *cfg, char *buf, size_t size);
+
+/* The service named name[0..length), or NULL. */
+const config_service *config_find_service(const config *cfg, const char *name, size_t length);
+
+/* True when the two routes could not be told apart: the same method (or
+ * either is "*") and paths of the same shape (route_path_same_shape()).
+ * The loader rejects such pairs. */
+bool config_routes_conflict(const config_route *a, const config_route *b);
+
+/* Names as written in the config: "GET".."DELETE", "*"; "send"/"emit";
+ * "auto"/"array"/"ndjson"/"sse"; "debug".."error"; "eager"/"lazy". */
+const char *config_method_name(config_method method);
+const char *config_route_kind_name(config_route_kind kind);
+const char *config_reply_mode_name(config_reply_mode reply);
+const char *config_log_level_name(config_log_level level);
+const char *config_connect_mode_name(config_connect_mode connect);
+
+#endif

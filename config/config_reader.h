@@ -1,0 +1,115 @@
+/*
+ * config_reader: internal to the config loader (not for other layers). The
+ * loader's context, its error reporting with JSON paths, typed readers for
+ * members of a JSON object, and the parts of the loader that live in other
+ * files (config_routes.c).
+ *
+ * Every reader looks member `key` up in `object`: when it is absent the
+ * reader leaves *out (holding the default) untouched and returns 0; when it
+ * is present with a bad value the reader records an error naming the
+ * member's JSON path (e.g. "limits.max_body_bytes: expected a positive
+ * integer") and returns -1. Only the first error is kept.
+ */
+#ifndef PG_CONFIG_CONFIG_READER_H
+#define PG_CONFIG_CONFIG_READER_H
+
+#include "config/cfg_path.h"
+#include "config/config.h"
+#include "core/hostport.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct cfg_loader {
+    config *cfg;                         /* being built; owned by the caller */
+    config_error *error;                 /* the caller's */
+    const config_load_options *options;  /* never NULL */
+    const char *file;                    /* the config file, NULL for a string */
+    char *base_dir;                      /* absolute, made on demand; owned */
+    cfg_path path;                       /* where we are, for error messages */
+} cfg_loader;
+
+/* Bounds and wording of an integer member: "expected <expected>". */
+typedef struct cfg_int_rule {
+    int64_t min;
+    int64_t max;
+    const char *expected;
+    bool mention_max; /* above max, say "(at most N)" */
+} cfg_int_rule;
+
+#define CFG_COUNT_OF(array) (sizeof(array) / sizeof((array)[0]))
+#define CFG_REASON_SIZE 400 /* a reason without its JSON path */
+
+/* Names of the enumerated values, indexed by the enums of config.h
+ * (defined in config.c). */
+extern const char *const cfg_method_names[6];
+extern const char *const cfg_route_kind_names[2];
+extern const char *const cfg_reply_names[4];
+extern const char *const cfg_log_level_names[4];
+extern const char *const cfg_connect_names[2];
+
+/* Integer rules shared by several keys (defined in config_reader.c). */
+extern const cfg_int_rule cfg_positive_ms;    /* 1..CONFIG_MS_MAX */
+extern const cfg_int_rule cfg_non_negative_ms; /* 0..CONFIG_MS_MAX */
+extern const cfg_int_rule cfg_positive_count; /* 1..CONFIG_COUNT_MAX */
+extern const cfg_int_rule cfg_non_negative_count;
+extern const cfg_int_rule cfg_positive_bytes; /* 1..INT64_MAX */
+
+/* Records "PATH: reason" (just "reason" at the root), kind SCHEMA. -1. */
+__attribute__((format(printf, 2, 3)))
+int cfg_fail(cfg_loader *l, const char *format, ...);
+
+/* cfg_fail() with the path of member `key` of the current value. -1. */
+__attribute__((format(printf, 3, 4)))
+int cfg_fail_at(cfg_loader *l, const char *key, const char *format, ...);
+
+/* Records "out of memory", kind MEMORY. Returns -1. */
+int cfg_fail_memory(cfg_loader *l);
+
+/* strdup()/calloc() that record an out-of-memory error; NULL on failure.
+ * cfg_calloc() of 0 items still returns a (1-item) block. */
+char *cfg_strdup(cfg_loader *l, const char *text);
+void *cfg_calloc(cfg_loader *l, size_t count, size_t size);
+
+/* Fails on the first member of `object` not in `allowed` (NULL-terminated):
+ * "PATH.key: unknown key". */
+int cfg_check_keys(cfg_loader *l, const json_t *object, const char *const *allowed);
+
+int cfg_read_bool(cfg_loader *l, const json_t *object, const char *key, bool *out);
+int cfg_read_integer(cfg_loader *l, const json_t *object, const char *key,
+                     const cfg_int_rule *rule, uint64_t *out);
+/* For unsigned fields; the rule's max must fit an unsigned. */
+int cfg_read_unsigned(cfg_loader *l, const json_t *object, const char *key,
+                      const cfg_int_rule *rule, unsigned *out);
+/* A non-empty string; *out is borrowed from the JSON document. */
+int cfg_read_string(cfg_loader *l, const json_t *object, const char *key, const char **out);
+/* One of names[0..count), exactly; *out is its index. Error: "expected one
+ * of a, b, c". */
+int cfg_read_enum(cfg_loader *l, const json_t *object, const char *key,
+                  const char *const *names, size_t count, int *out);
+/* A "host:port" string; sets *present (when not NULL) if the key is there. */
+int cfg_read_hostport(cfg_loader *l, const json_t *object, const char *key, hostport *out,
+                      bool *present);
+/* An object member: *out is set to it, or to NULL when absent. */
+int cfg_read_object(cfg_loader *l, const json_t *object, const char *key, const json_t **out);
+
+/* True once an error has been recorded. */
+bool cfg_failed(const cfg_loader *l);
+
+/* Substitutes ${...} in every string value under `value`, in place
+ * (keys untouched). Errors name the string's path. */
+int cfg_substitute_all(cfg_loader *l, json_t *value);
+
+/* Resolves a file path as written in the config: absolute paths are kept,
+ * relative ones are joined to the config file's folder (or options->base_dir
+ * or the working directory for a string load), made absolute. Returns a new
+ * string, or NULL with an error recorded at member `key`. */
+char *cfg_resolve_path(cfg_loader *l, const char *key, const char *text);
+
+/* Loads the `routes` array of `root` into l->cfg (services and generic_api
+ * must be loaded already): each route's fields, path and data template,
+ * then the cross-route checks (conflicts, generic API and admin paths). */
+int cfg_load_routes(cfg_loader *l, const json_t *root);
+
+#endif

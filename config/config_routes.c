@@ -1,0 +1,227 @@
+/* The `routes` part of the config loader (see config_reader.h). */
+#include "config/config_reader.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+static const char *const route_keys[] = {
+    "method", "path", "service", "pattern", "kind", "data", "reply", "timeout_ms",
+    "status", NULL,
+};
+static const char *const admin_paths[] = {"healthz", "readyz", "status", "metrics"};
+
+static const cfg_int_rule status_rule = {200, 299, "an integer from 200 to 299", false};
+
+/* ---- one route ----------------------------------------------------------- */
+
+static const json_t *required_member(cfg_loader *l, const json_t *object, const char *key)
+{
+    const json_t *value = json_object_get(object, key);
+    if (value == NULL)
+        cfg_fail_at(l, key, "required");
+    return value;
+}
+
+static int load_method(cfg_loader *l, const json_t *object, config_route *route)
+{
+    int method = 0;
+    if (required_member(l, object, "method") == NULL ||
+        cfg_read_enum(l, object, "method", cfg_method_names, CFG_COUNT_OF(cfg_method_names),
+                      &method) != 0)
+        return -1;
+    route->method = (config_method)method;
+    return 0;
+}
+
+static int load_path(cfg_loader *l, const json_t *object, config_route *route)
+{
+    const json_t *value = required_member(l, object, "path");
+    if (value == NULL)
+        return -1;
+    if (!json_is_string(value))
+        return cfg_fail_at(l, "path", "expected a string starting with '/'");
+    char reason[CFG_REASON_SIZE];
+    if (route_path_parse(json_string_value(value), &route->path, reason, sizeof reason) != 0)
+        return cfg_fail_at(l, "path", "%s", reason);
+    return 0;
+}
+
+static int load_service_ref(cfg_loader *l, const json_t *object, config_route *route)
+{
+    const json_t *value = required_member(l, object, "service");
+    if (value == NULL)
+        return -1;
+    if (!json_is_string(value))
+        return cfg_fail_at(l, "service", "expected a service name");
+    const config_service *service =
+        config_find_service(l->cfg, json_string_value(value), json_string_length(value));
+    if (service == NULL)
+        return cfg_fail_at(l, "service", "unknown service \"%s\"", json_string_value(value));
+    route->service_index = (size_t)(service - l->cfg->services);
+    return 0;
+}
+
+static int load_pattern(cfg_loader *l, const json_t *object, config_route *route)
+{
+    const json_t *value = required_member(l, object, "pattern");
+    if (value == NULL)
+        return -1;
+    route->pattern_json = template_encode_json(value);
+    if (route->pattern_json == NULL)
+        return cfg_fail_memory(l);
+    route->pattern_length = strlen(route->pattern_json);
+    return 0;
+}
+
+static int load_kind_and_reply(cfg_loader *l, const json_t *object, config_route *route)
+{
+    int kind = CONFIG_ROUTE_SEND;
+    int reply = CONFIG_REPLY_AUTO;
+    if (cfg_read_enum(l, object, "kind", cfg_route_kind_names, CFG_COUNT_OF(cfg_route_kind_names),
+                      &kind) != 0)
+        return -1;
+    route->kind = (config_route_kind)kind;
+    if (route->kind == CONFIG_ROUTE_EMIT && json_object_get(object, "reply") != NULL)
+        return cfg_fail_at(l, "reply", "not allowed on an emit route (events have no reply)");
+    if (cfg_read_enum(l, object, "reply", cfg_reply_names, CFG_COUNT_OF(cfg_reply_names),
+                      &reply) != 0)
+        return -1;
+    route->reply = (config_reply_mode)reply;
+    return 0;
+}
+
+static int load_timeout_and_status(cfg_loader *l, const json_t *object, config_route *route)
+{
+    route->timeout_ms = l->cfg->services[route->service_index].timeout_ms;
+    route->status = route->kind == CONFIG_ROUTE_EMIT ? 202 : 200;
+    if (cfg_read_integer(l, object, "timeout_ms", &cfg_positive_ms, &route->timeout_ms) != 0 ||
+        cfg_read_unsigned(l, object, "status", &status_rule, &route->status) != 0)
+        return -1;
+    return 0;
+}
+
+static int load_data(cfg_loader *l, const json_t *object, config_route *route)
+{
+    const json_t *value = json_object_get(object, "data");
+    json_t *fallback = NULL;
+    if (value == NULL) {
+        fallback = json_string("$body");
+        if (fallback == NULL)
+            return cfg_fail_memory(l);
+        value = fallback;
+    }
+    char reason[CFG_REASON_SIZE];
+    size_t mark = cfg_path_push_key(&l->path, "data");
+    int rc = template_compile(value, &route->path, &l->path, &route->data, reason, sizeof reason);
+    json_decref(fallback);
+    if (rc != 0)
+        return cfg_fail(l, "%s", reason);
+    cfg_path_pop(&l->path, mark);
+    return 0;
+}
+
+static int load_route(cfg_loader *l, const json_t *object, config_route *route)
+{
+    if (!json_is_object(object))
+        return cfg_fail(l, "expected an object");
+    if (cfg_check_keys(l, object, route_keys) != 0 ||
+        load_method(l, object, route) != 0 ||
+        load_path(l, object, route) != 0 ||
+        load_service_ref(l, object, route) != 0 ||
+        load_pattern(l, object, route) != 0 ||
+        load_kind_and_reply(l, object, route) != 0 ||
+        load_timeout_and_status(l, object, route) != 0 ||
+        load_data(l, object, route) != 0)
+        return -1;
+    return 0;
+}
+
+/* ---- checks across routes ------------------------------------------------ */
+
+static bool is_literal(const route_segment *segment, const char *text)
+{
+    return segment->kind == ROUTE_SEGMENT_LITERAL && strcmp(segment->text, text) == 0;
+}
+
+/* Under /v1/send/ or /v1/emit/ (literally), or those paths themselves. */
+static bool is_generic_api_path(const route_path *path)
+{
+    return path->count >= 2 && is_literal(&path->segments[0], "v1") &&
+           (is_literal(&path->segments[1], "send") || is_literal(&path->segments[1], "emit"));
+}
+
+/* Exactly an admin path, or one followed by a `*rest` (which might match an
+ * empty rest). Routes under an admin path (/status/:id) are fine. */
+static bool is_admin_path(const route_path *path)
+{
+    if (path->count == 0 || path->count > 2)
+        return false;
+    if (path->count == 2 && path->segments[1].kind != ROUTE_SEGMENT_REST)
+        return false;
+    for (size_t i = 0; i < CFG_COUNT_OF(admin_paths); i++)
+        if (is_literal(&path->segments[0], admin_paths[i]))
+            return true;
+    return false;
+}
+
+static bool generic_api_is_on(const config *cfg)
+{
+    for (size_t i = 0; i < cfg->service_count; i++)
+        if (cfg->services[i].generic_api)
+            return true;
+    return false;
+}
+
+static int check_reserved_paths(cfg_loader *l, const config_route *route)
+{
+    if (generic_api_is_on(l->cfg) && is_generic_api_path(&route->path))
+        return cfg_fail_at(l, "path",
+                           "%s clashes with the generic API (/v1/send/..., /v1/emit/...)",
+                           route->path.text);
+    if (!l->cfg->has_admin_listen && is_admin_path(&route->path))
+        return cfg_fail_at(l, "path",
+                           "%s clashes with the admin API (set admin_listen to serve it apart)",
+                           route->path.text);
+    return 0;
+}
+
+/* Route number `index` against the routes before it. */
+static int check_conflicts(cfg_loader *l, size_t index)
+{
+    const config_route *routes = l->cfg->routes;
+    for (size_t i = 0; i < index; i++) {
+        if (config_routes_conflict(&routes[i], &routes[index]))
+            return cfg_fail(l, "conflicts with routes[%zu] (%s %s)", i,
+                            config_method_name(routes[i].method), routes[i].path.text);
+    }
+    return 0;
+}
+
+int cfg_load_routes(cfg_loader *l, const json_t *root)
+{
+    const json_t *routes = json_object_get(root, "routes");
+    if (routes == NULL)
+        return 0;
+    if (!json_is_array(routes))
+        return cfg_fail_at(l, "routes", "expected an array");
+    config *cfg = l->cfg;
+    cfg->routes = cfg_calloc(l, json_array_size(routes), sizeof *cfg->routes);
+    if (cfg->routes == NULL)
+        return -1;
+    size_t mark = cfg_path_push_key(&l->path, "routes");
+    size_t index;
+    json_t *object;
+    json_array_foreach (routes, index, object) {
+        size_t inner = cfg_path_push_index(&l->path, index);
+        /* counted first so that config_free() sees a partly loaded one */
+        config_route *route = &cfg->routes[cfg->route_count++];
+        if (load_route(l, object, route) != 0 || check_reserved_paths(l, route) != 0 ||
+            check_conflicts(l, index) != 0)
+            return -1;
+        cfg_path_pop(&l->path, inner);
+    }
+    cfg_path_pop(&l->path, mark);
+    return 0;
+}

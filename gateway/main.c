@@ -1,0 +1,223 @@
+/*
+ * patterngate's command line (SPEC.md "Command line"): a thin dispatcher.
+ *
+ *   patterngate [-c FILE] [--check] [--version] [--help]   serve / check
+ *   patterngate call|emit|healthcheck ...                  subcommands
+ *
+ * Exit codes: 0 success, 1 runtime failure, 2 bad usage or config.
+ */
+#include "config/config.h"
+#include "gateway/cli.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+    "usage: patterngate [-c FILE] [--check] [--version] [--help]\n"
+    "       patterngate call [--timeout MS] HOST:PORT PATTERN [DATA]\n"
+    "       patterngate emit [--timeout MS] HOST:PORT PATTERN [DATA]\n"
+    "       patterngate healthcheck [URL]\n";
+
+static const char help_text[] =
+    "\n"
+    "An HTTP sidecar for NestJS TCP microservices.\n"
+    "\n"
+    "  -c FILE      the config file (JSON); default: $PATTERNGATE_CONFIG when set\n"
+    "               and non-empty, else the built-in config (listen 127.0.0.1:8080,\n"
+    "               one service \"default\" at 127.0.0.1:3000, generic API on)\n"
+    "  --check      load and validate the config, print a summary line, exit\n"
+    "  --version    print the version and exit\n"
+    "  -h, --help   print this help and exit\n"
+    "\n"
+    "  call         send one request; print each reply value as a JSON line\n"
+    "  emit         send one event\n"
+    "  healthcheck  exit 0 when URL (default http://127.0.0.1:9901/healthz)\n"
+    "               answers 200 within 2 s, else 1\n"
+    "\n"
+    "Exit codes: 0 success, 1 runtime failure, 2 bad usage or config.\n";
+
+/* What the main form of the command line asks for. */
+typedef struct options {
+    const char *config_file; /* -c FILE; NULL: see config_file_name() */
+    bool check;
+    bool version;
+    bool help;
+} options;
+
+typedef int subcommand_fn(int argc, char **argv);
+
+static int run_call(int argc, char **argv)
+{
+    return cli_call(argc - 1, argv + 1, 0);
+}
+
+static int run_emit(int argc, char **argv)
+{
+    return cli_call(argc - 1, argv + 1, 1);
+}
+
+/* Not built yet: arrives with the admin API. */
+static int subcommand_unavailable(int argc, char **argv)
+{
+    (void)argc;
+    fprintf(stderr, "patterngate: '%s' is not available in this build\n", argv[0]);
+    return EXIT_USAGE;
+}
+
+static const struct {
+    const char *name;
+    subcommand_fn *run;
+} subcommands[] = {
+    {"call", run_call},
+    {"emit", run_emit},
+    {"healthcheck", subcommand_unavailable},
+};
+
+static int bad_usage(const char *format, const char *detail)
+{
+    fputs("patterngate: ", stderr);
+    fprintf(stderr, format, detail);
+    fputc('\n', stderr);
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
+}
+
+/* Fills *opts from argv; returns 0 or the exit code of a usage error. */
+static int parse_options(int argc, char **argv, options *opts)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "-c") == 0) {
+            if (i + 1 >= argc)
+                return bad_usage("option %s needs a FILE", arg);
+            opts->config_file = argv[++i];
+        } else if (strcmp(arg, "--check") == 0) {
+            opts->check = true;
+        } else if (strcmp(arg, "--version") == 0) {
+            opts->version = true;
+        } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            opts->help = true;
+        } else if (arg[0] == '-') {
+            return bad_usage("unknown option '%s'", arg);
+        } else {
+            return bad_usage("unexpected argument '%s'", arg);
+        }
+    }
+    return 0;
+}
+
+/* -c FILE, else $PATTERNGATE_CONFIG when set and non-empty, else NULL
+ * (the embedded default). */
+static const char *config_file_name(const options *opts)
+{
+    if (opts->config_file != NULL)
+        return opts->config_file;
+    const char *from_env = getenv("PATTERNGATE_CONFIG");
+    return from_env != NULL && from_env[0] != '\0' ? from_env : NULL;
+}
+
+/* Loads the config; on failure writes the problem into problem[size]
+ * (one line; a schema error is prefixed with the file's name). */
+static config *load_config(const char *file, char *problem, size_t size)
+{
+    config *cfg = NULL;
+    config_error error;
+    int rc = file != NULL ? config_load_file(file, NULL, &cfg, &error)
+                          : config_load_default(&cfg, &error);
+    if (rc == 0)
+        return cfg;
+    if (error.kind == CONFIG_ERROR_SCHEMA && file != NULL)
+        snprintf(problem, size, "%s: %s", file, error.message);
+    else
+        snprintf(problem, size, "%s", error.message);
+    return NULL;
+}
+
+static int run_check(const char *file)
+{
+    char problem[CONFIG_ERROR_SIZE + 1024];
+    config *cfg = load_config(file, problem, sizeof problem);
+    if (cfg == NULL) {
+        fprintf(stderr, "patterngate: %s\n", problem);
+        return EXIT_USAGE;
+    }
+    char summary[128];
+    config_summary(cfg, summary, sizeof summary);
+    printf("ok: %s\n", summary);
+    config_free(cfg);
+    return 0;
+}
+
+/* TEMPORARY until the logging module exists: one JSON log line on stderr,
+ * {"ts":"...Z","level":LEVEL,"msg":MSG[,"error":ERROR]}. */
+static void log_line(const char *level, const char *msg, const char *error)
+{
+    struct timespec now;
+    struct tm utc;
+    char ts[40];
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &utc);
+    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &utc);
+    snprintf(ts + n, sizeof ts - n, ".%03ldZ", now.tv_nsec / 1000000);
+    json_t *line = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level, "msg", msg);
+    if (line != NULL && error != NULL)
+        json_object_set_new(line, "error", json_string(error));
+    char *text = line != NULL ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    fputs(text != NULL ? text : "{\"level\":\"error\",\"msg\":\"out of memory\"}", stderr);
+    fputc('\n', stderr);
+    free(text);
+    json_decref(line);
+}
+
+static int run_gateway(const char *file)
+{
+    char problem[CONFIG_ERROR_SIZE + 1024];
+    config *cfg = load_config(file, problem, sizeof problem);
+    if (cfg == NULL) {
+        log_line("error", "invalid config", problem);
+        return EXIT_USAGE;
+    }
+    /* TEMPORARY: serving comes with the gateway layer. */
+    log_line("error", "serving is not implemented yet", NULL);
+    config_free(cfg);
+    return EXIT_RUNTIME;
+}
+
+static subcommand_fn *find_subcommand(const char *name)
+{
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        if (strcmp(name, subcommands[i].name) == 0)
+            return subcommands[i].run;
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) {
+        subcommand_fn *subcommand = find_subcommand(argv[1]);
+        if (subcommand != NULL)
+            return subcommand(argc - 1, argv + 1);
+    }
+    options opts = {0};
+    int rc = parse_options(argc, argv, &opts);
+    if (rc != 0)
+        return rc;
+    if (opts.help) {
+        fputs(usage_text, stdout);
+        fputs(help_text, stdout);
+        return 0;
+    }
+    if (opts.version) {
+        printf("patterngate %s\n", PG_VERSION);
+        return 0;
+    }
+    const char *file = config_file_name(&opts);
+    return opts.check ? run_check(file) : run_gateway(file);
+}

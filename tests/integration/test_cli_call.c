@@ -1,0 +1,205 @@
+/* `patterngate call` and `patterngate emit` (the built binary) against real
+ * Nest 12 and Nest 10 services: values on stdout as they arrive, errors as
+ * JSON on stderr, exit codes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "support/nest.h"
+#include "support/net.h"
+#include "support/proc.h"
+
+typedef struct group_state {
+    struct nest_service svc;
+    char address[32];
+} group_state_t;
+
+typedef struct result {
+    int status;
+    char *out;
+    char *err;
+} result_t;
+
+static int start_group(void **state, const char *version)
+{
+    group_state_t *g = calloc(1, sizeof *g);
+    nest_require(version);
+    struct nest_options opts = { .quiet = true };
+    if (nest_start(version, &opts, &g->svc) != 0)
+        return -1;
+    snprintf(g->address, sizeof g->address, "127.0.0.1:%d", g->svc.port);
+    *state = g;
+    return 0;
+}
+static int start_v12(void **state) { return start_group(state, "v12"); }
+static int start_v10(void **state) { return start_group(state, "v10"); }
+static int stop_group(void **state)
+{
+    group_state_t *g = *state;
+    nest_stop(&g->svc);
+    free(g);
+    return 0;
+}
+
+/* Runs `patterngate <args...>` (NULL-terminated) to completion. */
+static result_t run(const char *first, ...)
+{
+    const char *argv[16] = { PG_BINARY };
+    int n = 1;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && n < 15; a = va_arg(ap, const char *))
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    struct proc *p;
+    assert_int_equal(proc_spawn(argv, NULL, &p), 0);
+    result_t r;
+    r.status = proc_read_all(p, 60000, &r.out, &r.err);
+    assert_true(r.status >= 0);
+    proc_free(p);
+    return r;
+}
+
+static void result_free(result_t *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static void call_prints_values(void **state)
+{
+    group_state_t *g = *state;
+    result_t r = run("call", g->address, "{\"cmd\":\"sum\"}", "[1,2,3]", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "6\n");
+    assert_string_equal(r.err, "");
+    result_free(&r);
+
+    r = run("call", g->address, "{\"cmd\":\"echo\"}", "{\"s\":\"héllo 한국 😀\",\"z\":\"\\u0000\\ud800\"}", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "{\"s\":\"héllo 한국 😀\",\"z\":\"\\u0000\\ud800\"}\n");
+    result_free(&r);
+
+    /* PATTERN that is not JSON is a string pattern; DATA defaults to null */
+    r = run("call", g->address, "echo", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "null\n");
+    result_free(&r);
+
+    r = run("call", g->address, "{\"cmd\":\"nothing\"}", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "");
+    result_free(&r);
+}
+
+static void stream_values_arrive_as_they_come(void **state)
+{
+    group_state_t *g = *state;
+    const char *argv[] = { PG_BINARY, "call", g->address, "{\"cmd\":\"stream\"}",
+                           "{\"count\":3,\"interval_ms\":400}", NULL };
+    struct proc *p;
+    assert_int_equal(proc_spawn(argv, NULL, &p), 0);
+    char line[64];
+    assert_int_equal(proc_read_line(p, line, sizeof line, 30000), 1);
+    assert_string_equal(line, "1");
+    uint64_t first = uv_hrtime() / 1000000;
+    assert_int_equal(proc_read_line(p, line, sizeof line, 30000), 1);
+    assert_int_equal(proc_read_line(p, line, sizeof line, 30000), 1);
+    assert_string_equal(line, "3");
+    uint64_t last = uv_hrtime() / 1000000;
+    assert_int_equal(proc_wait(p, 30000), 0);
+    assert_true(last - first >= 600); /* the first value was printed ~800 ms before the last */
+    proc_free(p);
+}
+
+static void errors_go_to_stderr_as_json(void **state)
+{
+    group_state_t *g = *state;
+    result_t r = run("call", g->address, "{\"cmd\":\"rpc_object\"}", "{\"statusCode\":403,\"message\":\"nope\"}", NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.out, "");
+    assert_string_equal(r.err, "{\"statusCode\":403,\"error\":\"upstream_error\",\"message\":\"the service replied "
+                               "with an error\",\"details\":{\"statusCode\":403,\"message\":\"nope\"}}\n");
+    result_free(&r);
+
+    r = run("call", g->address, "{\"cmd\":\"throw\"}", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "{\"statusCode\":500,\"error\":\"upstream_error\""));
+    assert_non_null(strstr(r.err, "\"details\":{\"status\":\"error\",\"message\":\"Internal server error\"}"));
+    result_free(&r);
+
+    r = run("call", g->address, "no_such", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "{\"statusCode\":501,\"error\":\"no_handler\""));
+    result_free(&r);
+
+    r = run("call", "--timeout", "300", g->address, "{\"cmd\":\"delay\"}", "{\"ms\":5000,\"value\":1}", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "{\"statusCode\":504,\"error\":\"upstream_timeout\""));
+    result_free(&r);
+
+    char refused[32];
+    snprintf(refused, sizeof refused, "127.0.0.1:%d", testnet_free_port());
+    r = run("call", refused, "x", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "{\"statusCode\":503,\"error\":\"upstream_unavailable\""));
+    assert_non_null(strstr(r.err, "connection refused"));
+    result_free(&r);
+}
+
+static void emit_delivers_an_event(void **state)
+{
+    group_state_t *g = *state;
+    result_t r = run("call", g->address, "{\"cmd\":\"recorded_clear\"}", NULL);
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    r = run("emit", g->address, "record", "{\"who\":\"Zoë\"}", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "");
+    assert_string_equal(r.err, "");
+    result_free(&r);
+    r = run("call", g->address, "{\"cmd\":\"recorded\"}", NULL);
+    assert_string_equal(r.out, "[{\"who\":\"Zoë\"}]\n");
+    result_free(&r);
+}
+
+static void bad_usage_exits_2(void **state)
+{
+    group_state_t *g = *state;
+    result_t r = run("call", g->address, "x", "{not json", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "DATA is not valid JSON: expected a string key at byte 1"));
+    result_free(&r);
+    r = run("call", "nohost", "x", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "expected \"host:port\""));
+    result_free(&r);
+    r = run("call", "--bogus", g->address, "x", NULL);
+    assert_int_equal(r.status, 2);
+    result_free(&r);
+    r = run("emit", NULL);
+    assert_int_equal(r.status, 2);
+    result_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(call_prints_values),
+        cmocka_unit_test(stream_values_arrive_as_they_come),
+        cmocka_unit_test(errors_go_to_stderr_as_json),
+        cmocka_unit_test(emit_delivers_an_event),
+        cmocka_unit_test(bad_usage_exits_2),
+    };
+    int failed = cmocka_run_group_tests_name("cli_nest12", tests, start_v12, stop_group);
+    failed += cmocka_run_group_tests_name("cli_nest10", tests, start_v10, stop_group);
+    return failed;
+}

@@ -1,0 +1,934 @@
+/* Unit tests of config/config.c (the loader) through its public API.
+ * JSON in these tests is written with single quotes, turned into double
+ * quotes before loading, to keep it readable. */
+#include "config/config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* The environment seen by the loader: NAME, VALUE pairs, NULL-terminated. */
+static const char *fake_getenv(void *context, const char *name)
+{
+    for (const char *const *pair = context; *pair != NULL; pair += 2)
+        if (strcmp(pair[0], name) == 0)
+            return pair[1];
+    return NULL;
+}
+
+static const char *const no_env[] = {NULL};
+
+static char *double_quoted(const char *text)
+{
+    char *copy = strdup(text);
+    assert_non_null(copy);
+    for (char *p = copy; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    return copy;
+}
+
+static int load_with_env(const char *json, const char *const *env, config **out,
+                         config_error *error)
+{
+    char *text = double_quoted(json);
+    config_load_options options = {.getenv_fn = fake_getenv, .getenv_context = (void *)env};
+    int rc = config_load_string(text, strlen(text), &options, out, error);
+    free(text);
+    return rc;
+}
+
+static config *must_load_with_env(const char *json, const char *const *env)
+{
+    config *cfg = NULL;
+    config_error error;
+    int rc = load_with_env(json, env, &cfg, &error);
+    if (rc != 0)
+        fail_msg("unexpected error: %s", error.message);
+    assert_non_null(cfg);
+    assert_int_equal(error.kind, CONFIG_ERROR_NONE);
+    return cfg;
+}
+
+static config *must_load(const char *json)
+{
+    return must_load_with_env(json, no_env);
+}
+
+static void assert_error_with_env(const char *json, const char *const *env,
+                                  config_error_kind kind, const char *expected)
+{
+    config *cfg = (config *)1;
+    config_error error;
+    assert_int_equal(load_with_env(json, env, &cfg, &error), -1);
+    assert_null(cfg);
+    assert_string_equal(error.message, expected);
+    assert_int_equal(error.kind, kind);
+}
+
+static void assert_error(const char *json, const char *expected)
+{
+    assert_error_with_env(json, no_env, CONFIG_ERROR_SCHEMA, expected);
+}
+
+/* A config with the services math and users, then `routes` (JSON text). */
+#define WITH_ROUTES(routes)                                                              \
+    "{'admin_listen': '127.0.0.1:9901',"                                                 \
+    " 'services': {'math': {'endpoints': ['127.0.0.1:3001']},"                           \
+    "              'users': {'endpoints': ['127.0.0.1:3002'], 'timeout_ms': 1234}},"     \
+    " 'routes': [" routes "]}"
+
+/* ---- defaults ------------------------------------------------------------ */
+
+static void test_defaults_of_top_level_keys(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{}");
+    assert_string_equal(cfg->listen.host, "127.0.0.1");
+    assert_int_equal(cfg->listen.port, 8080);
+    assert_int_equal(cfg->listen.kind, HOSTPORT_IPV4);
+    assert_false(cfg->has_admin_listen);
+    assert_int_equal(cfg->workers, 1);
+    assert_int_equal(cfg->shutdown_grace_ms, 10000);
+    assert_null(cfg->bearer_tokens);
+    assert_int_equal(cfg->bearer_token_count, 0);
+    assert_int_equal(cfg->log_level, CONFIG_LOG_INFO);
+    assert_false(cfg->log_access);
+    assert_int_equal(cfg->limits.max_body_bytes, 1048576);
+    assert_int_equal(cfg->limits.max_connections, 4096);
+    assert_int_equal(cfg->limits.max_inflight, 10000);
+    assert_int_equal(cfg->limits.idle_timeout_ms, 60000);
+    assert_int_equal(cfg->service_count, 0);
+    assert_int_equal(cfg->route_count, 0);
+    assert_null(cfg->file);
+    config_free(cfg);
+}
+
+static void test_defaults_of_service_keys(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{'services': {'math': {'endpoints': ['math.svc:3000']}}}");
+    assert_int_equal(cfg->service_count, 1);
+    const config_service *s = &cfg->services[0];
+    assert_string_equal(s->name, "math");
+    assert_int_equal(s->endpoint_count, 1);
+    assert_string_equal(s->endpoints[0].host, "math.svc");
+    assert_int_equal(s->endpoints[0].port, 3000);
+    assert_int_equal(s->endpoints[0].kind, HOSTPORT_NAME);
+    assert_int_equal(s->pool_size, 1);
+    assert_int_equal(s->connect, CONFIG_CONNECT_EAGER);
+    assert_int_equal(s->connect_timeout_ms, 2000);
+    assert_int_equal(s->timeout_ms, 5000);
+    assert_int_equal(s->retry_attempts, 0);
+    assert_int_equal(s->retry_delay_ms, 100);
+    assert_int_equal(s->max_message_bytes, 134217728);
+    assert_true(s->metadata);
+    assert_true(s->generic_api);
+    assert_null(s->tls);
+    config_free(cfg);
+}
+
+static void test_defaults_of_route_keys(void **state)
+{
+    (void)state;
+    config *cfg = must_load(WITH_ROUTES(
+        "{'method': 'POST', 'path': '/users', 'service': 'users', 'pattern': 'make'},"
+        "{'method': 'POST', 'path': '/events', 'service': 'math', 'pattern': 'ev',"
+        " 'kind': 'emit'}"));
+    assert_int_equal(cfg->route_count, 2);
+    const config_route *send = &cfg->routes[0];
+    assert_int_equal(send->method, CONFIG_METHOD_POST);
+    assert_string_equal(send->path.text, "/users");
+    assert_int_equal(send->service_index, 1);
+    assert_string_equal(send->pattern_json, "\"make\"");
+    assert_int_equal(send->pattern_length, 6);
+    assert_int_equal(send->kind, CONFIG_ROUTE_SEND);
+    assert_int_equal(send->reply, CONFIG_REPLY_AUTO);
+    assert_int_equal(send->timeout_ms, 1234); /* the service's */
+    assert_int_equal(send->status, 200);
+    assert_int_equal(send->data.count, 1); /* "$body" */
+    assert_int_equal(send->data.items[0].kind, TEMPLATE_ITEM_SLOT);
+    assert_int_equal(send->data.items[0].slot.source, TEMPLATE_SOURCE_BODY);
+    assert_true(send->data.uses_body);
+    const config_route *emit = &cfg->routes[1];
+    assert_int_equal(emit->kind, CONFIG_ROUTE_EMIT);
+    assert_int_equal(emit->status, 202);
+    assert_int_equal(emit->timeout_ms, 5000);
+    assert_true(emit->data.uses_body);
+    config_free(cfg);
+}
+
+static void test_embedded_default(void **state)
+{
+    (void)state;
+    config *cfg = NULL;
+    config_error error;
+    assert_int_equal(config_load_default(&cfg, &error), 0);
+    assert_string_equal(cfg->listen.host, "127.0.0.1");
+    assert_int_equal(cfg->listen.port, 8080);
+    assert_false(cfg->has_admin_listen);
+    assert_int_equal(cfg->service_count, 1);
+    assert_string_equal(cfg->services[0].name, "default");
+    assert_string_equal(cfg->services[0].endpoints[0].host, "127.0.0.1");
+    assert_int_equal(cfg->services[0].endpoints[0].port, 3000);
+    assert_true(cfg->services[0].generic_api);
+    assert_int_equal(cfg->route_count, 0);
+    config_free(cfg);
+}
+
+/* ---- the SPEC.md example ------------------------------------------------- */
+
+static const char spec_example[] =
+    "{'listen': '127.0.0.1:8080', 'admin_listen': '0.0.0.0:9901', 'workers': 1,"
+    " 'shutdown_grace_ms': 10000, 'generic_api': ['math'],"
+    " 'auth': {'bearer_tokens': ['${GATEWAY_TOKEN}']},"
+    " 'log': {'level': 'info', 'access': true},"
+    " 'limits': {'max_body_bytes': 1048576, 'max_connections': 4096,"
+    "            'max_inflight': 10000, 'idle_timeout_ms': 60000},"
+    " 'services': {"
+    "   'math': {'endpoints': ['127.0.0.1:3001'], 'pool_size': 2,"
+    "            'tls': {'ca': '/etc/pg/ca.pem', 'cert': '/etc/pg/c.pem',"
+    "                    'key': '/etc/pg/k.pem', 'servername': 'math.internal'}},"
+    "   'users': {'endpoints': ['users.default.svc:3000', '10.0.0.7:3000']},"
+    "   'time': {'endpoints': ['127.0.0.1:3002'], 'connect': 'lazy'}},"
+    " 'routes': ["
+    "   {'method': 'POST', 'path': '/math/sum', 'service': 'math',"
+    "    'pattern': {'cmd': 'sum'}, 'data': '$body'},"
+    "   {'method': 'GET', 'path': '/users/:id', 'service': 'users', 'pattern': 'get_user',"
+    "    'data': {'id': '$path.id:int', 'full': '$query.full:bool'}},"
+    "   {'method': 'POST', 'path': '/users', 'service': 'users',"
+    "    'pattern': 'user_created', 'kind': 'emit'},"
+    "   {'method': 'GET', 'path': '/ticks', 'service': 'time',"
+    "    'pattern': 'ticks', 'reply': 'sse', 'timeout_ms': 60000}]}";
+
+static void test_spec_example(void **state)
+{
+    (void)state;
+    const char *const env[] = {"GATEWAY_TOKEN", "s3cret", NULL};
+    config *cfg = must_load_with_env(spec_example, env);
+    assert_true(cfg->has_admin_listen);
+    assert_string_equal(cfg->admin_listen.host, "0.0.0.0");
+    assert_int_equal(cfg->admin_listen.port, 9901);
+    assert_int_equal(cfg->bearer_token_count, 1);
+    assert_string_equal(cfg->bearer_tokens[0], "s3cret");
+    assert_true(cfg->log_access);
+    assert_int_equal(cfg->service_count, 3);
+    assert_true(cfg->services[0].generic_api);
+    assert_false(cfg->services[1].generic_api);
+    assert_false(cfg->services[2].generic_api);
+    assert_int_equal(cfg->services[0].pool_size, 2);
+    assert_non_null(cfg->services[0].tls);
+    assert_string_equal(cfg->services[0].tls->ca, "/etc/pg/ca.pem");
+    assert_string_equal(cfg->services[0].tls->servername, "math.internal");
+    assert_true(cfg->services[0].tls->verify);
+    assert_int_equal(cfg->services[1].endpoint_count, 2);
+    assert_int_equal(cfg->services[1].endpoints[1].kind, HOSTPORT_IPV4);
+    assert_int_equal(cfg->services[2].connect, CONFIG_CONNECT_LAZY);
+    assert_int_equal(cfg->route_count, 4);
+    assert_string_equal(cfg->routes[0].pattern_json, "{\"cmd\":\"sum\"}");
+    assert_false(cfg->routes[1].data.uses_body);
+    assert_int_equal(cfg->routes[1].data.count, 5);
+    assert_int_equal(cfg->routes[3].reply, CONFIG_REPLY_SSE);
+    assert_int_equal(cfg->routes[3].timeout_ms, 60000);
+    char summary[64];
+    config_summary(cfg, summary, sizeof summary);
+    assert_string_equal(summary, "3 services, 4 routes");
+    config_free(cfg);
+}
+
+static void test_summary_singular(void **state)
+{
+    (void)state;
+    config *cfg = must_load(WITH_ROUTES(
+        "{'method': 'GET', 'path': '/a', 'service': 'math', 'pattern': 'a'}"));
+    char summary[64];
+    config_summary(cfg, summary, sizeof summary);
+    assert_string_equal(summary, "2 services, 1 route");
+    config_free(cfg);
+    cfg = must_load("{'services': {'one': {'endpoints': ['h:1']}}}");
+    config_summary(cfg, summary, sizeof summary);
+    assert_string_equal(summary, "1 service, 0 routes");
+    config_free(cfg);
+}
+
+/* ---- values -------------------------------------------------------------- */
+
+static void test_workers(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{'workers': 'auto'}");
+    assert_int_equal(cfg->workers, 0);
+    config_free(cfg);
+    cfg = must_load("{'workers': 4}");
+    assert_int_equal(cfg->workers, 4);
+    config_free(cfg);
+    assert_error("{'workers': 0}", "workers: expected a positive integer or \"auto\"");
+    assert_error("{'workers': 'many'}", "workers: expected a positive integer or \"auto\"");
+    assert_error("{'workers': 1.5}", "workers: expected a positive integer or \"auto\"");
+    assert_error("{'workers': 5000}",
+                 "workers: expected a positive integer or \"auto\" (at most 1024)");
+}
+
+static void test_listen_forms(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{'listen': '[::1]:8081', 'admin_listen': 'localhost:9901'}");
+    assert_string_equal(cfg->listen.host, "::1");
+    assert_int_equal(cfg->listen.kind, HOSTPORT_IPV6);
+    assert_int_equal(cfg->listen.port, 8081);
+    assert_string_equal(cfg->admin_listen.host, "localhost");
+    assert_int_equal(cfg->admin_listen.kind, HOSTPORT_NAME);
+    config_free(cfg);
+    assert_error("{'listen': 8080}", "listen: expected \"host:port\"");
+    assert_error("{'listen': '127.0.0.1'}", "listen: expected \"host:port\" (missing port)");
+    assert_error("{'listen': '127.0.0.1:0'}",
+                 "listen: expected \"host:port\" (port must be 1..65535)");
+    assert_error("{'admin_listen': '127.0.0.1:65536'}",
+                 "admin_listen: expected \"host:port\" (port must be 1..65535)");
+    assert_error("{'listen': '300.1.1.1:80'}", "listen: expected \"host:port\" (bad IPv4 address)");
+    assert_error("{'listen': '::1:80'}",
+                 "listen: expected \"host:port\" (an IPv6 address needs brackets)");
+    assert_error("{'listen': '127.0.0.1:8080', 'admin_listen': '127.0.0.1:8080'}",
+                 "admin_listen: must differ from listen");
+}
+
+static void test_integer_limits(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{'shutdown_grace_ms': 0, 'limits': {'max_body_bytes': 10,"
+                            " 'max_connections': 2, 'max_inflight': 3, 'idle_timeout_ms': 4}}");
+    assert_int_equal(cfg->shutdown_grace_ms, 0);
+    assert_int_equal(cfg->limits.max_body_bytes, 10);
+    assert_int_equal(cfg->limits.max_connections, 2);
+    assert_int_equal(cfg->limits.max_inflight, 3);
+    assert_int_equal(cfg->limits.idle_timeout_ms, 4);
+    config_free(cfg);
+    assert_error("{'limits': {'max_body_bytes': 0}}",
+                 "limits.max_body_bytes: expected a positive integer");
+    assert_error("{'limits': {'max_body_bytes': '1MB'}}",
+                 "limits.max_body_bytes: expected a positive integer");
+    assert_error("{'limits': {'max_inflight': -1}}",
+                 "limits.max_inflight: expected a positive integer");
+    assert_error("{'limits': {'idle_timeout_ms': 3000000000}}",
+                 "limits.idle_timeout_ms: expected a positive integer (at most 2147483647)");
+    assert_error("{'shutdown_grace_ms': -5}",
+                 "shutdown_grace_ms: expected a non-negative integer");
+    assert_error("{'limits': []}", "limits: expected an object");
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    assert_error("[]", "expected a JSON object at the top level");
+    assert_error("{'log': 'info'}", "log: expected an object");
+    assert_error("{'log': {'access': 'yes'}}", "log.access: expected true or false");
+    assert_error("{'log': {'access': null}}", "log.access: expected true or false");
+    assert_error("{'services': []}", "services: expected an object");
+    assert_error("{'services': {'math': ['h:1']}}", "services.math: expected an object");
+    assert_error("{'routes': {}}", "routes: expected an array");
+    assert_error("{'services': {'m': {'endpoints': ['h:1'], 'metadata': 1}}}",
+                 "services.m.metadata: expected true or false");
+    assert_error("{'services': {'m': {'endpoints': ['h:1'], 'tls': true}}}",
+                 "services.m.tls: expected an object");
+    assert_error("{'services': {'m': {'endpoints': ['h:1'], 'tls': {'ca': 7}}}}",
+                 "services.m.tls.ca: expected a non-empty string");
+    assert_error(WITH_ROUTES("'GET /a'"), "routes[0]: expected an object");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': 5, 'service': 'math', 'pattern': 1}"),
+                 "routes[0].path: expected a string starting with '/'");
+}
+
+static void test_enum_values(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{'log': {'level': 'debug'}}");
+    assert_int_equal(cfg->log_level, CONFIG_LOG_DEBUG);
+    config_free(cfg);
+    assert_error("{'log': {'level': 'verbose'}}",
+                 "log.level: expected one of debug, info, warn, error");
+    assert_error("{'services': {'m': {'endpoints': ['h:1'], 'connect': 'sometimes'}}}",
+                 "services.m.connect: expected one of eager, lazy");
+    assert_error(WITH_ROUTES("{'method': 'get', 'path': '/a', 'service': 'math', 'pattern': 1}"),
+                 "routes[0].method: expected one of GET, POST, PUT, PATCH, DELETE, *");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'math', 'pattern': 1,"
+                             " 'kind': 'broadcast'}"),
+                 "routes[0].kind: expected one of send, emit");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'math', 'pattern': 1,"
+                             " 'reply': 'stream'}"),
+                 "routes[0].reply: expected one of auto, array, ndjson, sse");
+}
+
+/* ---- unknown keys -------------------------------------------------------- */
+
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    assert_error("{'listn': '127.0.0.1:8080'}", "listn: unknown key");
+    assert_error("{'limits': {'max body': 1}}", "limits[\"max body\"]: unknown key");
+    assert_error("{'auth': {'tokens': ['a']}}", "auth.tokens: unknown key");
+    assert_error("{'log': {'format': 'json'}}", "log.format: unknown key");
+    assert_error("{'services': {'math': {'endpoints': ['h:1'], 'timeout': 5}}}",
+                 "services.math.timeout: unknown key");
+    assert_error("{'services': {'math': {'endpoints': ['h:1'], 'tls': {'insecure': true}}}}",
+                 "services.math.tls.insecure: unknown key");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'math', 'pattern': 1},"
+                             "{'metod': 'GET', 'path': '/b', 'service': 'math', 'pattern': 1}"),
+                 "routes[1].metod: unknown key");
+}
+
+/* ---- substitution -------------------------------------------------------- */
+
+static void test_substitution(void **state)
+{
+    (void)state;
+    const char *const env[] = {"HOST", "10.1.2.3", "PORT", "4000", "EMPTY", "", "LEVEL", "warn",
+                               NULL};
+    config *cfg = must_load_with_env(
+        "{'listen': '${HOST}:${PORT}', 'log': {'level': '${LEVEL:-info}'},"
+        " 'services': {'s': {'endpoints': ['${MISSING:-127.0.0.1}:${EMPTY:-3000}'],"
+        "                    'tls': {'servername': 'x${EMPTY}y'}}}}",
+        env);
+    assert_string_equal(cfg->listen.host, "10.1.2.3");
+    assert_int_equal(cfg->listen.port, 4000);
+    assert_int_equal(cfg->log_level, CONFIG_LOG_WARN);
+    assert_string_equal(cfg->services[0].endpoints[0].host, "127.0.0.1");
+    assert_int_equal(cfg->services[0].endpoints[0].port, 3000);
+    assert_string_equal(cfg->services[0].tls->servername, "xy");
+    config_free(cfg);
+}
+
+static void test_substitution_in_pattern_and_data_not_keys(void **state)
+{
+    (void)state;
+    const char *const env[] = {"CMD", "sum", "TENANT", "acme", NULL};
+    config *cfg = must_load_with_env(
+        WITH_ROUTES("{'method': 'POST', 'path': '/s', 'service': 'math',"
+                    " 'pattern': {'cmd': '${CMD}', '${CMD}': 1},"
+                    " 'data': {'tenant': '${TENANT}', 'price': '$$' , 'raw': '$${TENANT}'}}"),
+        env);
+    assert_string_equal(cfg->routes[0].pattern_json, "{\"cmd\":\"sum\",\"${CMD}\":1}");
+    assert_true(template_is_literal(&cfg->routes[0].data));
+    assert_string_equal(cfg->routes[0].data.items[0].literal,
+                        "{\"tenant\":\"acme\",\"price\":\"$$\",\"raw\":\"${TENANT}\"}");
+    config_free(cfg);
+}
+
+static void test_substitution_errors(void **state)
+{
+    (void)state;
+    assert_error("{'auth': {'bearer_tokens': ['${GATEWAY_TOKEN}']}}",
+                 "auth.bearer_tokens[0]: ${GATEWAY_TOKEN} is not set");
+    assert_error("{'listen': '${HOST:-127.0.0.1:8080'}", "listen: unterminated ${");
+    assert_error("{'services': {'m': {'endpoints': ['${1X}:1']}}}",
+                 "services.m.endpoints[0]: bad variable name in ${...}");
+    assert_error("{'listen': '${HOST:=x}'}",
+                 "listen: unsupported ${...} form (use ${NAME} or ${NAME:-default})");
+    /* substitution happens before validation: an empty token is caught */
+    const char *const env[] = {"TOKEN", "", NULL};
+    assert_error_with_env("{'auth': {'bearer_tokens': ['${TOKEN}']}}", env, CONFIG_ERROR_SCHEMA,
+                          "auth.bearer_tokens[0]: expected a non-empty string of visible ASCII "
+                          "characters");
+}
+
+static void test_substitution_uses_getenv_by_default(void **state)
+{
+    (void)state;
+    setenv("PG_TEST_CONFIG_PORT", "8099", 1);
+    const char text[] = "{\"listen\": \"127.0.0.1:${PG_TEST_CONFIG_PORT}\"}";
+    config *cfg = NULL;
+    config_error error;
+    assert_int_equal(config_load_string(text, strlen(text), NULL, &cfg, &error), 0);
+    assert_int_equal(cfg->listen.port, 8099);
+    config_free(cfg);
+    unsetenv("PG_TEST_CONFIG_PORT");
+}
+
+/* ---- syntax and I/O errors ----------------------------------------------- */
+
+static void test_syntax_error_in_string(void **state)
+{
+    (void)state;
+    assert_error_with_env("{\n  'a': tru }", no_env, CONFIG_ERROR_SYNTAX,
+                          "<string>:2:10: invalid token near 'tru'");
+    assert_error_with_env("", no_env, CONFIG_ERROR_SYNTAX,
+                          "<string>:1:1: '[' or '{' expected near end of file");
+    assert_error_with_env("{'a': 1, 'a': 2}", no_env, CONFIG_ERROR_SYNTAX,
+                          "<string>:1:12: duplicate object key near '\"a\"'");
+    config *cfg = NULL;
+    config_error error;
+    config_load_options options = {.source_name = "inline.json"};
+    assert_int_equal(config_load_string("{,}", 3, &options, &cfg, &error), -1);
+    assert_string_equal(error.message, "inline.json:1:2: string or '}' expected near ','");
+}
+
+/* A fresh folder under $TMPDIR; remove it with remove_tree(). */
+static char *make_temp_dir(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *dir = NULL;
+    assert_true(asprintf(&dir, "%s/pg-config-test-XXXXXX", tmp && *tmp ? tmp : "/tmp") > 0);
+    assert_non_null(mkdtemp(dir));
+    return dir;
+}
+
+static char *write_file(const char *dir, const char *name, const char *json)
+{
+    char *path = NULL;
+    assert_true(asprintf(&path, "%s/%s", dir, name) > 0);
+    char *text = double_quoted(json);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    return path;
+}
+
+static void test_syntax_error_in_file(void **state)
+{
+    (void)state;
+    char *dir = make_temp_dir();
+    char *path = write_file(dir, "bad.json", "{\n  'listen': '127.0.0.1:8080',\n  'workers': }\n");
+    config *cfg = NULL;
+    config_error error;
+    assert_int_equal(config_load_file(path, NULL, &cfg, &error), -1);
+    assert_int_equal(error.kind, CONFIG_ERROR_SYNTAX);
+    char expected[512];
+    snprintf(expected, sizeof expected, "%s:3:14: unexpected token near '}'", path);
+    assert_string_equal(error.message, expected);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    free(dir);
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    config *cfg = NULL;
+    config_error error;
+    assert_int_equal(config_load_file("/nonexistent/pg.json", NULL, &cfg, &error), -1);
+    assert_int_equal(error.kind, CONFIG_ERROR_IO);
+    assert_string_equal(error.message, "/nonexistent/pg.json: No such file or directory");
+    assert_null(cfg);
+}
+
+static void test_file_is_recorded(void **state)
+{
+    (void)state;
+    char *dir = make_temp_dir();
+    char *path = write_file(dir, "ok.json", "{'workers': 2}");
+    config *cfg = NULL;
+    config_error error;
+    assert_int_equal(config_load_file(path, NULL, &cfg, &error), 0);
+    assert_string_equal(cfg->file, path);
+    assert_int_equal(cfg->workers, 2);
+    config_free(cfg);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    free(dir);
+}
+
+/* ---- auth ---------------------------------------------------------------- */
+
+static void test_bearer_tokens(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{'auth': {'bearer_tokens': ['a', 'b.c-d_e~f+g/h=']}}");
+    assert_int_equal(cfg->bearer_token_count, 2);
+    assert_string_equal(cfg->bearer_tokens[1], "b.c-d_e~f+g/h=");
+    config_free(cfg);
+    assert_error("{'auth': {}}", "auth.bearer_tokens: required");
+    assert_error("{'auth': {'bearer_tokens': []}}",
+                 "auth.bearer_tokens: expected a non-empty array of strings");
+    assert_error("{'auth': {'bearer_tokens': 'tok'}}",
+                 "auth.bearer_tokens: expected a non-empty array of strings");
+    assert_error("{'auth': {'bearer_tokens': ['ok', 'has space']}}",
+                 "auth.bearer_tokens[1]: expected a non-empty string of visible ASCII characters");
+}
+
+/* ---- services ------------------------------------------------------------ */
+
+static void test_service_values(void **state)
+{
+    (void)state;
+    config *cfg = must_load(
+        "{'services': {'a.b-c_1': {'endpoints': ['[2001:db8::1]:3000', 'x.example.:1'],"
+        " 'pool_size': 1024, 'connect': 'lazy', 'connect_timeout_ms': 1, 'timeout_ms': 2,"
+        " 'retry_attempts': 3, 'retry_delay_ms': 0, 'max_message_bytes': 5, 'metadata': false,"
+        " 'tls': {'verify': false}}}}");
+    const config_service *s = &cfg->services[0];
+    assert_string_equal(s->name, "a.b-c_1");
+    assert_string_equal(s->endpoints[0].host, "2001:db8::1");
+    assert_int_equal(s->endpoints[0].kind, HOSTPORT_IPV6);
+    assert_string_equal(s->endpoints[1].host, "x.example.");
+    assert_int_equal(s->pool_size, 1024);
+    assert_int_equal(s->connect, CONFIG_CONNECT_LAZY);
+    assert_int_equal(s->connect_timeout_ms, 1);
+    assert_int_equal(s->timeout_ms, 2);
+    assert_int_equal(s->retry_attempts, 3);
+    assert_int_equal(s->retry_delay_ms, 0);
+    assert_int_equal(s->max_message_bytes, 5);
+    assert_false(s->metadata);
+    assert_non_null(s->tls);
+    assert_null(s->tls->ca);
+    assert_null(s->tls->cert);
+    assert_null(s->tls->servername);
+    assert_false(s->tls->verify);
+    const config_service *found = config_find_service(cfg, "a.b-c_1xyz", 7);
+    assert_ptr_equal(found, s);
+    assert_null(config_find_service(cfg, "a.b", 3));
+    config_free(cfg);
+}
+
+static void test_service_errors(void **state)
+{
+    (void)state;
+    assert_error("{'services': {'math': {'endpoints': ['127.0.0.1']}}}",
+                 "services.math.endpoints[0]: expected \"host:port\" (missing port)");
+    assert_error("{'services': {'math': {'endpoints': ['h:1', 3001]}}}",
+                 "services.math.endpoints[1]: expected \"host:port\"");
+    assert_error("{'services': {'math': {'endpoints': ['bad_-host-:1']}}}",
+                 "services.math.endpoints[0]: expected \"host:port\" (bad host name)");
+    assert_error("{'services': {'math': {}}}", "services.math.endpoints: required");
+    assert_error("{'services': {'math': {'endpoints': []}}}",
+                 "services.math.endpoints: expected a non-empty array of \"host:port\"");
+    assert_error("{'services': {'my svc': {'endpoints': ['h:1']}}}",
+                 "services[\"my svc\"]: bad service name (expected [A-Za-z0-9_.-]+)");
+    assert_error("{'services': {'': {'endpoints': ['h:1']}}}",
+                 "services[\"\"]: bad service name (expected [A-Za-z0-9_.-]+)");
+    assert_error("{'services': {'m': {'endpoints': ['h:1'], 'pool_size': 0}}}",
+                 "services.m.pool_size: expected an integer from 1 to 1024");
+    assert_error("{'services': {'m': {'endpoints': ['h:1'], 'pool_size': 1025}}}",
+                 "services.m.pool_size: expected an integer from 1 to 1024");
+    assert_error("{'services': {'m': {'endpoints': ['h:1'], 'timeout_ms': 0}}}",
+                 "services.m.timeout_ms: expected a positive integer");
+    assert_error("{'services': {'m': {'endpoints': ['h:1'], 'retry_attempts': -1}}}",
+                 "services.m.retry_attempts: expected a non-negative integer");
+    assert_error("{'services': {'m': {'endpoints': ['h:1'], 'max_message_bytes': 0}}}",
+                 "services.m.max_message_bytes: expected a positive integer");
+}
+
+/* ---- tls ----------------------------------------------------------------- */
+
+static void test_tls_cert_without_key(void **state)
+{
+    (void)state;
+    assert_error("{'services': {'math': {'endpoints': ['h:1'], 'tls': {'cert': '/c.pem'}}}}",
+                 "services.math.tls: cert and key must be given together");
+    assert_error("{'services': {'math': {'endpoints': ['h:1'], 'tls': {'key': '/k.pem'}}}}",
+                 "services.math.tls: cert and key must be given together");
+}
+
+static void test_tls_paths_relative_to_config_file(void **state)
+{
+    (void)state;
+    char *dir = make_temp_dir();
+    char *path = write_file(dir, "pg.json",
+                            "{'services': {'math': {'endpoints': ['h:1'], 'tls': {"
+                            "'ca': 'ca.pem', 'cert': './certs/c.pem', 'key': '/abs/k.pem'}}}}");
+    config *cfg = NULL;
+    config_error error;
+    assert_int_equal(config_load_file(path, NULL, &cfg, &error), 0);
+    char expected[512];
+    snprintf(expected, sizeof expected, "%s/ca.pem", dir);
+    assert_string_equal(cfg->services[0].tls->ca, expected);
+    snprintf(expected, sizeof expected, "%s/certs/c.pem", dir);
+    assert_string_equal(cfg->services[0].tls->cert, expected);
+    assert_string_equal(cfg->services[0].tls->key, "/abs/k.pem");
+    config_free(cfg);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    free(dir);
+}
+
+static void test_tls_paths_of_relative_config_file(void **state)
+{
+    (void)state;
+    char *dir = make_temp_dir();
+    char *sub = NULL;
+    assert_true(asprintf(&sub, "%s/conf", dir) > 0);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    char *path = write_file(sub, "pg.json",
+                            "{'services': {'m': {'endpoints': ['h:1'], 'tls': {'ca': 'ca.pem'}}}}");
+    char *cwd = getcwd(NULL, 0);
+    assert_int_equal(chdir(dir), 0);
+    config *cfg = NULL;
+    config_error error;
+    int rc = config_load_file("conf/pg.json", NULL, &cfg, &error);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(rc, 0);
+    char expected[512];
+    char *real_dir = realpath(dir, NULL);
+    snprintf(expected, sizeof expected, "%s/conf/ca.pem", real_dir);
+    assert_string_equal(cfg->services[0].tls->ca, expected);
+    config_free(cfg);
+    unlink(path);
+    rmdir(sub);
+    rmdir(dir);
+    free(real_dir);
+    free(cwd);
+    free(path);
+    free(sub);
+    free(dir);
+}
+
+static void test_tls_paths_of_string_load(void **state)
+{
+    (void)state;
+    const char text[] = "{\"services\": {\"m\": {\"endpoints\": [\"h:1\"],"
+                        " \"tls\": {\"ca\": \"ca.pem\"}}}}";
+    config *cfg = NULL;
+    config_error error;
+    assert_int_equal(config_load_string(text, strlen(text), NULL, &cfg, &error), 0);
+    char *cwd = getcwd(NULL, 0);
+    char expected[512];
+    snprintf(expected, sizeof expected, "%s/ca.pem", strcmp(cwd, "/") == 0 ? "" : cwd);
+    assert_string_equal(cfg->services[0].tls->ca, expected);
+    config_free(cfg);
+    free(cwd);
+    config_load_options options = {.base_dir = "/etc/pg/"};
+    assert_int_equal(config_load_string(text, strlen(text), &options, &cfg, &error), 0);
+    assert_string_equal(cfg->services[0].tls->ca, "/etc/pg/ca.pem");
+    config_free(cfg);
+}
+
+/* ---- generic_api --------------------------------------------------------- */
+
+static void test_generic_api(void **state)
+{
+    (void)state;
+    const char *services = "'services': {'a': {'endpoints': ['h:1']}, 'b': {'endpoints': ['h:2']}}";
+    char text[512];
+    snprintf(text, sizeof text, "{'generic_api': false, %s}", services);
+    config *cfg = must_load(text);
+    assert_false(cfg->services[0].generic_api);
+    assert_false(cfg->services[1].generic_api);
+    config_free(cfg);
+    snprintf(text, sizeof text, "{'generic_api': ['b'], %s}", services);
+    cfg = must_load(text);
+    assert_false(cfg->services[0].generic_api);
+    assert_true(cfg->services[1].generic_api);
+    config_free(cfg);
+    snprintf(text, sizeof text, "{'generic_api': ['b', 'nope'], %s}", services);
+    assert_error(text, "generic_api[1]: unknown service \"nope\"");
+    snprintf(text, sizeof text, "{'generic_api': 'all', %s}", services);
+    assert_error(text, "generic_api: expected true, false or a list of service names");
+    snprintf(text, sizeof text, "{'generic_api': [1], %s}", services);
+    assert_error(text, "generic_api[0]: expected a service name");
+}
+
+/* ---- routes -------------------------------------------------------------- */
+
+static void test_route_values(void **state)
+{
+    (void)state;
+    config *cfg = must_load(WITH_ROUTES(
+        "{'method': '*', 'path': '/calc/:op', 'service': 'math',"
+        " 'pattern': {'cmd': 'calc', 'n': 0.5, 'list': [1, true, null]},"
+        " 'reply': 'ndjson', 'timeout_ms': 77, 'status': 201,"
+        " 'data': {'op': '$path.op', 'x': '$body.x:number'}}"));
+    const config_route *r = &cfg->routes[0];
+    assert_int_equal(r->method, CONFIG_METHOD_ANY);
+    assert_int_equal(r->path.count, 2);
+    assert_string_equal(r->pattern_json, "{\"cmd\":\"calc\",\"n\":0.5,\"list\":[1,true,null]}");
+    assert_int_equal(r->reply, CONFIG_REPLY_NDJSON);
+    assert_int_equal(r->timeout_ms, 77);
+    assert_int_equal(r->status, 201);
+    assert_true(r->data.uses_body);
+    assert_int_equal(r->data.count, 5);
+    config_free(cfg);
+}
+
+static void test_route_required_keys(void **state)
+{
+    (void)state;
+    assert_error(WITH_ROUTES("{'path': '/a', 'service': 'math', 'pattern': 1}"),
+                 "routes[0].method: required");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'service': 'math', 'pattern': 1}"),
+                 "routes[0].path: required");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'pattern': 1}"),
+                 "routes[0].service: required");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'math'}"),
+                 "routes[0].pattern: required");
+}
+
+static void test_route_errors(void **state)
+{
+    (void)state;
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'time', 'pattern': 1}"),
+                 "routes[0].service: unknown service \"time\"");
+    assert_error("{'routes': [{'method': 'GET', 'path': '/a', 'service': 'x', 'pattern': 1}]}",
+                 "routes[0].service: unknown service \"x\"");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': 'a', 'service': 'math', 'pattern': 1}"),
+                 "routes[0].path: expected a path starting with '/'");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a//b', 'service': 'math', 'pattern': 1}"),
+                 "routes[0].path: empty segment (//)");
+    assert_error(WITH_ROUTES("{'method': 'POST', 'path': '/e', 'service': 'math', 'pattern': 1,"
+                             " 'kind': 'emit', 'reply': 'auto'}"),
+                 "routes[0].reply: not allowed on an emit route (events have no reply)");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'math', 'pattern': 1,"
+                             " 'status': 300}"),
+                 "routes[0].status: expected an integer from 200 to 299");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'math', 'pattern': 1,"
+                             " 'timeout_ms': 0}"),
+                 "routes[0].timeout_ms: expected a positive integer");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/users/:id', 'service': 'users',"
+                             " 'pattern': 1, 'data': {'id': '$path.uid'}}"),
+                 "routes[0].data.id: $path.uid is not a capture of /users/:id");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/u', 'service': 'users',"
+                             " 'pattern': 1, 'data': [1, {'n': '$query.n:integer'}]}"),
+                 "routes[0].data[1].n: unknown conversion ':integer' "
+                 "(expected :int, :number, :bool or :json)");
+}
+
+static void test_error_text_stays_on_one_line(void **state)
+{
+    (void)state;
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'm\\n\\u0001',"
+                             " 'pattern': 1}"),
+                 "routes[0].service: unknown service \"m\\n\\x01\"");
+    assert_error("{'services': {'m': {'endpoints': ['h:1']}}, 'generic_api': ['a\\tb']}",
+                 "generic_api[0]: unknown service \"a\\tb\"");
+}
+
+static void test_route_conflicts(void **state)
+{
+    (void)state;
+    assert_error(WITH_ROUTES(
+                     "{'method': 'GET', 'path': '/users', 'service': 'users', 'pattern': 1},"
+                     "{'method': 'GET', 'path': '/users/:id', 'service': 'users', 'pattern': 2},"
+                     "{'method': 'POST', 'path': '/users/:id', 'service': 'users', 'pattern': 3},"
+                     "{'method': 'GET', 'path': '/users/:uid/', 'service': 'users', 'pattern': 4}"),
+                 "routes[3]: conflicts with routes[1] (GET /users/:id)");
+    assert_error(WITH_ROUTES(
+                     "{'method': 'DELETE', 'path': '/a/*rest', 'service': 'math', 'pattern': 1},"
+                     "{'method': '*', 'path': '/a/*all', 'service': 'math', 'pattern': 2}"),
+                 "routes[1]: conflicts with routes[0] (DELETE /a/*rest)");
+    assert_error(WITH_ROUTES(
+                     "{'method': 'GET', 'path': '/a%20b', 'service': 'math', 'pattern': 1},"
+                     "{'method': 'GET', 'path': '/a%20b/', 'service': 'math', 'pattern': 2}"),
+                 "routes[1]: conflicts with routes[0] (GET /a%20b)");
+    /* different shapes, or different methods: no conflict */
+    config *cfg = must_load(WITH_ROUTES(
+        "{'method': 'GET', 'path': '/users/:id', 'service': 'users', 'pattern': 1},"
+        "{'method': 'GET', 'path': '/users/me', 'service': 'users', 'pattern': 2},"
+        "{'method': 'GET', 'path': '/users/*rest', 'service': 'users', 'pattern': 3},"
+        "{'method': 'PUT', 'path': '/users/:id', 'service': 'users', 'pattern': 4},"
+        "{'method': 'GET', 'path': '/', 'service': 'users', 'pattern': 5}"));
+    assert_int_equal(cfg->route_count, 5);
+    assert_false(config_routes_conflict(&cfg->routes[0], &cfg->routes[1]));
+    assert_false(config_routes_conflict(&cfg->routes[0], &cfg->routes[3]));
+    config_free(cfg);
+}
+
+static void test_generic_api_paths(void **state)
+{
+    (void)state;
+    assert_error(WITH_ROUTES("{'method': 'POST', 'path': '/v1/send/math', 'service': 'math',"
+                             " 'pattern': 1}"),
+                 "routes[0].path: /v1/send/math clashes with the generic API "
+                 "(/v1/send/..., /v1/emit/...)");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/v1/emit', 'service': 'math',"
+                             " 'pattern': 1}"),
+                 "routes[0].path: /v1/emit clashes with the generic API "
+                 "(/v1/send/..., /v1/emit/...)");
+    config *cfg = must_load(
+        "{'generic_api': false, 'services': {'m': {'endpoints': ['h:1']}},"
+        " 'routes': [{'method': 'POST', 'path': '/v1/send/:svc', 'service': 'm', 'pattern': 1},"
+        "            {'method': 'POST', 'path': '/v1/other', 'service': 'm', 'pattern': 2}]}");
+    config_free(cfg);
+    cfg = must_load(WITH_ROUTES(
+        "{'method': 'POST', 'path': '/v1/:verb/x', 'service': 'math', 'pattern': 1},"
+        "{'method': 'POST', 'path': '/v2/send/x', 'service': 'math', 'pattern': 2}"));
+    config_free(cfg);
+}
+
+static void test_admin_paths(void **state)
+{
+    (void)state;
+    const char *services = "'services': {'m': {'endpoints': ['h:1']}}";
+    char text[512];
+    snprintf(text, sizeof text, "{%s, 'routes': [{'method': 'GET', 'path': '/healthz',"
+             " 'service': 'm', 'pattern': 1}]}", services);
+    assert_error(text, "routes[0].path: /healthz clashes with the admin API "
+                       "(set admin_listen to serve it apart)");
+    snprintf(text, sizeof text, "{%s, 'routes': [{'method': 'POST', 'path': '/metrics/*rest',"
+             " 'service': 'm', 'pattern': 1}]}", services);
+    assert_error(text, "routes[0].path: /metrics/*rest clashes with the admin API "
+                       "(set admin_listen to serve it apart)");
+    snprintf(text, sizeof text, "{%s, 'routes': [{'method': 'GET', 'path': '/status/:id',"
+             " 'service': 'm', 'pattern': 1}, {'method': 'GET', 'path': '/:page',"
+             " 'service': 'm', 'pattern': 2}]}", services);
+    config *cfg = must_load(text);
+    config_free(cfg);
+    snprintf(text, sizeof text, "{'admin_listen': '127.0.0.1:9901', %s, 'routes': ["
+             "{'method': 'GET', 'path': '/healthz', 'service': 'm', 'pattern': 1}]}", services);
+    cfg = must_load(text);
+    config_free(cfg);
+}
+
+static void test_enum_names(void **state)
+{
+    (void)state;
+    assert_string_equal(config_method_name(CONFIG_METHOD_ANY), "*");
+    assert_string_equal(config_method_name(CONFIG_METHOD_PATCH), "PATCH");
+    assert_string_equal(config_route_kind_name(CONFIG_ROUTE_EMIT), "emit");
+    assert_string_equal(config_reply_mode_name(CONFIG_REPLY_SSE), "sse");
+    assert_string_equal(config_log_level_name(CONFIG_LOG_WARN), "warn");
+    assert_string_equal(config_connect_mode_name(CONFIG_CONNECT_LAZY), "lazy");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_of_top_level_keys),
+        cmocka_unit_test(test_defaults_of_service_keys),
+        cmocka_unit_test(test_defaults_of_route_keys),
+        cmocka_unit_test(test_embedded_default),
+        cmocka_unit_test(test_spec_example),
+        cmocka_unit_test(test_summary_singular),
+        cmocka_unit_test(test_workers),
+        cmocka_unit_test(test_listen_forms),
+        cmocka_unit_test(test_integer_limits),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_enum_values),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_substitution),
+        cmocka_unit_test(test_substitution_in_pattern_and_data_not_keys),
+        cmocka_unit_test(test_substitution_errors),
+        cmocka_unit_test(test_substitution_uses_getenv_by_default),
+        cmocka_unit_test(test_syntax_error_in_string),
+        cmocka_unit_test(test_syntax_error_in_file),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_file_is_recorded),
+        cmocka_unit_test(test_bearer_tokens),
+        cmocka_unit_test(test_service_values),
+        cmocka_unit_test(test_service_errors),
+        cmocka_unit_test(test_tls_cert_without_key),
+        cmocka_unit_test(test_tls_paths_relative_to_config_file),
+        cmocka_unit_test(test_tls_paths_of_relative_config_file),
+        cmocka_unit_test(test_tls_paths_of_string_load),
+        cmocka_unit_test(test_generic_api),
+        cmocka_unit_test(test_route_values),
+        cmocka_unit_test(test_route_required_keys),
+        cmocka_unit_test(test_route_errors),
+        cmocka_unit_test(test_error_text_stays_on_one_line),
+        cmocka_unit_test(test_route_conflicts),
+        cmocka_unit_test(test_generic_api_paths),
+        cmocka_unit_test(test_admin_paths),
+        cmocka_unit_test(test_enum_names),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
