@@ -49,6 +49,8 @@ static void sock_maybe_free(up_sock_t *sock)
     if (sock->resolving || sock->tcp_open)
         return;
     upstream_t *up = sock->up;
+    if (sock->addrs)
+        uv_freeaddrinfo(sock->addrs);
     frame_decoder_free(&sock->in);
     buf_free(&sock->out);
     buf_free(&sock->inflight_out);
@@ -217,11 +219,35 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- connecting --------------------------------------------------------- */
 
+static int connect_to(up_sock_t *sock, const struct sockaddr *addr);
+
+/* A name resolved to several addresses: the attempt moves on to the next
+ * one on a fresh socket (a failed uv_tcp_t cannot connect again). */
+static int try_next_address(up_conn_t *conn, up_sock_t *failed)
+{
+    struct addrinfo *next = failed->next_addr;
+    if (!next)
+        return -1;
+    up_sock_t *sock = sock_new(conn);
+    if (!sock)
+        return -1;
+    sock->addrs = failed->addrs;
+    sock->next_addr = next->ai_next;
+    failed->addrs = NULL;
+    conn->sock = sock;
+    sock_release(failed);
+    if (connect_to(sock, next->ai_addr) < 0)
+        return try_next_address(conn, sock);
+    return 0;
+}
+
 static void on_connected(uv_connect_t *req, int status)
 {
     up_sock_t *sock = req->data;
     up_conn_t *conn = sock->conn;
     if (!conn || status == UV_ECANCELED)
+        return;
+    if (status < 0 && try_next_address(conn, sock) == 0)
         return;
     if (status < 0) {
         char detail[96];
@@ -277,9 +303,10 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         fail_connect(conn, "cannot resolve host", status);
         return;
     }
+    sock->addrs = res;
+    sock->next_addr = res->ai_next;
     int rc = connect_to(sock, res->ai_addr);
-    uv_freeaddrinfo(res);
-    if (rc < 0)
+    if (rc < 0 && try_next_address(conn, sock) < 0)
         fail_connect(conn, "connect failed", rc);
 }
 

@@ -57,6 +57,8 @@ struct up_sock {
     int resolving;          /* the resolver callback has yet to run */
     int tcp_open;           /* tcp was initialized and not yet closed */
     int writing;            /* write_req is in flight */
+    struct addrinfo *addrs; /* resolved addresses (owned), NULL for literals */
+    struct addrinfo *next_addr; /* the one to try if this connect fails */
     frame_decoder_t in;
     buf_t out;              /* packets queued during this loop iteration */
     buf_t inflight_out;     /* bytes handed to uv_write */

@@ -447,6 +447,41 @@ static void refused_fails_at_once_without_retries(void **state)
     assert_int_equal(uvtest_close(&loop, up), 0);
 }
 
+static void dns_name_tries_every_address(void **state)
+{
+    (void)state;
+    /* "localhost" may resolve to ::1 first while the upstream listens on
+     * 127.0.0.1 only: the attempt must move on to the next address */
+    fixture_t *f = start(REPLY_ECHO);
+    char address[32];
+    snprintf(address, sizeof address, "localhost:%d", testnet_upstream_port(f->server));
+    const char *eps[] = { address };
+    up_service_t *svc = uvtest_service(f->up, "byname", eps, 1, 1, UP_CONNECT_LAZY);
+    uvtest_call_t c;
+    uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "\"by name\"", 5000);
+    assert_int_equal(c.outcome, UP_OK);
+    assert_string_equal(c.values.data, "\"by name\"\n");
+    uvtest_call_free(&c);
+    finish(f);
+}
+
+static void unresolvable_name_is_unavailable(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    upstream_t *up = upstream_new(&loop);
+    const char *eps[] = { "no-such-host.invalid:3000" };
+    up_service_t *svc = uvtest_service(up, "nowhere", eps, 1, 1, UP_CONNECT_LAZY);
+    uvtest_call_t c;
+    uvtest_send_wait(&loop, svc, &c, "\"x\"", "1", 5000);
+    assert_int_equal(c.outcome, UP_UNAVAILABLE);
+    /* a resolver that answers slowly hits the connect timeout instead */
+    assert_true(strstr(c.detail, "cannot resolve host") || strstr(c.detail, "connect timed out"));
+    uvtest_call_free(&c);
+    assert_int_equal(uvtest_close(&loop, up), 0);
+}
+
 static void bad_endpoint_is_rejected(void **state)
 {
     (void)state;
@@ -514,6 +549,8 @@ int main(void)
         cmocka_unit_test(lazy_pool_connects_on_first_use),
         cmocka_unit_test(eager_pool_reconnects_by_itself),
         cmocka_unit_test(refused_fails_at_once_without_retries),
+        cmocka_unit_test(dns_name_tries_every_address),
+        cmocka_unit_test(unresolvable_name_is_unavailable),
         cmocka_unit_test(bad_endpoint_is_rejected),
         cmocka_unit_test(requests_spread_over_endpoints),
     };
