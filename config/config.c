@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "core/defaults.h"
 
 #include "config/config_reader.h"
 #include "core/buf.h"
@@ -85,14 +86,14 @@ static void set_defaults(config *cfg)
 
 static void set_service_defaults(config_service *service)
 {
-    service->pool_size = 1;
+    service->pool_size = PG_DEFAULT_POOL_SIZE;
     service->connect = CONFIG_CONNECT_EAGER;
-    service->connect_timeout_ms = 2000;
-    service->timeout_ms = 5000;
-    service->retry_attempts = 0;
-    service->retry_delay_ms = 100;
-    service->max_message_bytes = 134217728;
-    service->metadata = true;
+    service->connect_timeout_ms = PG_DEFAULT_CONNECT_TIMEOUT_MS;
+    service->timeout_ms = PG_DEFAULT_TIMEOUT_MS;
+    service->retry_attempts = PG_DEFAULT_RETRY_ATTEMPTS;
+    service->retry_delay_ms = PG_DEFAULT_RETRY_DELAY_MS;
+    service->max_message_bytes = PG_DEFAULT_MAX_MESSAGE_BYTES;
+    service->metadata = PG_DEFAULT_METADATA;
     service->generic_api = true;
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/defaults.h"
 #include "core/hostport.h"
 #include "core/message.h"
 #include "core/upstream_internal.h"
@@ -32,14 +33,14 @@ const char *up_conn_state_name(up_conn_state_t state)
 void up_service_opts_defaults(up_service_opts_t *o)
 {
     memset(o, 0, sizeof *o);
-    o->pool_size = 1;
+    o->pool_size = PG_DEFAULT_POOL_SIZE;
     o->connect = UP_CONNECT_EAGER;
-    o->connect_timeout_ms = 2000;
-    o->timeout_ms = 5000;
-    o->retry_attempts = 0;
-    o->retry_delay_ms = 100;
-    o->max_message_bytes = 134217728;
-    o->metadata = 1;
+    o->connect_timeout_ms = PG_DEFAULT_CONNECT_TIMEOUT_MS;
+    o->timeout_ms = PG_DEFAULT_TIMEOUT_MS;
+    o->retry_attempts = PG_DEFAULT_RETRY_ATTEMPTS;
+    o->retry_delay_ms = PG_DEFAULT_RETRY_DELAY_MS;
+    o->max_message_bytes = PG_DEFAULT_MAX_MESSAGE_BYTES;
+    o->metadata = PG_DEFAULT_METADATA;
 }
 
 uint64_t up_wall_ms(void)

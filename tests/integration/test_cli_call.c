@@ -16,37 +16,12 @@
 #include "support/net.h"
 #include "support/proc.h"
 
-typedef struct group_state {
-    struct nest_service svc;
-    char address[32];
-} group_state_t;
-
 typedef struct result {
     int status;
     char *out;
     char *err;
 } result_t;
 
-static int start_group(void **state, const char *version)
-{
-    group_state_t *g = calloc(1, sizeof *g);
-    nest_require(version);
-    struct nest_options opts = { .quiet = true };
-    if (nest_start(version, &opts, &g->svc) != 0)
-        return -1;
-    snprintf(g->address, sizeof g->address, "127.0.0.1:%d", g->svc.port);
-    *state = g;
-    return 0;
-}
-static int start_v12(void **state) { return start_group(state, "v12"); }
-static int start_v10(void **state) { return start_group(state, "v10"); }
-static int stop_group(void **state)
-{
-    group_state_t *g = *state;
-    nest_stop(&g->svc);
-    free(g);
-    return 0;
-}
 
 /* Runs `patterngate <args...>` (NULL-terminated) to completion. */
 static result_t run(const char *first, ...)
@@ -76,7 +51,7 @@ static void result_free(result_t *r)
 
 static void call_prints_values(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     result_t r = run("call", g->address, "{\"cmd\":\"sum\"}", "[1,2,3]", NULL);
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "6\n");
@@ -102,7 +77,7 @@ static void call_prints_values(void **state)
 
 static void stream_values_arrive_as_they_come(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     const char *argv[] = { PG_BINARY, "call", g->address, "{\"cmd\":\"stream\"}",
                            "{\"count\":3,\"interval_ms\":400}", NULL };
     struct proc *p;
@@ -122,7 +97,7 @@ static void stream_values_arrive_as_they_come(void **state)
 
 static void errors_go_to_stderr_as_json(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     result_t r = run("call", g->address, "{\"cmd\":\"rpc_object\"}", "{\"statusCode\":403,\"message\":\"nope\"}", NULL);
     assert_int_equal(r.status, 1);
     assert_string_equal(r.out, "");
@@ -157,7 +132,7 @@ static void errors_go_to_stderr_as_json(void **state)
 
 static void emit_delivers_an_event(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     result_t r = run("call", g->address, "{\"cmd\":\"recorded_clear\"}", NULL);
     assert_int_equal(r.status, 0);
     result_free(&r);
@@ -173,7 +148,7 @@ static void emit_delivers_an_event(void **state)
 
 static void bad_usage_exits_2(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     result_t r = run("call", g->address, "x", "{not json", NULL);
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "DATA is not valid JSON: expected a string key at byte 1"));
@@ -199,7 +174,7 @@ int main(void)
         cmocka_unit_test(emit_delivers_an_event),
         cmocka_unit_test(bad_usage_exits_2),
     };
-    int failed = cmocka_run_group_tests_name("cli_nest12", tests, start_v12, stop_group);
-    failed += cmocka_run_group_tests_name("cli_nest10", tests, start_v10, stop_group);
+    int failed = cmocka_run_group_tests_name("cli_nest12", tests, nest_group_setup_v12, nest_group_teardown);
+    failed += cmocka_run_group_tests_name("cli_nest10", tests, nest_group_setup_v10, nest_group_teardown);
     return failed;
 }

@@ -25,11 +25,6 @@ typedef struct client {
     frame_decoder_t in;
 } client_t;
 
-typedef struct group_state {
-    const char *version;
-    struct nest_service svc;
-} group_state_t;
-
 static void client_open(client_t *c, int port)
 {
     c->fd = testnet_connect(port, 10000);
@@ -76,28 +71,8 @@ static msg_reply_t read_reply(client_t *c, char **value, char **id)
     }
 }
 
-static int start_group(void **state, const char *version)
-{
-    group_state_t *g = calloc(1, sizeof *g);
-    g->version = version;
-    nest_require(version);
-    struct nest_options opts = { .quiet = true };
-    if (nest_start(version, &opts, &g->svc) != 0)
-        return -1;
-    *state = g;
-    return 0;
-}
 
-static int start_v12(void **state) { return start_group(state, "v12"); }
-static int start_v10(void **state) { return start_group(state, "v10"); }
 
-static int stop_group(void **state)
-{
-    group_state_t *g = *state;
-    nest_stop(&g->svc);
-    free(g);
-    return 0;
-}
 
 /* Data that JSON.parse + JSON.stringify reproduce exactly, so the echo must
  * come back byte for byte. */
@@ -111,7 +86,7 @@ static const char *exact_samples[] = {
 
 static void echo_round_trips_byte_exact(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     client_t c;
     client_open(&c, g->svc.port);
     for (size_t i = 0; i < sizeof exact_samples / sizeof exact_samples[0]; i++) {
@@ -131,7 +106,7 @@ static void echo_round_trips_byte_exact(void **state)
 
 static void large_multibyte_payload(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     buf_t data = BUF_INIT;
     buf_append_cstr(&data, "\"");
     while (data.len < 1 << 20)
@@ -154,7 +129,7 @@ static void large_multibyte_payload(void **state)
 
 static void two_requests_in_flight_get_their_own_replies(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     client_t c;
     client_open(&c, g->svc.port);
     /* both packets in one write: the slow one first */
@@ -178,7 +153,7 @@ static void two_requests_in_flight_get_their_own_replies(void **state)
 
 static void every_reply_shape(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     client_t c;
     client_open(&c, g->svc.port);
     char *v, *id;
@@ -221,7 +196,7 @@ int main(void)
         cmocka_unit_test(two_requests_in_flight_get_their_own_replies),
         cmocka_unit_test(every_reply_shape),
     };
-    int failed = cmocka_run_group_tests_name("codec_nest12", tests, start_v12, stop_group);
-    failed += cmocka_run_group_tests_name("codec_nest10", tests, start_v10, stop_group);
+    int failed = cmocka_run_group_tests_name("codec_nest12", tests, nest_group_setup_v12, nest_group_teardown);
+    failed += cmocka_run_group_tests_name("codec_nest10", tests, nest_group_setup_v10, nest_group_teardown);
     return failed;
 }

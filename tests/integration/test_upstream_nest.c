@@ -15,39 +15,12 @@
 #include "support/net.h"
 #include "support/uvtest.h"
 
-typedef struct group_state {
-    const char *version;
-    struct nest_service svc;
-    char address[32];
-} group_state_t;
-
 typedef struct env {
     uv_loop_t loop;
     upstream_t *up;
     up_service_t *svc;
 } env_t;
 
-static int start_group(void **state, const char *version)
-{
-    group_state_t *g = calloc(1, sizeof *g);
-    g->version = version;
-    nest_require(version);
-    struct nest_options opts = { .quiet = true };
-    if (nest_start(version, &opts, &g->svc) != 0)
-        return -1;
-    snprintf(g->address, sizeof g->address, "127.0.0.1:%d", g->svc.port);
-    *state = g;
-    return 0;
-}
-static int start_v12(void **state) { return start_group(state, "v12"); }
-static int start_v10(void **state) { return start_group(state, "v10"); }
-static int stop_group(void **state)
-{
-    group_state_t *g = *state;
-    nest_stop(&g->svc);
-    free(g);
-    return 0;
-}
 
 static void env_open(env_t *e, const char *address, unsigned pool_size)
 {
@@ -78,7 +51,7 @@ static void expect(env_t *e, const char *pattern, const char *data, up_outcome_t
 
 static void every_handler_shape(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     env_t e;
     env_open(&e, g->address, 1);
     expect(&e, "{\"cmd\":\"sum\"}", "[1,2,3,4]", UP_OK, "10\n", NULL);
@@ -104,7 +77,7 @@ static void every_handler_shape(void **state)
 
 static void events_reach_the_service(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     env_t e;
     env_open(&e, g->address, 1);
     expect(&e, "{\"cmd\":\"recorded_clear\"}", "null", UP_OK, "true\n", NULL);
@@ -121,19 +94,9 @@ static void events_reach_the_service(void **state)
     env_close(&e);
 }
 
-typedef struct many { uvtest_call_t *calls; int n; } many_t;
-static int many_done(void *arg)
-{
-    many_t *m = arg;
-    for (int i = 0; i < m->n; i++)
-        if (!m->calls[i].done)
-            return 0;
-    return 1;
-}
-
 static void five_hundred_concurrent_on_two_connections(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     enum { N = 500 };
     env_t e;
     env_open(&e, g->address, 2);
@@ -143,8 +106,7 @@ static void five_hundred_concurrent_on_two_connections(void **state)
         snprintf(data[i], sizeof data[i], "{\"i\":%d,\"s\":\"é%d😀\"}", i, i * 7);
         uvtest_send(e.svc, &calls[i], "{\"cmd\":\"echo\"}", data[i], 30000);
     }
-    many_t m = { calls, N };
-    assert_true(uvtest_run_until(&e.loop, many_done, &m, 60000));
+    assert_true(uvtest_wait_all(&e.loop, calls, N, 60000));
     for (int i = 0; i < N; i++) {
         assert_int_equal(calls[i].outcome, UP_OK);
         assert_int_equal(calls[i].values.len, strlen(data[i]) + 1);
@@ -162,18 +124,12 @@ static int written(void *svc)
     return up_service_stats(svc)->bytes_out > 0 && up_service_stats(svc)->inflight == 3;
 }
 
-static int all3(void *arg)
-{
-    uvtest_call_t *c = arg;
-    return c[0].done && c[1].done && c[2].done;
-}
-
 static void service_killed_mid_request(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     struct nest_service own;
     struct nest_options opts = { .quiet = true };
-    assert_int_equal(nest_start(g->version, &opts, &own), 0);
+    assert_int_equal(nest_start(g->svc.version, &opts, &own), 0);
     char address[32];
     snprintf(address, sizeof address, "127.0.0.1:%d", own.port);
     env_t e;
@@ -184,7 +140,7 @@ static void service_killed_mid_request(void **state)
     assert_true(uvtest_run_until(&e.loop, written, e.svc, 20000));
     uint64_t killed_at = uv_hrtime() / 1000000;
     nest_kill(&own);
-    assert_true(uvtest_run_until(&e.loop, all3, c, 30000));
+    assert_true(uvtest_wait_all(&e.loop, c, 3, 30000));
     for (int i = 0; i < 3; i++) {
         assert_int_equal(c[i].outcome, UP_CLOSED);
         assert_true(c[i].done_at - killed_at < 10000); /* at once, not at 60 s */
@@ -205,7 +161,7 @@ static int connected(void *svc)
 
 static void service_down_at_start_comes_up_later(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     int port = testnet_free_port();
     char address[32];
     snprintf(address, sizeof address, "127.0.0.1:%d", port);
@@ -219,7 +175,7 @@ static void service_down_at_start_comes_up_later(void **state)
 
     struct nest_service own;
     struct nest_options opts = { .port = port, .quiet = true };
-    assert_int_equal(nest_start(g->version, &opts, &own), 0);
+    assert_int_equal(nest_start(g->svc.version, &opts, &own), 0);
     assert_true(uvtest_run_until(&e.loop, connected, e.svc, 30000)); /* by itself */
     expect(&e, "{\"cmd\":\"sum\"}", "[20,22]", UP_OK, "42\n", NULL);
     nest_stop(&own);
@@ -228,10 +184,10 @@ static void service_down_at_start_comes_up_later(void **state)
 
 static void two_endpoints_share_and_survive(void **state)
 {
-    group_state_t *g = *state;
+    struct nest_group *g = *state;
     struct nest_service other;
     struct nest_options opts = { .quiet = true };
-    assert_int_equal(nest_start(g->version, &opts, &other), 0);
+    assert_int_equal(nest_start(g->svc.version, &opts, &other), 0);
     char other_address[32];
     snprintf(other_address, sizeof other_address, "127.0.0.1:%d", other.port);
     uv_loop_t loop;
@@ -272,7 +228,7 @@ int main(void)
         cmocka_unit_test(service_down_at_start_comes_up_later),
         cmocka_unit_test(two_endpoints_share_and_survive),
     };
-    int failed = cmocka_run_group_tests_name("upstream_nest12", tests, start_v12, stop_group);
-    failed += cmocka_run_group_tests_name("upstream_nest10", tests, start_v10, stop_group);
+    int failed = cmocka_run_group_tests_name("upstream_nest12", tests, nest_group_setup_v12, nest_group_teardown);
+    failed += cmocka_run_group_tests_name("upstream_nest10", tests, nest_group_setup_v10, nest_group_teardown);
     return failed;
 }

@@ -247,3 +247,30 @@ int nest_restart_same_port(struct nest_service *svc) {
 char *nest_stderr(struct nest_service *svc) {
   return svc->proc ? proc_stderr_text(svc->proc) : strdup("");
 }
+
+static int group_setup(void **state, const char *version)
+{
+  struct nest_group *g = calloc(1, sizeof *g);
+  if (g == NULL)
+    return -1;
+  nest_require(version);
+  struct nest_options opts = {.quiet = true};
+  if (nest_start(version, &opts, &g->svc) != 0) {
+    free(g);
+    return -1;
+  }
+  snprintf(g->address, sizeof g->address, "127.0.0.1:%d", g->svc.port);
+  *state = g;
+  return 0;
+}
+
+int nest_group_setup_v12(void **state) { return group_setup(state, "v12"); }
+int nest_group_setup_v10(void **state) { return group_setup(state, "v10"); }
+
+int nest_group_teardown(void **state)
+{
+  struct nest_group *g = *state;
+  nest_stop(&g->svc);
+  free(g);
+  return 0;
+}

@@ -95,4 +95,15 @@ int nest_restart_same_port(struct nest_service *svc);
  * proc_stderr_text). "" when stopped. */
 char *nest_stderr(struct nest_service *svc);
 
+/* cmocka group fixtures: one quiet service per group, started by the setup
+ * (a failed start fails the group) and stopped by the teardown. *state is
+ * a struct nest_group. */
+struct nest_group {
+  struct nest_service svc;
+  char address[32];     /* "127.0.0.1:<port>" */
+};
+int nest_group_setup_v12(void **state);
+int nest_group_setup_v10(void **state);
+int nest_group_teardown(void **state);
+
 #endif

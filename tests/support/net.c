@@ -1,5 +1,6 @@
 /* testnet: TCP helpers and scripted upstream for tests. See net.h. */
 #include "support/net.h"
+#include "support/deadline.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,32 +23,11 @@
 #define TESTNET_PEER_WRITE_TIMEOUT_MS 10000
 #define TESTNET_MAX_LENGTH_DIGITS 15
 
-/* ---- time ------------------------------------------------------------- */
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t deadline_after(int timeout_ms) {
-  return timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
-}
-
-static int remaining_ms(int64_t deadline) {
-  if (deadline == INT64_MAX)
-    return -1;
-  int64_t left = deadline - now_ms();
-  if (left <= 0)
-    return 0;
-  return left > INT_MAX ? INT_MAX : (int)left;
-}
-
 /* Waits for `events` on fd until the deadline: 1 ready, -ETIMEDOUT, -errno. */
 static int wait_fd(int fd, short events, int64_t deadline) {
   for (;;) {
     struct pollfd pfd = {.fd = fd, .events = events};
-    int rc = poll(&pfd, 1, remaining_ms(deadline));
+    int rc = poll(&pfd, 1, deadline_remaining_ms(deadline));
     if (rc > 0)
       return 1;
     if (rc == 0)
@@ -138,7 +118,7 @@ int testnet_wait_closed(int fd, int timeout_ms) {
   int64_t deadline = deadline_after(timeout_ms);
   char sink[4096];
   for (;;) {
-    ssize_t n = testnet_read_some(fd, sink, sizeof sink, remaining_ms(deadline));
+    ssize_t n = testnet_read_some(fd, sink, sizeof sink, deadline_remaining_ms(deadline));
     if (n == -ETIMEDOUT)
       return -ETIMEDOUT;
     if (n <= 0)
@@ -230,7 +210,7 @@ static int reader_fill(struct testnet_reader *r, int64_t deadline) {
     r->cap = cap;
   }
   ssize_t n = testnet_read_some(r->fd, r->buf + r->len, r->cap - r->len - 1,
-                                remaining_ms(deadline));
+                                deadline_remaining_ms(deadline));
   if (n == -ECONNRESET || n == 0) {
     r->eof = true;
     return 0;
@@ -557,7 +537,7 @@ int testnet_peer_wait_closed(struct testnet_peer *peer, int timeout_ms) {
       return -ECANCELED;
     struct pollfd pfds[2] = {{.fd = peer->fd, .events = POLLIN},
                              {.fd = peer->upstream->stop_fd, .events = POLLIN}};
-    int rc = poll(pfds, 2, remaining_ms(deadline));
+    int rc = poll(pfds, 2, deadline_remaining_ms(deadline));
     if (rc == 0)
       return -ETIMEDOUT;
     if (rc < 0 && errno != EINTR)

@@ -1,5 +1,6 @@
 /* proc: child processes for tests. See proc.h for the contract. */
 #include "support/proc.h"
+#include "support/deadline.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,26 +53,6 @@ static struct proc *proc_registry;
 static bool proc_atexit_installed;
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t deadline_after(int timeout_ms) {
-  return timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
-}
-
-/* Milliseconds left before the deadline, for poll(): -1 = forever. */
-static int remaining_ms(int64_t deadline) {
-  if (deadline == INT64_MAX)
-    return -1;
-  int64_t left = deadline - now_ms();
-  if (left <= 0)
-    return 0;
-  return left > INT_MAX ? INT_MAX : (int)left;
-}
 
 static void close_fd(int *fd) {
   if (*fd >= 0)
@@ -515,7 +496,7 @@ static int pump(struct proc *p, enum pump_goal goal, int64_t deadline) {
       i_err = n, pfds[n++] = (struct pollfd){.fd = p->err_fd, .events = POLLIN};
     if (p->status == PROC_RUNNING && p->pidfd >= 0)
       i_pid = n, pfds[n++] = (struct pollfd){.fd = p->pidfd, .events = POLLIN};
-    int timeout = remaining_ms(deadline);
+    int timeout = deadline_remaining_ms(deadline);
     if (p->status == PROC_RUNNING && p->pidfd < 0 && (timeout < 0 || timeout > 10))
       timeout = 10; /* no pidfd: look at waitpid now and then */
     int ready = poll(pfds, (nfds_t)n, timeout);
@@ -527,7 +508,7 @@ static int pump(struct proc *p, enum pump_goal goal, int64_t deadline) {
       pipe_read_once(&p->err_fd, &p->err);
     if (p->status == PROC_RUNNING && (p->pidfd < 0 || (i_pid >= 0 && pfds[i_pid].revents)))
       try_reap(p);
-    if (!pump_done(p, goal) && remaining_ms(deadline) == 0)
+    if (!pump_done(p, goal) && deadline_remaining_ms(deadline) == 0)
       return -ETIMEDOUT;
   }
   return 0;

@@ -86,6 +86,26 @@ int uvtest_is_done(void *call)
     return ((uvtest_call_t *)call)->done;
 }
 
+typedef struct call_array {
+    uvtest_call_t *calls;
+    size_t n;
+} call_array_t;
+
+static int all_done(void *arg)
+{
+    call_array_t *a = arg;
+    for (size_t i = 0; i < a->n; i++)
+        if (!a->calls[i].done)
+            return 0;
+    return 1;
+}
+
+int uvtest_wait_all(uv_loop_t *loop, uvtest_call_t *calls, size_t n, int timeout_ms)
+{
+    call_array_t a = { calls, n };
+    return uvtest_run_until(loop, all_done, &a, timeout_ms);
+}
+
 void uvtest_send_wait(uv_loop_t *loop, up_service_t *svc, uvtest_call_t *call,
                       const char *pattern, const char *data, uint32_t timeout_ms)
 {

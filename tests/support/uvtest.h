@@ -43,6 +43,8 @@ void uvtest_emit(up_service_t *svc, uvtest_call_t *call, const char *pattern, co
 void uvtest_send_wait(uv_loop_t *loop, up_service_t *svc, uvtest_call_t *call,
                       const char *pattern, const char *data, uint32_t timeout_ms);
 int uvtest_is_done(void *call);
+/* Runs the loop until all n calls are done (1) or timeout_ms pass (0). */
+int uvtest_wait_all(uv_loop_t *loop, uvtest_call_t *calls, size_t n, int timeout_ms);
 void uvtest_call_free(uvtest_call_t *call);
 
 /* Adds a service with SPEC.md defaults and the given endpoints. */

@@ -274,15 +274,6 @@ static void silence_times_out_and_late_reply_is_counted(void **state)
     finish(f);
 }
 
-static int all_done(void *arg)
-{
-    uvtest_call_t *calls = arg;
-    for (int i = 0; i < 3; i++)
-        if (!calls[i].done)
-            return 0;
-    return 1;
-}
-
 static void close_fails_every_pending_request_at_once(void **state)
 {
     (void)state;
@@ -292,23 +283,13 @@ static void close_fails_every_pending_request_at_once(void **state)
     uint64_t t0 = uv_hrtime() / 1000000;
     for (int i = 0; i < 3; i++)
         uvtest_send(svc, &c[i], "\"x\"", "1", 30000);
-    assert_true(uvtest_run_until(&f->loop, all_done, c, 20000));
+    assert_true(uvtest_wait_all(&f->loop, c, 3, 20000));
     for (int i = 0; i < 3; i++) {
         assert_int_equal(c[i].outcome, UP_CLOSED);
         assert_true(c[i].done_at - t0 < 15000); /* not at their 30 s timeout */
         uvtest_call_free(&c[i]);
     }
     finish(f);
-}
-
-typedef struct many { uvtest_call_t *calls; int n; } many_t;
-static int many_done(void *arg)
-{
-    many_t *m = arg;
-    for (int i = 0; i < m->n; i++)
-        if (!m->calls[i].done)
-            return 0;
-    return 1;
 }
 
 static void replies_out_of_order_reach_their_requests(void **state)
@@ -328,8 +309,7 @@ static void replies_out_of_order_reach_their_requests(void **state)
         snprintf(data, sizeof data, "{\"n\":%d}", i);
         uvtest_send(svc, &calls[i], "\"x\"", data, 10000);
     }
-    many_t m = { calls, N };
-    assert_true(uvtest_run_until(&f->loop, many_done, &m, 20000));
+    assert_true(uvtest_wait_all(&f->loop, calls, N, 20000));
     assert_true(uvtest_run_until(&f->loop, uvtest_is_done, &c0, 20000));
     assert_int_equal(c0.outcome, UP_OK);
     for (int i = 0; i < N; i++) {
