@@ -410,6 +410,35 @@ int jscan_string_eq(span_t token, const char *s, size_t n)
     return j == n;
 }
 
+int jscan_string_decode(span_t token, buf_t *out)
+{
+    if (token.n < 2 || token.p[0] != '"')
+        return 0;
+    const unsigned char *p = (const unsigned char *)token.p;
+    size_t end = token.n - 1, i = 1;
+    if (end == i)
+        return 0; /* "" */
+    /* Unescaping never makes text longer: reserve once, then write. */
+    int rc = buf_reserve(out, end - 1);
+    if (rc)
+        return rc;
+    while (i < end) {
+        size_t run = i;
+        while (run < end && p[run] != '\\')
+            run++;
+        memcpy(out->data + out->len, p + i, run - i);
+        out->len += run - i;
+        i = run;
+        if (i < end) {
+            unsigned char tmp[4];
+            size_t len = unescape_one(p, end, &i, tmp);
+            memcpy(out->data + out->len, tmp, len);
+            out->len += len;
+        }
+    }
+    return 0;
+}
+
 int jscan_truthy(span_t v)
 {
     switch (jscan_type_of(v)) {

@@ -81,6 +81,18 @@ int jscan_member(span_t object, const char *key, span_t *value);
 int jscan_string_eq(span_t token, const char *s, size_t n);
 
 /*
+ * Unescapes a valid string token (quotes included, as jscan_value() or
+ * jscan_member() hand it out) and appends its content to *out. Escapes
+ * become UTF-8; a surrogate pair becomes one 4-byte sequence. The result is
+ * what JSON.parse() would hold, in bytes, so it need not be valid UTF-8 or
+ * free of NULs: "\u0000" gives a NUL byte, and a lone surrogate escape
+ * ("\ud800") gives its 3-byte form (ED A0 80), which utf8_valid() rejects.
+ * Returns 0, or -ENOMEM with *out unchanged; a token that does not start
+ * with '"' appends nothing and returns 0 (the span must be a valid token).
+ */
+int jscan_string_decode(span_t token, buf_t *out);
+
+/*
  * JavaScript truthiness of a valid value: false for null, false, "", and
  * numbers whose digits are all zero; true for everything else. (A literal
  * that only underflows to zero, like 1e-400, counts as true.)

@@ -8,13 +8,13 @@
  */
 #include "config/config.h"
 #include "gateway/cli.h"
+#include "gateway/gateway.h"
+#include "gateway/log.h"
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -155,39 +155,17 @@ static int run_check(const char *file)
     return 0;
 }
 
-/* TEMPORARY until the logging module exists: one JSON log line on stderr,
- * {"ts":"...Z","level":LEVEL,"msg":MSG[,"error":ERROR]}. */
-static void log_line(const char *level, const char *msg, const char *error)
-{
-    struct timespec now;
-    struct tm utc;
-    char ts[40];
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &utc);
-    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &utc);
-    snprintf(ts + n, sizeof ts - n, ".%03ldZ", now.tv_nsec / 1000000);
-    json_t *line = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level, "msg", msg);
-    if (line != NULL && error != NULL)
-        json_object_set_new(line, "error", json_string(error));
-    char *text = line != NULL ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    fputs(text != NULL ? text : "{\"level\":\"error\",\"msg\":\"out of memory\"}", stderr);
-    fputc('\n', stderr);
-    free(text);
-    json_decref(line);
-}
-
 static int run_gateway(const char *file)
 {
     char problem[CONFIG_ERROR_SIZE + 1024];
     config *cfg = load_config(file, problem, sizeof problem);
     if (cfg == NULL) {
-        log_line("error", "invalid config", problem);
+        logger_t lg;
+        logger_init(&lg, CONFIG_LOG_INFO);
+        log_msg(&lg, CONFIG_LOG_ERROR, "invalid config", problem);
         return EXIT_USAGE;
     }
-    /* TEMPORARY: serving comes with the gateway layer. */
-    log_line("error", "serving is not implemented yet", NULL);
-    config_free(cfg);
-    return EXIT_RUNTIME;
+    return gateway_run(cfg) == 0 ? 0 : EXIT_RUNTIME;
 }
 
 static subcommand_fn *find_subcommand(const char *name)

@@ -162,6 +162,61 @@ static void string_eq_unescapes(void **state)
     assert_true(jscan_string_eq(SPAN_LIT("\"한\""), "한", strlen("한")));
 }
 
+/* Decodes a token and checks the bytes (length given: they may hold NULs). */
+static void assert_decodes(const char *token, const char *expected, size_t expected_len)
+{
+    buf_t out = BUF_INIT;
+    buf_append(&out, "<", 1);
+    assert_int_equal(jscan_string_decode(span_cstr(token), &out), 0);
+    assert_int_equal(out.len, expected_len + 1);
+    assert_memory_equal(out.data, "<", 1);
+    if (expected_len)
+        assert_memory_equal(out.data + 1, expected, expected_len);
+    buf_free(&out);
+}
+
+#define DECODES(token, expected) assert_decodes(token, expected, sizeof(expected) - 1)
+
+static void string_decode_unescapes(void **state)
+{
+    (void)state;
+    DECODES("\"\"", "");
+    DECODES("\"abc\"", "abc");
+    DECODES("\"a\\\"b\\\\c\\/d\"", "a\"b\\c/d");
+    DECODES("\"\\b\\f\\n\\r\\t\"", "\b\f\n\r\t");
+    DECODES("\"caf\\u00e9 \\u00E9 caf\xc3\xa9\"", "caf\xc3\xa9 \xc3\xa9 caf\xc3\xa9");
+    DECODES("\"\\u0041\\u007f\\u0080\\u07ff\\u0800\\uffff\"",
+            "A\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf");
+    DECODES("\"\\ud83d\\ude00\"", "\xf0\x9f\x98\x80"); /* a pair: one code point */
+    DECODES("\"\\uD83D\\uDE00\"", "\xf0\x9f\x98\x80");
+    DECODES("\"\xf0\x9f\x98\x80\"", "\xf0\x9f\x98\x80");
+    /* what JSON.parse holds, in bytes: NUL and lone surrogates (3-byte form) */
+    DECODES("\"a\\u0000b\"", "a\0b");
+    DECODES("\"\\ud800\"", "\xed\xa0\x80");
+    DECODES("\"\\udc00x\"", "\xed\xb0\x80x");
+    DECODES("\"\\ud800\\u0041\"", "\xed\xa0\x80" "A");   /* high then not a low */
+    DECODES("\"\\ud800\\ud800\"", "\xed\xa0\x80\xed\xa0\x80");
+    DECODES("\"\\ude00\\ud83d\"", "\xed\xb8\x80\xed\xa0\xbd"); /* reversed pair */
+    DECODES("\"\\ud800\\n\"", "\xed\xa0\x80\n");
+    /* Not a string token: nothing appended. */
+    DECODES("12", "");
+    DECODES("", "");
+}
+
+static void string_decode_of_a_member(void **state)
+{
+    (void)state;
+    const char *s = "{\"k\":\"x\\ty\",\"n\":1}";
+    span_t obj = span_cstr(s), v;
+    assert_true(jscan_member(obj, "k", &v));
+    buf_t out = BUF_INIT;
+    assert_int_equal(jscan_string_decode(v, &out), 0);
+    assert_int_equal(jscan_string_decode(v, &out), 0); /* appends */
+    assert_int_equal(out.len, 6);
+    assert_memory_equal(out.data, "x\tyx\ty", 6);
+    buf_free(&out);
+}
+
 static void truthiness_follows_javascript(void **state)
 {
     (void)state;
@@ -185,6 +240,8 @@ int main(void)
         cmocka_unit_test(members_iterate_and_last_wins),
         cmocka_unit_test(members_report_errors),
         cmocka_unit_test(string_eq_unescapes),
+        cmocka_unit_test(string_decode_unescapes),
+        cmocka_unit_test(string_decode_of_a_member),
         cmocka_unit_test(truthiness_follows_javascript),
     };
     return cmocka_run_group_tests_name("json_scan", tests, NULL, NULL);

@@ -17,3 +17,8 @@ pg_unit_test(env_subst)
 add_test(NAME cli_check COMMAND ${CMAKE_CURRENT_LIST_DIR}/cli/check.sh
   $<TARGET_FILE:patterngate> ${CMAKE_CURRENT_LIST_DIR}/cli ${PROJECT_SOURCE_DIR}/config/examples)
 set_tests_properties(cli_check PROPERTIES LABELS unit TIMEOUT 120)
+# gateway layer (pure parts of the HTTP bridge)
+pg_unit_test(urlcode)
+pg_unit_test(router)
+pg_unit_test(render)
+pg_unit_test(generic)

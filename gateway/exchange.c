@@ -1,0 +1,697 @@
+/*
+ * exchange: see exchange.h. The access handler decides where a request goes
+ * as soon as its headers are in (so that a 404, 401 or 413 costs no body),
+ * collects the body, renders the packet data, sends it upstream and
+ * suspends the connection until the reply comes back.
+ */
+#include "gateway/exchange.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json_write.h"
+#include "core/utf8.h"
+#include "gateway/errors.h"
+#include "gateway/gateway.h"
+#include "gateway/generic.h"
+#include "gateway/render.h"
+#include "gateway/urlcode.h"
+
+typedef enum ex_state {
+    EX_HEADERS, /* first call: nothing decided yet */
+    EX_BODY,    /* reading the body */
+    EX_WAITING, /* suspended; the upstream request is in flight */
+    EX_READY,   /* a response is built and waits to be queued */
+    EX_SENT,    /* queued; MHD sends it */
+    EX_GONE,    /* the client hung up while we waited */
+} ex_state_t;
+
+typedef struct exchange {
+    list_node_t waiting_link;    /* in gw->waiting_list while EX_WAITING */
+    gateway_t *gw;
+    struct MHD_Connection *conn;
+    ex_state_t state;
+    const char *method;          /* MHD's, valid for the request */
+    const char *url;             /* raw path, still percent-encoded */
+    const char *label;           /* route template, "generic", "admin", "unmatched" */
+    /* where it goes */
+    const config_route *route;   /* NULL for the generic API */
+    router_match_t match;
+    size_t service_index;
+    int is_emit;
+    config_reply_mode reply;
+    unsigned ok_status;
+    uint64_t timeout_ms;
+    /* the body */
+    buf_t body;
+    int body_too_large;
+    /* upstream */
+    up_request_t *req;
+    size_t nvalues;
+    buf_t values;                /* the values so far, comma-separated */
+    buf_t query_value;           /* the last query parameter looked up */
+    /* the response */
+    unsigned status;
+    buf_t response;
+    int json_body;
+    const char *allow;
+    int close_after;             /* Connection: close */
+    int challenge;               /* WWW-Authenticate: Bearer */
+    int retry_after;
+    size_t response_bytes;       /* for the access log */
+    char request_id[132];
+    uint64_t started_ns;
+    /* the client-hang-up watch while suspended */
+    uv_poll_t watch;
+    int watch_open;              /* the poll handle is initialized, not yet closed */
+    int mhd_done;                /* MHD reported the request completed */
+} exchange_t;
+
+static const char *header(exchange_t *ex, const char *name)
+{
+    return MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, name);
+}
+
+/* ---- responses ---------------------------------------------------------- */
+
+static void set_response(exchange_t *ex, unsigned status, buf_t *json)
+{
+    ex->status = status;
+    buf_free(&ex->response);
+    if (json) {
+        ex->response = *json;
+        *json = (buf_t)BUF_INIT;
+        ex->json_body = 1;
+    }
+    ex->state = EX_READY;
+}
+
+static void fail(exchange_t *ex, gw_error_t e, const char *message, span_t details)
+{
+    buf_t body = BUF_INIT;
+    gw_error_body(&body, e, message, details);
+    set_response(ex, (unsigned)e.status, &body);
+}
+
+static void fail_simple(exchange_t *ex, int status, const char *code, const char *message)
+{
+    fail(ex, (gw_error_t){ status, code }, message, span_of(NULL, 0));
+}
+
+static enum MHD_Result send_response(exchange_t *ex)
+{
+    struct MHD_Response *r;
+    ex->response_bytes = ex->status == 204 ? 0 : ex->response.len;
+    if (ex->response.len && ex->status != 204 && ex->status != 304) {
+        r = MHD_create_response_from_buffer(ex->response.len, ex->response.data, MHD_RESPMEM_MUST_FREE);
+        if (r)
+            ex->response = (buf_t)BUF_INIT; /* MHD frees it */
+    } else {
+        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    }
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "X-Request-Id", ex->request_id);
+    if (ex->json_body && ex->status != 204)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (ex->allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, ex->allow);
+    if (ex->challenge)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (ex->retry_after)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (ex->close_after)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result rc = MHD_queue_response(ex->conn, ex->status, r);
+    MHD_destroy_response(r);
+    ex->state = EX_SENT;
+    return rc;
+}
+
+/* ---- request id, metadata, auth ----------------------------------------- */
+
+static int usable_request_id(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > 128)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (id[i] <= 0x20 || id[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+static void assign_request_id(exchange_t *ex)
+{
+    const char *given = header(ex, "X-Request-Id");
+    if (usable_request_id(given)) {
+        snprintf(ex->request_id, sizeof ex->request_id, "%s", given);
+        return;
+    }
+    gateway_t *gw = ex->gw;
+    uint64_t a, b;
+    gw->rng ^= gw->rng << 13; gw->rng ^= gw->rng >> 7; gw->rng ^= gw->rng << 17;
+    a = gw->rng;
+    gw->rng ^= gw->rng << 13; gw->rng ^= gw->rng >> 7; gw->rng ^= gw->rng << 17;
+    b = gw->rng;
+    snprintf(ex->request_id, sizeof ex->request_id, "%016llx%016llx", (unsigned long long)a,
+             (unsigned long long)b);
+}
+
+static void add_metadata_field(buf_t *m, const char *key, const char *value)
+{
+    if (!value || !utf8_valid(value, strlen(value)))
+        return;
+    buf_append_cstr(m, m->len > 1 ? ",\"" : "\"");
+    buf_append_cstr(m, key);
+    buf_append_cstr(m, "\":");
+    json_append_string(m, value, strlen(value));
+}
+
+static void build_metadata(exchange_t *ex, buf_t *m)
+{
+    buf_append_cstr(m, "{");
+    add_metadata_field(m, "requestId", ex->request_id);
+    add_metadata_field(m, "traceparent", header(ex, "traceparent"));
+    add_metadata_field(m, "tracestate", header(ex, "tracestate"));
+    buf_append_cstr(m, "}");
+}
+
+/* Compares in time independent of where the strings differ. */
+static int same_secret(const char *a, size_t an, const char *b, size_t bn)
+{
+    unsigned char diff = (unsigned char)(an != bn);
+    for (size_t i = 0; i < an; i++)
+        diff |= (unsigned char)(a[i] ^ b[i % (bn ? bn : 1)]);
+    return diff == 0;
+}
+
+static int authorized(exchange_t *ex)
+{
+    const config *cfg = ex->gw->cfg;
+    if (cfg->bearer_token_count == 0)
+        return 1;
+    const char *auth = header(ex, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!auth || strncmp(auth, "Bearer ", 7) != 0)
+        return 0;
+    const char *token = auth + 7;
+    size_t n = strlen(token);
+    int ok = 0;
+    for (size_t i = 0; i < cfg->bearer_token_count; i++)
+        ok |= same_secret(token, n, cfg->bearer_tokens[i], strlen(cfg->bearer_tokens[i]));
+    return ok;
+}
+
+/* ---- deciding where a request goes --------------------------------------- */
+
+static int is_admin_path(const char *url)
+{
+    return strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0;
+}
+
+static void answer_admin(exchange_t *ex)
+{
+    buf_t body = BUF_INIT;
+    ex->label = "admin";
+    if (strcmp(ex->method, "GET") != 0 && strcmp(ex->method, "HEAD") != 0) {
+        ex->allow = "GET, HEAD";
+        fail_simple(ex, 405, "method_not_allowed", "admin endpoints answer GET");
+        return;
+    }
+    if (strcmp(ex->url, "/healthz") == 0) {
+        buf_append_cstr(&body, "{\"status\":\"ok\"}");
+        set_response(ex, 200, &body);
+        return;
+    }
+    gateway_t *gw = ex->gw;
+    if (gw->stopping) {
+        buf_append_cstr(&body, "{\"status\":\"draining\"}");
+        set_response(ex, 503, &body);
+        return;
+    }
+    buf_append_cstr(&body, "{\"status\":\"not_ready\",\"services\":[");
+    int missing = 0;
+    for (size_t i = 0; i < gw->cfg->service_count; i++) {
+        const config_service *s = &gw->cfg->services[i];
+        if (s->connect != CONFIG_CONNECT_EAGER ||
+            up_service_conns_in_state(gw->services[i], UP_CONN_CONNECTED) > 0)
+            continue;
+        if (missing++)
+            buf_append(&body, ",", 1);
+        json_append_string(&body, s->name, strlen(s->name));
+    }
+    buf_append_cstr(&body, "]}");
+    if (missing == 0) {
+        buf_clear(&body);
+        buf_append_cstr(&body, "{\"status\":\"ready\"}");
+    }
+    set_response(ex, missing ? 503 : 200, &body);
+}
+
+/* /v1/send/NAME and /v1/emit/NAME; 1 when the path is one of them (or
+ * cannot be decoded, which is answered here too). */
+static int route_generic(exchange_t *ex)
+{
+    span_t name;
+    int kind = generic_match_path(ex->url, &ex->match, &name);
+    if (kind == GENERIC_PATH_NONE)
+        return 0;
+    if (kind == GENERIC_PATH_BAD || kind < 0) {
+        fail_simple(ex, kind < 0 ? 503 : 400, kind < 0 ? "overloaded" : "bad_request",
+                    kind < 0 ? "out of memory" : ex->match.error);
+        return 1;
+    }
+    int is_emit = kind == GENERIC_PATH_EMIT;
+    ex->label = "generic";
+    gateway_t *gw = ex->gw;
+    const config_service *svc = NULL;
+    for (size_t i = 0; i < gw->cfg->service_count; i++) {
+        const config_service *s = &gw->cfg->services[i];
+        if (s->generic_api && span_eq_cstr(name, s->name)) {
+            svc = s;
+            ex->service_index = i;
+        }
+    }
+    if (!svc) {
+        fail_simple(ex, 404, "not_found", "no such service for the generic API");
+        return 1;
+    }
+    if (strcmp(ex->method, "POST") != 0) {
+        ex->allow = "POST";
+        fail_simple(ex, 405, "method_not_allowed", "the generic API takes POST");
+        return 1;
+    }
+    ex->is_emit = is_emit;
+    ex->ok_status = is_emit ? 202 : 200;
+    ex->timeout_ms = svc->timeout_ms;
+    char why[160];
+    const char *reply = MHD_lookup_connection_value(ex->conn, MHD_GET_ARGUMENT_KIND, "reply");
+    if (!is_emit && generic_parse_reply(reply, &ex->reply, why, sizeof why)) {
+        fail_simple(ex, 400, "bad_request", why);
+        return 1;
+    }
+    ex->state = EX_BODY;
+    return 1;
+}
+
+static void route_configured(exchange_t *ex)
+{
+    router_result_t rc = router_match(ex->gw->router, ex->method, ex->url, &ex->match);
+    switch (rc) {
+    case ROUTER_FOUND:
+        break;
+    case ROUTER_METHOD_NOT_ALLOWED:
+        ex->allow = ex->match.allow;
+        fail_simple(ex, 405, "method_not_allowed", "the path exists, but not for this method");
+        return;
+    case ROUTER_BAD_PATH:
+        fail_simple(ex, 400, "bad_request", ex->match.error);
+        return;
+    case ROUTER_NO_MEMORY:
+        fail_simple(ex, 503, "overloaded", "out of memory");
+        return;
+    default:
+        fail_simple(ex, 404, "not_found", "no route matches the path");
+        return;
+    }
+    const config_route *route = ex->match.route;
+    ex->route = route;
+    ex->label = route->path.text;
+    ex->service_index = route->service_index;
+    ex->is_emit = route->kind == CONFIG_ROUTE_EMIT;
+    ex->reply = route->reply;
+    ex->ok_status = route->status;
+    ex->timeout_ms = route->timeout_ms;
+    ex->state = EX_BODY;
+}
+
+static void check_declared_length(exchange_t *ex)
+{
+    const char *length = header(ex, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length && strtoull(length, NULL, 10) > ex->gw->cfg->limits.max_body_bytes)
+        fail_simple(ex, 413, "payload_too_large", "the body is larger than max_body_bytes");
+}
+
+static void start(exchange_t *ex)
+{
+    assign_request_id(ex);
+    ex->label = "unmatched";
+    if (!ex->gw->cfg->has_admin_listen && is_admin_path(ex->url)) {
+        answer_admin(ex); /* probes need no token */
+        return;
+    }
+    if (ex->gw->stopping) {
+        ex->close_after = 1;
+        fail_simple(ex, 503, "draining", "the gateway is shutting down");
+        return;
+    }
+    if (!authorized(ex)) {
+        ex->challenge = 1;
+        fail_simple(ex, 401, "unauthorized", "a valid bearer token is required");
+        return;
+    }
+    if (!route_generic(ex))
+        route_configured(ex);
+    if (ex->state == EX_BODY)
+        check_declared_length(ex);
+}
+
+/* ---- the body ------------------------------------------------------------ */
+
+static void take_body(exchange_t *ex, const char *data, size_t n)
+{
+    if (ex->body_too_large)
+        return;
+    if (ex->body.len + n > ex->gw->cfg->limits.max_body_bytes) {
+        ex->body_too_large = 1; /* the rest is read and dropped, never kept */
+        buf_free(&ex->body);
+        return;
+    }
+    if (buf_append(&ex->body, data, n))
+        ex->body_too_large = 1;
+}
+
+/* ---- the upstream request ------------------------------------------------- */
+
+static void watch_stop(exchange_t *ex);
+
+static void on_value(void *ctx, span_t value)
+{
+    exchange_t *ex = ctx;
+    if (ex->nvalues++)
+        buf_append(&ex->values, ",", 1);
+    buf_append_span(&ex->values, value);
+}
+
+static void build_reply(exchange_t *ex)
+{
+    buf_t body = BUF_INIT;
+    if (ex->is_emit) {
+        set_response(ex, ex->ok_status, NULL);
+        return;
+    }
+    if (ex->reply == CONFIG_REPLY_AUTO && ex->nvalues == 0) {
+        set_response(ex, 204, NULL);
+        return;
+    }
+    int as_array = ex->reply != CONFIG_REPLY_AUTO || ex->nvalues > 1;
+    if (as_array)
+        buf_append(&body, "[", 1);
+    buf_append(&body, ex->values.data ? ex->values.data : "", ex->values.len);
+    if (as_array)
+        buf_append(&body, "]", 1);
+    set_response(ex, ex->ok_status, &body);
+}
+
+/* Leaves EX_WAITING: the request upstream is over or abandoned. */
+static void stop_waiting(exchange_t *ex)
+{
+    ex->req = NULL;
+    ex->gw->waiting--;
+    list_remove(&ex->waiting_link);
+}
+
+static void on_done(void *ctx, up_outcome_t outcome, span_t err, const char *detail)
+{
+    exchange_t *ex = ctx;
+    stop_waiting(ex);
+    if (outcome == UP_OK)
+        build_reply(ex);
+    else
+        fail(ex, gw_error_for_outcome(outcome, err), detail, err);
+    watch_stop(ex);
+    httpd_resume(ex->gw->httpd, ex->conn);
+}
+
+static const up_callbacks_t upstream_callbacks = { on_value, on_done };
+
+static void free_exchange(exchange_t *ex)
+{
+    ex->gw->exchanges--;
+    buf_free(&ex->body);
+    buf_free(&ex->values);
+    buf_free(&ex->query_value);
+    buf_free(&ex->response);
+    router_match_free(&ex->match);
+    free(ex);
+}
+
+static void on_watch_closed(uv_handle_t *h)
+{
+    exchange_t *ex = h->data;
+    ex->watch_open = 0;
+    if (ex->mhd_done)
+        free_exchange(ex);
+}
+
+static void watch_stop(exchange_t *ex)
+{
+    if (ex->watch_open && !uv_is_closing((uv_handle_t *)&ex->watch))
+        uv_close((uv_handle_t *)&ex->watch, on_watch_closed);
+}
+
+/* The client hung up while its request waited: cancel it upstream and let
+ * MHD close the connection. */
+static void on_hangup(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    exchange_t *ex = p->data;
+    if (ex->state != EX_WAITING)
+        return;
+    up_cancel(ex->req);
+    stop_waiting(ex);
+    ex->state = EX_GONE;
+    ex->status = 499; /* for the access log: client closed the request */
+    watch_stop(ex);
+    httpd_resume(ex->gw->httpd, ex->conn);
+}
+
+static void watch_start(exchange_t *ex)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info || uv_poll_init(ex->gw->loop, &ex->watch, info->connect_fd) != 0)
+        return;
+    ex->watch.data = ex;
+    ex->watch_open = 1;
+    uv_poll_start(&ex->watch, UV_DISCONNECT, on_hangup);
+}
+
+/* render's header lookup: libmicrohttpd matches names case-insensitively. */
+static render_lookup_result lookup_header(void *ctx, const char *name, size_t len, span_t *value)
+{
+    exchange_t *ex = ctx;
+    char key[256];
+    if (len >= sizeof key)
+        return RENDER_LOOKUP_ABSENT;
+    memcpy(key, name, len);
+    key[len] = 0;
+    const char *v = MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, key);
+    if (!v)
+        return RENDER_LOOKUP_ABSENT;
+    *value = span_cstr(v);
+    return RENDER_LOOKUP_FOUND;
+}
+
+/* render's query lookup over libmicrohttpd's parsed arguments, which it
+ * leaves percent-encoded (see httpd.c); the first with the name wins. */
+typedef struct query_search {
+    const char *name;
+    size_t len;
+    buf_t *decoded;
+    render_lookup_result result;
+    span_t value;
+} query_search_t;
+
+static enum MHD_Result query_pair(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    query_search_t *q = cls;
+    buf_clear(q->decoded);
+    if (urlcode_decode_buf(key, strlen(key), URLCODE_QUERY, q->decoded) != URLCODE_OK ||
+        !span_eq(span_of(q->decoded->data, q->decoded->len), span_of(q->name, q->len)))
+        return MHD_YES;
+    buf_clear(q->decoded);
+    int rc = value ? urlcode_decode_buf(value, strlen(value), URLCODE_QUERY, q->decoded) : URLCODE_OK;
+    q->result = rc == URLCODE_OK ? RENDER_LOOKUP_FOUND : RENDER_LOOKUP_BAD;
+    q->value = span_of(q->decoded->data ? q->decoded->data : "", q->decoded->len);
+    return MHD_NO;
+}
+
+static render_lookup_result lookup_query(void *ctx, const char *name, size_t len, span_t *value)
+{
+    exchange_t *ex = ctx;
+    query_search_t q = { name, len, &ex->query_value, RENDER_LOOKUP_ABSENT, { NULL, 0 } };
+    MHD_get_connection_values(ex->conn, MHD_GET_ARGUMENT_KIND, query_pair, &q);
+    *value = q.value;
+    return q.result;
+}
+
+/* The packet data of a configured route, rendered from its template. */
+static int render_data(exchange_t *ex, buf_t *data, char *why, size_t whylen)
+{
+    const template *t = &ex->route->data;
+    if (t->uses_body && render_check_body(span_of(ex->body.data, ex->body.len), why, whylen))
+        return -1;
+    render_input_t in = {
+        .body = span_of(ex->body.data, ex->body.len),
+        .captures = ex->match.captures,
+        .capture_count = ex->match.capture_count,
+        .query = lookup_query,
+        .query_context = ex,
+        .header = lookup_header,
+        .header_context = ex,
+    };
+    return render_template(t, &in, data, why, whylen) == 0 ? 0 : -1;
+}
+
+static void dispatch(exchange_t *ex)
+{
+    gateway_t *gw = ex->gw;
+    char why[256];
+    if (ex->body_too_large) {
+        fail_simple(ex, 413, "payload_too_large", "the body is larger than max_body_bytes");
+        return;
+    }
+    buf_t rendered = BUF_INIT;
+    span_t pattern, data;
+    if (ex->route) {
+        pattern = span_of(ex->route->pattern_json, ex->route->pattern_length);
+        if (render_data(ex, &rendered, why, sizeof why)) {
+            buf_free(&rendered);
+            fail_simple(ex, 400, "bad_request", why);
+            return;
+        }
+        data = span_of(rendered.data, rendered.len);
+    } else if (generic_parse_body(span_of(ex->body.data, ex->body.len), &pattern, &data, why, sizeof why)) {
+        fail_simple(ex, 400, "bad_request", why);
+        return;
+    }
+    if (gw->waiting >= gw->cfg->limits.max_inflight) {
+        buf_free(&rendered);
+        ex->retry_after = 1;
+        fail_simple(ex, 503, "overloaded", "too many requests in flight (max_inflight)");
+        return;
+    }
+    buf_t metadata = BUF_INIT;
+    if (gw->cfg->services[ex->service_index].metadata)
+        build_metadata(ex, &metadata);
+    up_service_t *svc = gw->services[ex->service_index];
+    span_t meta = span_of(metadata.data, metadata.len);
+    uint32_t timeout = (uint32_t)ex->timeout_ms;
+    ex->req = ex->is_emit ? up_emit(svc, pattern, data, meta, timeout, &upstream_callbacks, ex)
+                          : up_send(svc, pattern, data, meta, timeout, &upstream_callbacks, ex);
+    buf_free(&rendered);
+    buf_free(&metadata);
+    if (!ex->req) {
+        fail_simple(ex, 503, "overloaded", "out of memory");
+        return;
+    }
+    gw->waiting++;
+    list_push_back(&gw->waiting_list, &ex->waiting_link);
+    ex->state = EX_WAITING;
+    MHD_suspend_connection(ex->conn);
+    watch_start(ex);
+}
+
+/* ---- libmicrohttpd's callbacks ---------------------------------------------- */
+
+enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection, const char *url,
+                                    const char *method, const char *version, const char *upload_data,
+                                    size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    exchange_t *ex = *con_cls;
+    if (!ex) {
+        gateway_t *gw = cls;
+        ex = calloc(1, sizeof *ex);
+        if (!ex)
+            return MHD_NO;
+        list_init(&ex->waiting_link);
+        router_match_init(&ex->match);
+        *con_cls = ex;
+        gw->exchanges++;
+        ex->gw = gw;
+        ex->conn = connection;
+        ex->method = method;
+        ex->url = url;
+        ex->started_ns = uv_hrtime();
+        start(ex);
+        return ex->state == EX_READY ? send_response(ex) : MHD_YES;
+    }
+    switch (ex->state) {
+    case EX_BODY:
+        if (*upload_data_size) {
+            take_body(ex, upload_data, *upload_data_size);
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        dispatch(ex);
+        return ex->state == EX_READY ? send_response(ex) : MHD_YES;
+    case EX_READY:
+        return send_response(ex);
+    case EX_GONE:
+        return MHD_NO;
+    default:
+        if (*upload_data_size) /* a body after an early answer: dropped */
+            *upload_data_size = 0;
+        return MHD_YES;
+    }
+}
+
+static void access_log(exchange_t *ex)
+{
+    gateway_t *gw = ex->gw;
+    log_line_t line;
+    if (!gw->cfg->log_access || !log_begin(&gw->log, &line, CONFIG_LOG_INFO, "access"))
+        return;
+    log_str(&line, "method", ex->method);
+    log_str(&line, "path", ex->url);
+    log_str(&line, "route", ex->label);
+    log_int(&line, "status", ex->status);
+    char ms[32];
+    snprintf(ms, sizeof ms, "%.3f", (double)(uv_hrtime() - ex->started_ns) / 1e6);
+    log_raw(&line, "duration_ms", ms);
+    log_str(&line, "request_id", ex->request_id);
+    if (strcmp(ex->label, "unmatched") != 0 && strcmp(ex->label, "admin") != 0)
+        log_str(&line, "service", gw->cfg->services[ex->service_index].name);
+    log_int(&line, "bytes", (long long)ex->response_bytes);
+    log_int(&line, "request_bytes", (long long)ex->body.len);
+    log_end(&gw->log, &line);
+}
+
+void exchange_on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)connection;
+    (void)toe;
+    exchange_t *ex = *con_cls;
+    if (!ex)
+        return;
+    *con_cls = NULL;
+    if (ex->req) { /* the daemon is stopping under a waiting request */
+        up_cancel(ex->req);
+        stop_waiting(ex);
+    }
+    access_log(ex);
+    ex->mhd_done = 1;
+    watch_stop(ex);
+    if (!ex->watch_open)
+        free_exchange(ex);
+}
+
+void exchange_abort_waiting(gateway_t *gw)
+{
+    list_node_t *node;
+    while ((node = list_first(&gw->waiting_list)) != NULL) {
+        exchange_t *ex = LIST_OWNER(node, exchange_t, waiting_link);
+        up_cancel(ex->req);
+        stop_waiting(ex);
+        ex->close_after = 1;
+        fail_simple(ex, 503, "draining", "the gateway shut down before the reply came");
+        watch_stop(ex);
+        httpd_resume(gw->httpd, ex->conn);
+    }
+}

@@ -1,0 +1,37 @@
+/*
+ * exchange: one HTTP request's life in the gateway, as libmicrohttpd's
+ * access handler (called again after every resume, so it is a state
+ * machine) and completion callback.
+ *
+ *   HEADERS --route, auth, limits--> BODY --body complete--> WAITING
+ *      |                               |                      (connection
+ *      |                               |                       suspended)
+ *      '--- early answer (404, 401, 413...) ---> READY <--reply/timeout--'
+ *                                                   |
+ *                                         response queued, MHD sends it
+ *
+ *   WAITING --client hung up--> GONE: the upstream request is cancelled and
+ *                                      the connection closed
+ *
+ * An exchange is allocated on the first call of the access handler and
+ * freed once MHD reports the request completed and the disconnect watch
+ * (a uv_poll on the socket while suspended) is closed, whichever is last.
+ */
+#ifndef PG_GATEWAY_EXCHANGE_H
+#define PG_GATEWAY_EXCHANGE_H
+
+#include <microhttpd.h>
+
+enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection, const char *url,
+                                    const char *method, const char *version, const char *upload_data,
+                                    size_t *upload_data_size, void **con_cls);
+
+/* Shutdown: every exchange still waiting for its reply gets 503 draining
+ * and its connection is resumed, so that none is left suspended. */
+struct gateway;
+void exchange_abort_waiting(struct gateway *gw);
+
+void exchange_on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                           enum MHD_RequestTerminationCode toe);
+
+#endif

@@ -1,0 +1,193 @@
+#include "gateway/gateway.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "gateway/exchange.h"
+
+/* The upstream client's options for one configured service. */
+static void service_options(const config_service *s, up_service_opts_t *o, const char **endpoints)
+{
+    up_service_opts_defaults(o);
+    o->name = s->name;
+    o->endpoints = endpoints;
+    o->n_endpoints = s->endpoint_count;
+    o->pool_size = s->pool_size;
+    o->connect = s->connect == CONFIG_CONNECT_LAZY ? UP_CONNECT_LAZY : UP_CONNECT_EAGER;
+    o->connect_timeout_ms = (uint32_t)s->connect_timeout_ms;
+    o->timeout_ms = (uint32_t)s->timeout_ms;
+    o->retry_attempts = s->retry_attempts;
+    o->retry_delay_ms = (uint32_t)s->retry_delay_ms;
+    o->max_message_bytes = (size_t)s->max_message_bytes;
+    o->metadata = s->metadata;
+}
+
+static int add_services(gateway_t *gw)
+{
+    const config *cfg = gw->cfg;
+    gw->services = calloc(cfg->service_count ? cfg->service_count : 1, sizeof *gw->services);
+    if (!gw->services)
+        return -1;
+    for (size_t i = 0; i < cfg->service_count; i++) {
+        const config_service *s = &cfg->services[i];
+        char (*texts)[HOSTPORT_TEXT_SIZE] = calloc(s->endpoint_count, sizeof *texts);
+        const char **endpoints = calloc(s->endpoint_count, sizeof *endpoints);
+        if (!texts || !endpoints) {
+            free(texts);
+            free(endpoints);
+            return -1;
+        }
+        for (size_t k = 0; k < s->endpoint_count; k++) {
+            hostport_format(&s->endpoints[k], texts[k], sizeof texts[k]);
+            endpoints[k] = texts[k];
+        }
+        up_service_opts_t o;
+        service_options(s, &o, endpoints);
+        char err[200];
+        gw->services[i] = up_service_add(gw->up, &o, err, sizeof err);
+        free(texts);
+        free(endpoints);
+        if (!gw->services[i]) {
+            log_msg(&gw->log, CONFIG_LOG_ERROR, "cannot add service", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void on_mhd_error(void *ctx, const char *text)
+{
+    gateway_t *gw = ctx;
+    log_msg(&gw->log, CONFIG_LOG_WARN, "http server", text);
+}
+
+static void on_httpd_closed(void *ctx)
+{
+    gateway_t *gw = ctx;
+    gw->httpd = NULL;
+    upstream_close(gw->up);
+}
+
+/* Runs once per loop iteration while stopping: once no request is left
+ * (none waiting, none being answered), the listener and the upstream close
+ * and the loop runs dry. */
+static void on_drained_check(uv_check_t *c)
+{
+    gateway_t *gw = c->data;
+    if (gw->exchanges > 0)
+        return;
+    uv_close((uv_handle_t *)&gw->drained, NULL);
+    uv_close((uv_handle_t *)&gw->grace, NULL);
+    uv_close((uv_handle_t *)&gw->sigterm, NULL);
+    uv_close((uv_handle_t *)&gw->sigint, NULL);
+    if (gw->httpd)
+        httpd_close(gw->httpd, on_httpd_closed, gw);
+    else
+        upstream_close(gw->up);
+}
+
+static void on_grace_over(uv_timer_t *t)
+{
+    gateway_t *gw = t->data;
+    log_msg(&gw->log, CONFIG_LOG_WARN, "shutdown grace is over: ending the requests still in flight", NULL);
+    exchange_abort_waiting(gw);
+}
+
+/* First signal: drain. Second: end what is left at once. */
+static void stop(gateway_t *gw)
+{
+    if (gw->stopping) {
+        exchange_abort_waiting(gw);
+        return;
+    }
+    gw->stopping = 1;
+    uv_check_start(&gw->drained, on_drained_check);
+    if (gw->httpd)
+        uv_timer_start(&gw->grace, on_grace_over, gw->cfg->shutdown_grace_ms, 0);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    gateway_t *gw = s->data;
+    log_line_t line;
+    if (log_begin(&gw->log, &line, CONFIG_LOG_INFO, gw->stopping ? "second signal: exiting now" : "shutting down"))
+        log_str(&line, "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    log_end(&gw->log, &line);
+    stop(gw);
+}
+
+static int start_http(gateway_t *gw)
+{
+    const config *cfg = gw->cfg;
+    httpd_options_t o = {
+        .listen = &cfg->listen,
+        .max_connections = cfg->limits.max_connections,
+        .idle_timeout_s = (unsigned)((cfg->limits.idle_timeout_ms + 999) / 1000),
+        .on_request = exchange_on_request,
+        .on_completed = exchange_on_completed,
+        .handler_ctx = gw,
+        .on_mhd_error = on_mhd_error,
+    };
+    char err[256];
+    gw->httpd = httpd_start(gw->loop, &o, err, sizeof err);
+    if (!gw->httpd) {
+        log_msg(&gw->log, CONFIG_LOG_ERROR, "cannot listen", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void log_started(gateway_t *gw)
+{
+    char listen[HOSTPORT_TEXT_SIZE], summary[128];
+    hostport_format(&gw->cfg->listen, listen, sizeof listen);
+    config_summary(gw->cfg, summary, sizeof summary);
+    log_line_t line;
+    if (log_begin(&gw->log, &line, CONFIG_LOG_INFO, "listening")) {
+        log_str(&line, "listen", listen);
+        log_str(&line, "config", gw->cfg->file ? gw->cfg->file : "(embedded default)");
+        log_str(&line, "summary", summary);
+        log_str(&line, "version", PG_VERSION);
+    }
+    log_end(&gw->log, &line);
+}
+
+int gateway_run(config *cfg)
+{
+    uv_loop_t loop;
+    gateway_t gw;
+    memset(&gw, 0, sizeof gw);
+    uv_loop_init(&loop);
+    gw.loop = &loop;
+    gw.cfg = cfg;
+    logger_init(&gw.log, cfg->log_level);
+    if (getrandom(&gw.rng, sizeof gw.rng, 0) != sizeof gw.rng || gw.rng == 0)
+        gw.rng = uv_hrtime() | 1;
+    signal(SIGPIPE, SIG_IGN);
+    list_init(&gw.waiting_list);
+    gw.up = upstream_new(&loop);
+    gw.router = router_new(cfg);
+    int ok = gw.up && gw.router && add_services(&gw) == 0 && start_http(&gw) == 0;
+    uv_signal_init(&loop, &gw.sigterm);
+    uv_signal_init(&loop, &gw.sigint);
+    uv_timer_init(&loop, &gw.grace);
+    uv_check_init(&loop, &gw.drained);
+    gw.sigterm.data = gw.sigint.data = gw.grace.data = gw.drained.data = &gw;
+    if (ok) {
+        uv_signal_start(&gw.sigterm, on_signal, SIGTERM);
+        uv_signal_start(&gw.sigint, on_signal, SIGINT);
+        log_started(&gw);
+    }
+    if (!ok)
+        stop(&gw);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0)
+        log_msg(&gw.log, CONFIG_LOG_WARN, "the event loop did not close clean", NULL);
+    router_free(gw.router);
+    free(gw.services);
+    config_free(cfg);
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,58 @@
+/*
+ * gateway: one worker of the HTTP bridge: a libuv loop that runs the HTTP
+ * server (httpd), the upstream client (core/upstream) and the router, and
+ * turns each HTTP request into a pattern message and its reply back into an
+ * HTTP response (exchange.c). No global state: everything hangs off the
+ * gateway_t.
+ *
+ * Ownership tree:
+ *
+ *   gateway_t
+ *    |- config *            owned; read-only after load
+ *    |- upstream_t *        services[i] for cfg->services[i]
+ *    |- router_t *          borrows cfg
+ *    |- httpd_t *           the listener
+ *    '- exchange_t          one per HTTP request, from its first byte until
+ *                           MHD says it completed (see exchange.h)
+ */
+#ifndef PG_GATEWAY_GATEWAY_H
+#define PG_GATEWAY_GATEWAY_H
+
+#include <uv.h>
+
+#include "config/config.h"
+#include "core/list.h"
+#include "core/upstream.h"
+#include "gateway/httpd.h"
+#include "gateway/log.h"
+#include "gateway/router.h"
+
+typedef struct gateway {
+    uv_loop_t *loop;
+    config *cfg;
+    logger_t log;
+    upstream_t *up;
+    up_service_t **services;  /* [cfg->service_count] */
+    router_t *router;
+    httpd_t *httpd;
+    size_t waiting;           /* exchanges with a request upstream */
+    list_node_t waiting_list; /* those exchanges */
+    size_t exchanges;         /* exchanges alive */
+    uint64_t rng;             /* request ids */
+    uv_signal_t sigterm, sigint;
+    uv_timer_t grace;         /* shutdown_grace_ms, from the first signal */
+    uv_check_t drained;       /* closes the listener once nothing is left */
+    int stopping;             /* a signal came: answer 503 draining */
+} gateway_t;
+
+/*
+ * Runs a gateway for `cfg` (ownership passes to it) on a new loop until
+ * SIGTERM or SIGINT; returns the process exit code (0 after a signal, 1 when
+ * the listener cannot start). On the first signal new requests get 503
+ * draining with Connection: close, requests in flight finish (up to
+ * shutdown_grace_ms, then they get 503 draining too); a second signal ends
+ * them at once.
+ */
+int gateway_run(config *cfg);
+
+#endif

@@ -1,0 +1,212 @@
+#include "gateway/httpd.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <unistd.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct httpd {
+    uv_loop_t *loop;
+    struct MHD_Daemon *mhd;
+    uv_poll_t poll;       /* MHD's epoll fd */
+    uv_timer_t timer;     /* MHD's next timeout */
+    uv_idle_t idle;       /* "run MHD again now" */
+    uv_prepare_t prepare; /* runs MHD after resumes */
+    int dirty;            /* a connection was resumed since the last run */
+    int open_handles;
+    void (*done)(void *ctx);
+    void *done_ctx;
+    void (*on_mhd_error)(void *ctx, const char *text);
+    void *handler_ctx;
+};
+
+static void on_timer(uv_timer_t *t);
+static void on_idle(uv_idle_t *i);
+
+static void rearm(httpd_t *h)
+{
+    MHD_UNSIGNED_LONG_LONG timeout;
+    if (MHD_get_timeout(h->mhd, &timeout) != MHD_YES) {
+        uv_idle_stop(&h->idle);
+        uv_timer_stop(&h->timer);
+    } else if (timeout == 0) {
+        uv_timer_stop(&h->timer);
+        uv_idle_start(&h->idle, on_idle);
+    } else {
+        uv_idle_stop(&h->idle);
+        uv_timer_start(&h->timer, on_timer, timeout, 0);
+    }
+}
+
+static void run(httpd_t *h)
+{
+    h->dirty = 0;
+    MHD_run(h->mhd);
+    rearm(h);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    run(p->data);
+}
+
+static void on_timer(uv_timer_t *t) { run(t->data); }
+static void on_idle(uv_idle_t *i) { run(i->data); }
+
+static void on_prepare(uv_prepare_t *p)
+{
+    httpd_t *h = p->data;
+    if (h->dirty)
+        run(h);
+}
+
+void httpd_resume(httpd_t *h, struct MHD_Connection *connection)
+{
+    MHD_resume_connection(connection);
+    h->dirty = 1;
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    httpd_t *h = cls;
+    char text[256];
+    vsnprintf(text, sizeof text, fmt, ap);
+    size_t n = strlen(text);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        text[--n] = 0;
+    if (h->on_mhd_error)
+        h->on_mhd_error(h->handler_ctx, text);
+}
+
+/* MHD would percent-decode the path before we split it into segments; the
+ * router decodes each segment itself (SPEC.md: decoded after splitting). */
+static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static int listen_address(const hostport *hp, struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    memset(ss, 0, sizeof *ss);
+    if (hp->kind == HOSTPORT_IPV6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(hp->port);
+        if (inet_pton(AF_INET6, hp->host, &a->sin6_addr) == 1)
+            return 0;
+    } else if (hp->kind == HOSTPORT_IPV4) {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons(hp->port);
+        if (inet_pton(AF_INET, hp->host, &a->sin_addr) == 1)
+            return 0;
+    } else if (uv_ip4_addr("0.0.0.0", hp->port, (struct sockaddr_in *)ss) == 0) {
+        /* a listen address given by name: resolved once, at start */
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
+        if (getaddrinfo(hp->host, NULL, &hints, &res) == 0) {
+            memcpy(ss, res->ai_addr, res->ai_addrlen);
+            ((struct sockaddr_in *)ss)->sin_port = htons(hp->port); /* same offset in v6 */
+            freeaddrinfo(res);
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "%s:%u: cannot use this listen address", hp->host, (unsigned)hp->port);
+    return -1;
+}
+
+/* Whether the port can be bound, for a precise error: MHD only says it failed. */
+static int check_bindable(const struct sockaddr_storage *ss, char *err, size_t errlen, const hostport *hp)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM, 0), rc = 0, one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (fd < 0 || bind(fd, (const struct sockaddr *)ss, len) != 0) {
+        snprintf(err, errlen, "%s:%u: %s", hp->host, (unsigned)hp->port, strerror(errno));
+        rc = -1;
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static void init_handles(httpd_t *h, int epoll_fd)
+{
+    uv_poll_init(h->loop, &h->poll, epoll_fd);
+    uv_timer_init(h->loop, &h->timer);
+    uv_idle_init(h->loop, &h->idle);
+    uv_prepare_init(h->loop, &h->prepare);
+    h->poll.data = h->timer.data = h->idle.data = h->prepare.data = h;
+    h->open_handles = 4;
+    uv_poll_start(&h->poll, UV_READABLE, on_poll);
+    uv_prepare_start(&h->prepare, on_prepare);
+}
+
+httpd_t *httpd_start(uv_loop_t *loop, const httpd_options_t *o, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    if (listen_address(o->listen, &ss, err, errlen) || check_bindable(&ss, err, errlen, o->listen))
+        return NULL;
+    httpd_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->loop = loop;
+    h->on_mhd_error = o->on_mhd_error;
+    h->handler_ctx = o->handler_ctx;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->mhd = MHD_start_daemon(flags, o->listen->port, NULL, NULL, o->on_request, o->handler_ctx,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h, /* must come first */
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                              MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+                              MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s,
+                              MHD_OPTION_NOTIFY_COMPLETED, o->on_completed, o->handler_ctx,
+                              MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
+                              MHD_OPTION_END);
+    const union MHD_DaemonInfo *info = h->mhd ? MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (!info) {
+        snprintf(err, errlen, "%s:%u: the HTTP server did not start", o->listen->host, (unsigned)o->listen->port);
+        if (h->mhd)
+            MHD_stop_daemon(h->mhd);
+        free(h);
+        return NULL;
+    }
+    init_handles(h, info->epoll_fd);
+    run(h); /* arm the first timeout */
+    return h;
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    httpd_t *h = handle->data;
+    if (--h->open_handles > 0)
+        return;
+    void (*done)(void *) = h->done;
+    void *ctx = h->done_ctx;
+    free(h);
+    if (done)
+        done(ctx);
+}
+
+void httpd_close(httpd_t *h, void (*done)(void *ctx), void *ctx)
+{
+    h->done = done;
+    h->done_ctx = ctx;
+    uv_poll_stop(&h->poll); /* before MHD closes the epoll fd it watches */
+    MHD_stop_daemon(h->mhd);
+    h->mhd = NULL;
+    uv_close((uv_handle_t *)&h->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&h->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&h->idle, on_handle_closed);
+    uv_close((uv_handle_t *)&h->prepare, on_handle_closed);
+}

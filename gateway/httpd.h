@@ -1,0 +1,54 @@
+/*
+ * httpd: one libmicrohttpd daemon driven by a libuv loop, in the loop's
+ * thread (../shared/PITFALLS.md, "Running libmicrohttpd inside the libuv
+ * loop"). MHD runs with its own epoll set and no thread; libuv watches that
+ * epoll fd, and after every MHD_run the wake-up is re-armed from
+ * MHD_get_timeout: a timer for a positive timeout, an idle handle for 0 (a
+ * 0 ms timer would starve libuv 1.44). Resuming a connection does not wake
+ * MHD in this mode, so httpd_resume marks the daemon dirty and a prepare
+ * handle runs MHD once per loop iteration while it is.
+ *
+ * A request waiting for its reply is a suspended MHD connection: no thread,
+ * no timer of MHD's, no CPU.
+ *
+ * Ownership: the caller owns the httpd_t from httpd_start until the close
+ * callback of httpd_close has run. The access and completion callbacks get
+ * the handler context given in the options.
+ */
+#ifndef PG_GATEWAY_HTTPD_H
+#define PG_GATEWAY_HTTPD_H
+
+#include <microhttpd.h>
+#include <uv.h>
+
+#include "core/hostport.h"
+
+typedef struct httpd httpd_t;
+
+typedef struct httpd_options {
+    const hostport *listen;
+    unsigned max_connections;
+    unsigned idle_timeout_s;                  /* 0: never */
+    MHD_AccessHandlerCallback on_request;     /* see microhttpd.h */
+    MHD_RequestCompletedCallback on_completed;
+    void *handler_ctx;
+    void (*on_mhd_error)(void *ctx, const char *text); /* MHD's own messages */
+} httpd_options_t;
+
+/*
+ * Binds and starts serving. Returns the server, or NULL with the reason in
+ * err (e.g. "127.0.0.1:8080: Address already in use").
+ */
+httpd_t *httpd_start(uv_loop_t *loop, const httpd_options_t *opts, char *err, size_t errlen);
+
+/* Resumes a suspended connection; MHD runs again before the loop sleeps. */
+void httpd_resume(httpd_t *h, struct MHD_Connection *connection);
+
+/*
+ * Stops the daemon (every connection must have been resumed and finished:
+ * MHD aborts on suspended ones) and closes the libuv handles; done(ctx) runs
+ * when the memory is freed.
+ */
+void httpd_close(httpd_t *h, void (*done)(void *ctx), void *ctx);
+
+#endif
