@@ -62,10 +62,8 @@ typedef struct exchange {
     size_t response_bytes;       /* for the access log */
     char request_id[132];
     uint64_t started_ns;
-    /* the client-hang-up watch while suspended */
-    uv_poll_t watch;
-    int watch_open;              /* the poll handle is initialized, not yet closed */
-    int mhd_done;                /* MHD reported the request completed */
+    int suspended;               /* MHD holds it suspended (or has yet to
+                                    process its resume) */
 } exchange_t;
 
 static const char *header(exchange_t *ex, const char *name)
@@ -374,8 +372,6 @@ static void take_body(exchange_t *ex, const char *data, size_t n)
 
 /* ---- the upstream request ------------------------------------------------- */
 
-static void watch_stop(exchange_t *ex);
-
 static void on_value(void *ctx, span_t value)
 {
     exchange_t *ex = ctx;
@@ -404,6 +400,31 @@ static void build_reply(exchange_t *ex)
     set_response(ex, ex->ok_status, &body);
 }
 
+/* Hands a suspended connection back to MHD, which calls the access handler
+ * again before the loop sleeps. */
+static void resume(exchange_t *ex)
+{
+    httpd_set_waiter(ex->conn, NULL);
+    httpd_resume(ex->gw->httpd, ex->conn);
+}
+
+static void suspend(exchange_t *ex)
+{
+    MHD_suspend_connection(ex->conn);
+    httpd_set_waiter(ex->conn, ex);
+    ex->suspended = 1;
+    ex->gw->suspended++;
+}
+
+/* MHD is handling the connection again (or dropping it). */
+static void resumed(exchange_t *ex)
+{
+    if (ex->suspended) {
+        ex->suspended = 0;
+        ex->gw->suspended--;
+    }
+}
+
 /* Leaves EX_WAITING: the request upstream is over or abandoned. */
 static void stop_waiting(exchange_t *ex)
 {
@@ -420,8 +441,7 @@ static void on_done(void *ctx, up_outcome_t outcome, span_t err, const char *det
         build_reply(ex);
     else
         fail(ex, gw_error_for_outcome(outcome, err), detail, err);
-    watch_stop(ex);
-    httpd_resume(ex->gw->httpd, ex->conn);
+    resume(ex);
 }
 
 static const up_callbacks_t upstream_callbacks = { on_value, on_done };
@@ -437,45 +457,19 @@ static void free_exchange(exchange_t *ex)
     free(ex);
 }
 
-static void on_watch_closed(uv_handle_t *h)
+/* The client hung up while its request waited (httpd's watch): cancel it
+ * upstream and let MHD close the connection. */
+void exchange_on_hangup(void *ctx, void *waiter)
 {
-    exchange_t *ex = h->data;
-    ex->watch_open = 0;
-    if (ex->mhd_done)
-        free_exchange(ex);
-}
-
-static void watch_stop(exchange_t *ex)
-{
-    if (ex->watch_open && !uv_is_closing((uv_handle_t *)&ex->watch))
-        uv_close((uv_handle_t *)&ex->watch, on_watch_closed);
-}
-
-/* The client hung up while its request waited: cancel it upstream and let
- * MHD close the connection. */
-static void on_hangup(uv_poll_t *p, int status, int events)
-{
-    (void)status;
-    (void)events;
-    exchange_t *ex = p->data;
+    (void)ctx;
+    exchange_t *ex = waiter;
     if (ex->state != EX_WAITING)
         return;
     up_cancel(ex->req);
     stop_waiting(ex);
     ex->state = EX_GONE;
     ex->status = 499; /* for the access log: client closed the request */
-    watch_stop(ex);
     httpd_resume(ex->gw->httpd, ex->conn);
-}
-
-static void watch_start(exchange_t *ex)
-{
-    const union MHD_ConnectionInfo *info = MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!info || uv_poll_init(ex->gw->loop, &ex->watch, info->connect_fd) != 0)
-        return;
-    ex->watch.data = ex;
-    ex->watch_open = 1;
-    uv_poll_start(&ex->watch, UV_DISCONNECT, on_hangup);
 }
 
 /* render's header lookup: libmicrohttpd matches names case-insensitively. */
@@ -591,8 +585,7 @@ static void dispatch(exchange_t *ex)
     gw->waiting++;
     list_push_back(&gw->waiting_list, &ex->waiting_link);
     ex->state = EX_WAITING;
-    MHD_suspend_connection(ex->conn);
-    watch_start(ex);
+    suspend(ex);
 }
 
 /* ---- libmicrohttpd's callbacks ---------------------------------------------- */
@@ -620,6 +613,7 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection
         start(ex);
         return ex->state == EX_READY ? send_response(ex) : MHD_YES;
     }
+    resumed(ex);
     switch (ex->state) {
     case EX_BODY:
         if (*upload_data_size) {
@@ -676,10 +670,8 @@ void exchange_on_completed(void *cls, struct MHD_Connection *connection, void **
         stop_waiting(ex);
     }
     access_log(ex);
-    ex->mhd_done = 1;
-    watch_stop(ex);
-    if (!ex->watch_open)
-        free_exchange(ex);
+    resumed(ex);
+    free_exchange(ex);
 }
 
 void exchange_abort_waiting(gateway_t *gw)
@@ -691,7 +683,6 @@ void exchange_abort_waiting(gateway_t *gw)
         stop_waiting(ex);
         ex->close_after = 1;
         fail_simple(ex, 503, "draining", "the gateway shut down before the reply came");
-        watch_stop(ex);
-        httpd_resume(gw->httpd, ex->conn);
+        resume(ex);
     }
 }

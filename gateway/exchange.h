@@ -14,8 +14,7 @@
  *                                      the connection closed
  *
  * An exchange is allocated on the first call of the access handler and
- * freed once MHD reports the request completed and the disconnect watch
- * (a uv_poll on the socket while suspended) is closed, whichever is last.
+ * freed when MHD reports the request completed.
  */
 #ifndef PG_GATEWAY_EXCHANGE_H
 #define PG_GATEWAY_EXCHANGE_H
@@ -30,6 +29,9 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection
  * and its connection is resumed, so that none is left suspended. */
 struct gateway;
 void exchange_abort_waiting(struct gateway *gw);
+
+/* httpd's on_hangup: the client of a waiting exchange went away. */
+void exchange_on_hangup(void *ctx, void *waiter);
 
 void exchange_on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                            enum MHD_RequestTerminationCode toe);

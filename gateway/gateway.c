@@ -72,12 +72,12 @@ static void on_httpd_closed(void *ctx)
 }
 
 /* Runs once per loop iteration while stopping: once no request is left
- * (none waiting, none being answered), the listener and the upstream close
- * and the loop runs dry. */
+ * (none waiting, none being answered; after the grace, none suspended), the
+ * listener and the upstream close and the loop runs dry. */
 static void on_drained_check(uv_check_t *c)
 {
     gateway_t *gw = c->data;
-    if (gw->exchanges > 0)
+    if (gw->suspended > 0 || (gw->exchanges > 0 && !gw->grace_over))
         return;
     uv_close((uv_handle_t *)&gw->drained, NULL);
     uv_close((uv_handle_t *)&gw->grace, NULL);
@@ -93,6 +93,7 @@ static void on_grace_over(uv_timer_t *t)
 {
     gateway_t *gw = t->data;
     log_msg(&gw->log, CONFIG_LOG_WARN, "shutdown grace is over: ending the requests still in flight", NULL);
+    gw->grace_over = 1;
     exchange_abort_waiting(gw);
 }
 
@@ -100,6 +101,7 @@ static void on_grace_over(uv_timer_t *t)
 static void stop(gateway_t *gw)
 {
     if (gw->stopping) {
+        gw->grace_over = 1;
         exchange_abort_waiting(gw);
         return;
     }
@@ -130,6 +132,7 @@ static int start_http(gateway_t *gw)
         .on_completed = exchange_on_completed,
         .handler_ctx = gw,
         .on_mhd_error = on_mhd_error,
+        .on_hangup = exchange_on_hangup,
     };
     char err[256];
     gw->httpd = httpd_start(gw->loop, &o, err, sizeof err);

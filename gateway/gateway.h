@@ -38,11 +38,14 @@ typedef struct gateway {
     size_t waiting;           /* exchanges with a request upstream */
     list_node_t waiting_list; /* those exchanges */
     size_t exchanges;         /* exchanges alive */
+    size_t suspended;         /* connections MHD holds suspended: it must
+                                 not be stopped while there are any */
     uint64_t rng;             /* request ids */
     uv_signal_t sigterm, sigint;
     uv_timer_t grace;         /* shutdown_grace_ms, from the first signal */
     uv_check_t drained;       /* closes the listener once nothing is left */
     int stopping;             /* a signal came: answer 503 draining */
+    int grace_over;           /* shutdown_grace_ms passed, or a 2nd signal */
 } gateway_t;
 
 /*

@@ -21,8 +21,17 @@ struct httpd {
     void (*done)(void *ctx);
     void *done_ctx;
     void (*on_mhd_error)(void *ctx, const char *text);
+    void (*on_hangup)(void *ctx, void *waiter);
     void *handler_ctx;
 };
+
+/* One accepted connection's hang-up watch (MHD's socket_context). */
+typedef struct httpd_conn {
+    uv_poll_t watch;
+    httpd_t *h;
+    struct MHD_Connection *connection;
+    void *waiter;
+} httpd_conn_t;
 
 static void on_timer(uv_timer_t *t);
 static void on_idle(uv_idle_t *i);
@@ -70,6 +79,60 @@ void httpd_resume(httpd_t *h, struct MHD_Connection *connection)
 {
     MHD_resume_connection(connection);
     h->dirty = 1;
+}
+
+static void on_client_gone(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    httpd_conn_t *hc = p->data;
+    httpd_t *h = hc->h;
+    uv_poll_stop(p); /* once is enough */
+    if (hc->waiter && h->on_hangup) {
+        void *waiter = hc->waiter;
+        hc->waiter = NULL;
+        h->on_hangup(h->handler_ctx, waiter);
+        return;
+    }
+    MHD_set_connection_option(hc->connection, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
+    h->dirty = 1; /* MHD's next timeout changed */
+}
+
+static void free_conn(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    httpd_t *h = cls;
+    httpd_conn_t *hc = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (hc) /* MHD has not closed the socket yet: stop watching it first */
+            uv_close((uv_handle_t *)&hc->watch, free_conn);
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    hc = calloc(1, sizeof *hc);
+    if (!hc || !info || uv_poll_init(h->loop, &hc->watch, info->connect_fd) != 0) {
+        free(hc); /* unwatched: MHD's idle timeout still ends it */
+        return;
+    }
+    hc->h = h;
+    hc->connection = connection;
+    hc->watch.data = hc;
+    uv_poll_start(&hc->watch, UV_DISCONNECT, on_client_gone);
+    *socket_context = hc;
+}
+
+void httpd_set_waiter(struct MHD_Connection *connection, void *waiter)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    httpd_conn_t *hc = info ? info->socket_context : NULL;
+    if (hc)
+        hc->waiter = waiter;
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -161,6 +224,7 @@ httpd_t *httpd_start(uv_loop_t *loop, const httpd_options_t *o, char *err, size_
     }
     h->loop = loop;
     h->on_mhd_error = o->on_mhd_error;
+    h->on_hangup = o->on_hangup;
     h->handler_ctx = o->handler_ctx;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
@@ -171,6 +235,7 @@ httpd_t *httpd_start(uv_loop_t *loop, const httpd_options_t *o, char *err, size_
                               MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
                               MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s,
                               MHD_OPTION_NOTIFY_COMPLETED, o->on_completed, o->handler_ctx,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                               MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
                               MHD_OPTION_END);
     const union MHD_DaemonInfo *info = h->mhd ? MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD) : NULL;

@@ -11,6 +11,15 @@
  * A request waiting for its reply is a suspended MHD connection: no thread,
  * no timer of MHD's, no CPU.
  *
+ * Every connection is also watched for the client hanging up (a uv_poll
+ * for UV_DISCONNECT, from accept to close). MHD alone misses a FIN that
+ * arrives together with the request: after a short read it assumes its
+ * edge-triggered socket is drained and never reads the EOF, so the
+ * connection would linger until the idle timeout. On a hang-up, a
+ * connection that has a waiter (httpd_set_waiter: a suspended request) is
+ * handed to on_hangup; any other is given a 1 s MHD timeout so that MHD
+ * closes it.
+ *
  * Ownership: the caller owns the httpd_t from httpd_start until the close
  * callback of httpd_close has run. The access and completion callbacks get
  * the handler context given in the options.
@@ -33,6 +42,8 @@ typedef struct httpd_options {
     MHD_RequestCompletedCallback on_completed;
     void *handler_ctx;
     void (*on_mhd_error)(void *ctx, const char *text); /* MHD's own messages */
+    /* The client of a connection with a waiter hung up (see above). */
+    void (*on_hangup)(void *ctx, void *waiter);
 } httpd_options_t;
 
 /*
@@ -43,6 +54,10 @@ httpd_t *httpd_start(uv_loop_t *loop, const httpd_options_t *opts, char *err, si
 
 /* Resumes a suspended connection; MHD runs again before the loop sleeps. */
 void httpd_resume(httpd_t *h, struct MHD_Connection *connection);
+
+/* Marks the connection's request as waiting (waiter != NULL: on_hangup
+ * gets it if the client goes) or not any more (NULL). */
+void httpd_set_waiter(struct MHD_Connection *connection, void *waiter);
 
 /*
  * Stops the daemon (every connection must have been resumed and finished:

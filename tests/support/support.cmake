@@ -7,3 +7,7 @@ target_sources(pg_testsupport PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/uvtest.c)
 find_package(Threads REQUIRED)
 target_link_libraries(pg_testsupport PUBLIC Threads::Threads)
+# HTTP client and the gateway as a child process (tests/support/http.h, gateway.h).
+target_sources(pg_testsupport PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/http.c
+  ${CMAKE_CURRENT_LIST_DIR}/gateway.c)
