@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 
 #include "gateway/exchange.h"
 
@@ -143,6 +144,31 @@ static int start_http(gateway_t *gw)
     return 0;
 }
 
+/* Each HTTP connection and each upstream connection is a descriptor: raise
+ * the soft limit (1024 by default) as far as the hard limit allows, and say
+ * so when even that is below what the config may need. */
+static void raise_fd_limit(gateway_t *gw)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t wanted = (rlim_t)gw->cfg->limits.max_connections + 64;
+    for (size_t i = 0; i < gw->cfg->service_count; i++)
+        wanted += (rlim_t)gw->cfg->services[i].pool_size * gw->cfg->services[i].endpoint_count;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < wanted) {
+        log_line_t line;
+        if (log_begin(&gw->log, &line, CONFIG_LOG_WARN, "the open-files limit is below what the config may need")) {
+            log_int(&line, "limit", (long long)rl.rlim_cur);
+            log_int(&line, "wanted", (long long)wanted);
+        }
+        log_end(&gw->log, &line);
+    }
+}
+
 static void log_started(gateway_t *gw)
 {
     char listen[HOSTPORT_TEXT_SIZE], summary[128];
@@ -170,6 +196,7 @@ int gateway_run(config *cfg)
     if (getrandom(&gw.rng, sizeof gw.rng, 0) != sizeof gw.rng || gw.rng == 0)
         gw.rng = uv_hrtime() | 1;
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(&gw);
     list_init(&gw.waiting_list);
     gw.up = upstream_new(&loop);
     gw.router = router_new(cfg);

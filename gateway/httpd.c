@@ -112,6 +112,10 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
         if (hc) /* MHD has not closed the socket yet: stop watching it first */
             uv_close((uv_handle_t *)&hc->watch, free_conn);
         *socket_context = NULL;
+        /* At max_connections MHD takes its listening socket out of its
+         * epoll set and puts it back only at the start of its next run,
+         * which its timeout does not ask for: run it again. */
+        h->dirty = 1;
         return;
     }
     const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);

@@ -1283,6 +1283,90 @@ static void max_inflight_overloaded(void **state)
     stop_gateway();
 }
 
+/* One keep-alive request on c; the status, or a negative errno. */
+static int request_on(struct http_conn *c, const char *path, const char *body)
+{
+    struct http_request req = { .method = "POST", .path = path, .body = body, .body_len = strlen(body) };
+    struct http_response r;
+    int rc = http_request(c, &req, &r, REQ_TIMEOUT_MS);
+    if (rc < 0)
+        return rc;
+    rc = r.status;
+    http_response_free(&r);
+    return rc;
+}
+
+/* Opens a connection and makes one request on it, retrying while the
+ * gateway still counts connections that just closed (readiness probes). */
+static struct http_conn *open_served(int port)
+{
+    int64_t deadline = deadline_after(POLL_TIMEOUT_MS);
+    for (;;) {
+        struct http_conn *c = NULL;
+        if (http_connect(port, REQ_TIMEOUT_MS, &c) == 0 && request_on(c, "/sum", "[1]") == 200)
+            return c;
+        http_close(c);
+        if (deadline_remaining_ms(deadline) == 0)
+            fail_msg("no connection was served within %d ms", POLL_TIMEOUT_MS);
+        pause_ms(POLL_PAUSE_MS);
+    }
+}
+
+static void max_connections_limit(void **state)
+{
+    fixture_t *f = *state;
+    static const char config[] =
+        "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"limits\": { \"max_connections\": 2 },\n"
+        "  \"services\": { \"nest\": { \"endpoints\": [\"${NEST_ADDR}\"] } },\n"
+        "  \"routes\": [ { \"method\": \"POST\", \"path\": \"/sum\", \"service\": \"nest\",\n"
+        "                  \"pattern\": { \"cmd\": \"sum\" } } ] }\n";
+    struct gwproc *gw = start_gateway(config, f->nest->address, NULL);
+    int port = gwproc_port(gw);
+    struct http_conn *a = open_served(port), *b = open_served(port), *c = NULL;
+    /* a third connection waits unserved while two are open... */
+    assert_int_equal(http_connect(port, REQ_TIMEOUT_MS, &c), 0);
+    struct http_request req = { .method = "POST", .path = "/sum", .body = "[1,2]", .body_len = 5 };
+    assert_int_equal(http_send(c, &req, REQ_TIMEOUT_MS), 0);
+    struct http_response r;
+    int early = http_read_response(c, &r, 1500);
+    if (early == 0)
+        fail_response(&r, "a third connection", "was served with max_connections 2");
+    /* ...the two keep working, and once one closes the third is served */
+    assert_int_equal(request_on(a, "/sum", "[2,2]"), 200);
+    http_close(b);
+    assert_int_equal(http_read_response(c, &r, REQ_TIMEOUT_MS), 0);
+    expect_body(&r, "the third connection, once a slot was free", 200, "3");
+    http_response_free(&r);
+    http_close(a);
+    http_close(c);
+    stop_gateway();
+}
+
+static void idle_timeout_closes_idle_connections(void **state)
+{
+    fixture_t *f = *state;
+    static const char config[] =
+        "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"limits\": { \"idle_timeout_ms\": 1000 },\n"
+        "  \"services\": { \"nest\": { \"endpoints\": [\"${NEST_ADDR}\"], \"timeout_ms\": 30000 } },\n"
+        "  \"routes\": [ { \"method\": \"POST\", \"path\": \"/sum\", \"service\": \"nest\",\n"
+        "                  \"pattern\": { \"cmd\": \"sum\" } },\n"
+        "                { \"method\": \"POST\", \"path\": \"/slow\", \"service\": \"nest\",\n"
+        "                  \"pattern\": { \"cmd\": \"delay\" } } ] }\n";
+    struct gwproc *gw = start_gateway(config, f->nest->address, NULL);
+    int port = gwproc_port(gw);
+    struct http_conn *idle = open_served(port);
+    /* the gateway closes it after about a second of silence */
+    assert_int_equal(testnet_wait_closed(http_fd(idle), 20000), 0);
+    http_close(idle);
+    /* a request waiting for its reply is bounded by its own timeout, not
+     * by the idle timeout */
+    struct http_conn *waiting = NULL;
+    assert_int_equal(http_connect(port, REQ_TIMEOUT_MS, &waiting), 0);
+    assert_int_equal(request_on(waiting, "/slow", "{\"ms\":3000,\"value\":1}"), 200);
+    http_close(waiting);
+    stop_gateway();
+}
+
 static const char SOLO_CONFIG[] =
     "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"shutdown_grace_ms\": 20000,\n"
     "  \"services\": { \"nest\": { \"endpoints\": [\"${NEST_ADDR}\"], \"timeout_ms\": 30000 } },\n"
@@ -1764,6 +1848,8 @@ int main(void)
         T(limits_413),
         T(auth_bearer),
         T(max_inflight_overloaded),
+        T(max_connections_limit),
+        T(idle_timeout_closes_idle_connections),
         T(service_killed_mid_request),
         T(service_down_at_start),
         T(sigterm_finishes_in_flight),
