@@ -263,9 +263,12 @@ void svc_conn_failed(up_service_t *svc, const char *detail)
         timers_start(&up->timers, &svc->retry_timer, svc->opts.retry_delay_ms, on_retry_timer);
 }
 
-static up_request_t *submit(up_service_t *svc, int is_event, span_t pattern, span_t data,
+typedef enum submit_kind { SUBMIT_SEND, SUBMIT_STREAM, SUBMIT_EMIT } submit_kind_t;
+
+static up_request_t *submit(up_service_t *svc, submit_kind_t kind, span_t pattern, span_t data,
                             span_t metadata, uint32_t timeout_ms, const up_callbacks_t *cb, void *ctx)
 {
+    int is_event = kind == SUBMIT_EMIT;
     upstream_t *up = svc->up;
     up_request_t *req = calloc(1, sizeof *req);
     if (!req)
@@ -274,6 +277,8 @@ static up_request_t *submit(up_service_t *svc, int is_event, span_t pattern, spa
     timer_entry_init(&req->timer);
     req->svc = svc;
     req->is_event = is_event;
+    req->per_value_timeout = kind == SUBMIT_STREAM;
+    req->timeout_ms = timeout_ms ? timeout_ms : svc->opts.timeout_ms;
     req->id = up->next_id++;
     req->cb = *cb;
     req->ctx = ctx;
@@ -282,7 +287,7 @@ static up_request_t *submit(up_service_t *svc, int is_event, span_t pattern, spa
     up->inflight++;
     if (!svc->opts.metadata)
         metadata = span_of(NULL, 0);
-    timers_start(&up->timers, &req->timer, timeout_ms ? timeout_ms : svc->opts.timeout_ms, on_request_timeout);
+    timers_start(&up->timers, &req->timer, req->timeout_ms, on_request_timeout);
 
     up_conn_t *conn = pick_conn(svc);
     if (conn) {
@@ -313,13 +318,19 @@ static up_request_t *submit(up_service_t *svc, int is_event, span_t pattern, spa
 up_request_t *up_send(up_service_t *svc, span_t pattern, span_t data, span_t metadata,
                       uint32_t timeout_ms, const up_callbacks_t *cb, void *ctx)
 {
-    return submit(svc, 0, pattern, data, metadata, timeout_ms, cb, ctx);
+    return submit(svc, SUBMIT_SEND, pattern, data, metadata, timeout_ms, cb, ctx);
+}
+
+up_request_t *up_stream(up_service_t *svc, span_t pattern, span_t data, span_t metadata,
+                        uint32_t timeout_ms, const up_callbacks_t *cb, void *ctx)
+{
+    return submit(svc, SUBMIT_STREAM, pattern, data, metadata, timeout_ms, cb, ctx);
 }
 
 up_request_t *up_emit(up_service_t *svc, span_t pattern, span_t data, span_t metadata,
                       uint32_t timeout_ms, const up_callbacks_t *cb, void *ctx)
 {
-    return submit(svc, 1, pattern, data, metadata, timeout_ms, cb, ctx);
+    return submit(svc, SUBMIT_EMIT, pattern, data, metadata, timeout_ms, cb, ctx);
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -352,6 +363,8 @@ void svc_reply(up_conn_t *conn, span_t message)
     switch (reply.kind) {
     case MSG_REPLY_VALUE:
     case MSG_REPLY_LAST_VALUE:
+        if (req->per_value_timeout && reply.kind == MSG_REPLY_VALUE)
+            timers_start(&svc->up->timers, &req->timer, req->timeout_ms, on_request_timeout);
         deliver_value(req, reply.value);
         if (req->cancelled) {
             req->cancelled = 0;

@@ -150,6 +150,12 @@ size_t up_service_conns_in_state(const up_service_t *svc, up_conn_state_t state)
 up_request_t *up_send(up_service_t *svc, span_t pattern, span_t data, span_t metadata,
                       uint32_t timeout_ms, const up_callbacks_t *cb, void *ctx);
 
+/* Like up_send, for replies consumed value by value: timeout_ms bounds the
+ * wait for the first value and then for each next one, not the whole
+ * reply. */
+up_request_t *up_stream(up_service_t *svc, span_t pattern, span_t data, span_t metadata,
+                        uint32_t timeout_ms, const up_callbacks_t *cb, void *ctx);
+
 /* Emits an event: on_done(UP_OK) once written to a connection. */
 up_request_t *up_emit(up_service_t *svc, span_t pattern, span_t data, span_t metadata,
                       uint32_t timeout_ms, const up_callbacks_t *cb, void *ctx);

@@ -30,6 +30,8 @@ struct up_request {
     uint64_t id;
     req_phase_t phase;
     int is_event;
+    int per_value_timeout;  /* up_stream: the timeout restarts per value */
+    uint32_t timeout_ms;
     int cancelled;          /* cancelled from inside its own callback */
     uint64_t wait_until;    /* loop ms: end of the wait for a connection */
     uint64_t write_end;     /* events: the connection's byte count that

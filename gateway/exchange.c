@@ -16,6 +16,7 @@
 #include "gateway/gateway.h"
 #include "gateway/generic.h"
 #include "gateway/render.h"
+#include "gateway/stream.h"
 #include "gateway/urlcode.h"
 
 typedef enum ex_state {
@@ -64,7 +65,19 @@ typedef struct exchange {
     uint64_t started_ns;
     int suspended;               /* MHD holds it suspended (or has yet to
                                     process its resume) */
+    /* a streamed reply (ndjson, sse) */
+    int streaming;               /* the reply is streamed */
+    int stream_started;          /* its response is built: values go to `out` */
+    int stream_done;             /* nothing more will be appended */
+    int reader_waiting;          /* suspended inside the content reader */
+    buf_t out;                   /* stream bytes not yet taken by MHD */
+    size_t out_pos;
+    timer_entry_t keepalive;     /* sse: a comment after 15 s of silence */
 } exchange_t;
+
+/* What a stream may hold for a client that reads slowly, beyond the value
+ * being taken: past it the stream is failed (README, "Backpressure"). */
+#define STREAM_BUFFER_MAX ((size_t)4 << 20)
 
 static const char *header(exchange_t *ex, const char *name)
 {
@@ -97,11 +110,20 @@ static void fail_simple(exchange_t *ex, int status, const char *code, const char
     fail(ex, (gw_error_t){ status, code }, message, span_of(NULL, 0));
 }
 
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max);
+
 static enum MHD_Result send_response(exchange_t *ex)
 {
     struct MHD_Response *r;
     ex->response_bytes = ex->status == 204 ? 0 : ex->response.len;
-    if (ex->response.len && ex->status != 204 && ex->status != 304) {
+    if (ex->stream_started) {
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, ex, NULL);
+        if (r) {
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, stream_content_type(ex->reply));
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+            MHD_add_response_header(r, "X-Accel-Buffering", "no");
+        }
+    } else if (ex->response.len && ex->status != 204 && ex->status != 304) {
         r = MHD_create_response_from_buffer(ex->response.len, ex->response.data, MHD_RESPMEM_MUST_FREE);
         if (r)
             ex->response = (buf_t)BUF_INIT; /* MHD frees it */
@@ -372,34 +394,6 @@ static void take_body(exchange_t *ex, const char *data, size_t n)
 
 /* ---- the upstream request ------------------------------------------------- */
 
-static void on_value(void *ctx, span_t value)
-{
-    exchange_t *ex = ctx;
-    if (ex->nvalues++)
-        buf_append(&ex->values, ",", 1);
-    buf_append_span(&ex->values, value);
-}
-
-static void build_reply(exchange_t *ex)
-{
-    buf_t body = BUF_INIT;
-    if (ex->is_emit) {
-        set_response(ex, ex->ok_status, NULL);
-        return;
-    }
-    if (ex->reply == CONFIG_REPLY_AUTO && ex->nvalues == 0) {
-        set_response(ex, 204, NULL);
-        return;
-    }
-    int as_array = ex->reply != CONFIG_REPLY_AUTO || ex->nvalues > 1;
-    if (as_array)
-        buf_append(&body, "[", 1);
-    buf_append(&body, ex->values.data ? ex->values.data : "", ex->values.len);
-    if (as_array)
-        buf_append(&body, "]", 1);
-    set_response(ex, ex->ok_status, &body);
-}
-
 /* Hands a suspended connection back to MHD, which calls the access handler
  * again before the loop sleeps. */
 static void resume(exchange_t *ex)
@@ -433,10 +427,170 @@ static void stop_waiting(exchange_t *ex)
     list_remove(&ex->waiting_link);
 }
 
+/* ---- streamed replies ------------------------------------------------------ */
+
+static void on_keepalive(timer_entry_t *e);
+
+static void keepalive_rearm(exchange_t *ex)
+{
+    if (ex->reply == CONFIG_REPLY_SSE && !ex->stream_done)
+        timers_start(&ex->gw->timers, &ex->keepalive, STREAM_KEEPALIVE_MS, on_keepalive);
+}
+
+/* New stream bytes are ready: wake the content reader if it sleeps. */
+static void stream_wake(exchange_t *ex)
+{
+    if (ex->reader_waiting) {
+        ex->reader_waiting = 0;
+        resume(ex);
+    }
+}
+
+static void on_keepalive(timer_entry_t *e)
+{
+    exchange_t *ex = (exchange_t *)((char *)e - offsetof(exchange_t, keepalive));
+    stream_append_keepalive(&ex->out);
+    keepalive_rearm(ex);
+    stream_wake(ex);
+}
+
+/* Ends a started stream with an error line or event. */
+static void stream_fail(exchange_t *ex, gw_error_t e, const char *message, span_t details)
+{
+    buf_t body = BUF_INIT;
+    gw_error_body(&body, e, message, details);
+    stream_append_error(&ex->out, ex->reply, span_of(body.data, body.len));
+    buf_free(&body);
+    ex->stream_done = 1;
+    timers_stop(&ex->gw->timers, &ex->keepalive);
+    stream_wake(ex);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max);
+
+static void stream_start(exchange_t *ex)
+{
+    ex->stream_started = 1;
+    ex->status = ex->ok_status;
+    ex->state = EX_READY;
+    keepalive_rearm(ex);
+}
+
+static void stream_value(exchange_t *ex, span_t value)
+{
+    if (ex->stream_done)
+        return;
+    if (ex->out.len - ex->out_pos > STREAM_BUFFER_MAX) {
+        /* the client reads too slowly: stop the stream rather than buffer
+         * without bound (the cancel takes effect when this callback returns) */
+        up_cancel(ex->req);
+        stop_waiting(ex);
+        stream_fail(ex, (gw_error_t){ 503, "overloaded" }, "the client reads the stream too slowly",
+                    span_of(NULL, 0));
+        return;
+    }
+    stream_append_value(&ex->out, ex->reply, value);
+    keepalive_rearm(ex);
+    if (!ex->stream_started) {
+        stream_start(ex);
+        resume(ex); /* the access handler queues the streamed response */
+    } else {
+        stream_wake(ex);
+    }
+}
+
+static void on_value(void *ctx, span_t value)
+{
+    exchange_t *ex = ctx;
+    if (ex->streaming) {
+        stream_value(ex, value);
+        return;
+    }
+    if (ex->nvalues++)
+        buf_append(&ex->values, ",", 1);
+    buf_append_span(&ex->values, value);
+}
+
+/* MHD's content reader for a streamed reply: hands out what is buffered;
+ * when nothing is, suspends the connection until the next value (returning
+ * 0 without suspending would make MHD spin). */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    exchange_t *ex = cls;
+    resumed(ex);
+    size_t avail = ex->out.len - ex->out_pos;
+    if (avail) {
+        size_t n = avail < max ? avail : max;
+        memcpy(buf, ex->out.data + ex->out_pos, n);
+        ex->out_pos += n;
+        if (ex->out_pos == ex->out.len) {
+            buf_clear(&ex->out);
+            ex->out_pos = 0;
+        }
+        return (ssize_t)n;
+    }
+    if (ex->state == EX_GONE)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (ex->stream_done)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    ex->reader_waiting = 1;
+    suspend(ex);
+    return 0;
+}
+
+static void build_reply(exchange_t *ex)
+{
+    buf_t body = BUF_INIT;
+    if (ex->is_emit) {
+        set_response(ex, ex->ok_status, NULL);
+        return;
+    }
+    if (ex->reply == CONFIG_REPLY_AUTO && ex->nvalues == 0) {
+        set_response(ex, 204, NULL);
+        return;
+    }
+    int as_array = ex->reply != CONFIG_REPLY_AUTO || ex->nvalues > 1;
+    if (as_array)
+        buf_append(&body, "[", 1);
+    buf_append(&body, ex->values.data ? ex->values.data : "", ex->values.len);
+    if (as_array)
+        buf_append(&body, "]", 1);
+    set_response(ex, ex->ok_status, &body);
+}
+
+
+static void stream_done(exchange_t *ex, up_outcome_t outcome, span_t err, const char *detail)
+{
+    if (outcome != UP_OK && !ex->stream_started) {
+        fail(ex, gw_error_for_outcome(outcome, err), detail, err); /* before any value */
+        resume(ex);
+        return;
+    }
+    int first = !ex->stream_started;
+    if (first)
+        stream_start(ex); /* an empty stream: 200 with no value */
+    if (outcome == UP_OK) {
+        stream_append_end(&ex->out, ex->reply);
+        ex->stream_done = 1;
+        timers_stop(&ex->gw->timers, &ex->keepalive);
+        if (first)
+            resume(ex);
+        else
+            stream_wake(ex);
+        return;
+    }
+    stream_fail(ex, gw_error_for_outcome(outcome, err), detail, err);
+}
+
 static void on_done(void *ctx, up_outcome_t outcome, span_t err, const char *detail)
 {
     exchange_t *ex = ctx;
     stop_waiting(ex);
+    if (ex->streaming) {
+        stream_done(ex, outcome, err, detail);
+        return;
+    }
     if (outcome == UP_OK)
         build_reply(ex);
     else
@@ -453,6 +607,8 @@ static void free_exchange(exchange_t *ex)
     buf_free(&ex->values);
     buf_free(&ex->query_value);
     buf_free(&ex->response);
+    buf_free(&ex->out);
+    timers_stop(&ex->gw->timers, &ex->keepalive);
     router_match_free(&ex->match);
     free(ex);
 }
@@ -463,12 +619,17 @@ void exchange_on_hangup(void *ctx, void *waiter)
 {
     (void)ctx;
     exchange_t *ex = waiter;
-    if (ex->state != EX_WAITING)
+    if (ex->req) {
+        up_cancel(ex->req);
+        stop_waiting(ex);
+    }
+    timers_stop(&ex->gw->timers, &ex->keepalive);
+    if (ex->state == EX_WAITING)
+        ex->status = 499; /* for the access log: client closed the request */
+    else if (!ex->reader_waiting)
         return;
-    up_cancel(ex->req);
-    stop_waiting(ex);
+    ex->reader_waiting = 0;
     ex->state = EX_GONE;
-    ex->status = 499; /* for the access log: client closed the request */
     httpd_resume(ex->gw->httpd, ex->conn);
 }
 
@@ -574,8 +735,13 @@ static void dispatch(exchange_t *ex)
     up_service_t *svc = gw->services[ex->service_index];
     span_t meta = span_of(metadata.data, metadata.len);
     uint32_t timeout = (uint32_t)ex->timeout_ms;
-    ex->req = ex->is_emit ? up_emit(svc, pattern, data, meta, timeout, &upstream_callbacks, ex)
-                          : up_send(svc, pattern, data, meta, timeout, &upstream_callbacks, ex);
+    ex->streaming = !ex->is_emit && (ex->reply == CONFIG_REPLY_NDJSON || ex->reply == CONFIG_REPLY_SSE);
+    if (ex->is_emit)
+        ex->req = up_emit(svc, pattern, data, meta, timeout, &upstream_callbacks, ex);
+    else if (ex->streaming)
+        ex->req = up_stream(svc, pattern, data, meta, timeout, &upstream_callbacks, ex);
+    else
+        ex->req = up_send(svc, pattern, data, meta, timeout, &upstream_callbacks, ex);
     buf_free(&rendered);
     buf_free(&metadata);
     if (!ex->req) {
@@ -603,6 +769,7 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection
             return MHD_NO;
         list_init(&ex->waiting_link);
         router_match_init(&ex->match);
+        timer_entry_init(&ex->keepalive);
         *con_cls = ex;
         gw->exchanges++;
         ex->gw = gw;
@@ -681,6 +848,11 @@ void exchange_abort_waiting(gateway_t *gw)
         exchange_t *ex = LIST_OWNER(node, exchange_t, waiting_link);
         up_cancel(ex->req);
         stop_waiting(ex);
+        if (ex->stream_started) {
+            stream_fail(ex, (gw_error_t){ 503, "draining" }, "the gateway shut down before the stream ended",
+                        span_of(NULL, 0));
+            continue;
+        }
         ex->close_after = 1;
         fail_simple(ex, 503, "draining", "the gateway shut down before the reply came");
         resume(ex);

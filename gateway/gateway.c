@@ -82,6 +82,7 @@ static void on_drained_check(uv_check_t *c)
         return;
     uv_close((uv_handle_t *)&gw->drained, NULL);
     uv_close((uv_handle_t *)&gw->grace, NULL);
+    timers_close(&gw->timers, NULL);
     uv_close((uv_handle_t *)&gw->sigterm, NULL);
     uv_close((uv_handle_t *)&gw->sigint, NULL);
     if (gw->httpd)
@@ -198,6 +199,7 @@ int gateway_run(config *cfg)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(&gw);
     list_init(&gw.waiting_list);
+    timers_init(&gw.timers, &loop);
     gw.up = upstream_new(&loop);
     gw.router = router_new(cfg);
     int ok = gw.up && gw.router && add_services(&gw) == 0 && start_http(&gw) == 0;

@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "core/list.h"
+#include "core/timers.h"
 #include "core/upstream.h"
 #include "gateway/httpd.h"
 #include "gateway/log.h"
@@ -41,6 +42,7 @@ typedef struct gateway {
     size_t suspended;         /* connections MHD holds suspended: it must
                                  not be stopped while there are any */
     uint64_t rng;             /* request ids */
+    timers_t timers;          /* the gateway's own deadlines (sse keepalives) */
     uv_signal_t sigterm, sigint;
     uv_timer_t grace;         /* shutdown_grace_ms, from the first signal */
     uv_check_t drained;       /* closes the listener once nothing is left */

@@ -28,7 +28,7 @@ typedef struct script_cfg {
 } script_cfg_t;
 
 enum { REPLY_ECHO, REPLY_SPLIT, REPLY_GARBAGE, REPLY_UNKNOWN_FIRST, REPLY_OVERSIZED,
-       REPLY_LATE, REPLY_CLOSE, REPLY_REVERSE, REPLY_CLOSE_FIRST_CONN };
+       REPLY_LATE, REPLY_CLOSE, REPLY_REVERSE, REPLY_CLOSE_FIRST_CONN, REPLY_SLOW_STREAM };
 
 /* Copies the "id" string token of a request into id (with quotes). */
 static int request_id(const char *json, char *id, size_t cap)
@@ -108,6 +108,15 @@ static void script(struct testnet_peer *peer, void *arg)
         case REPLY_LATE:
             testnet_peer_sleep(peer, cfg->delay_ms);
             reply_echo(peer, json, id);
+            break;
+        case REPLY_SLOW_STREAM: /* 4 values, delay_ms apart */
+            for (int v = 1; v <= 4; v++) {
+                char frame_json[128];
+                testnet_peer_sleep(peer, cfg->delay_ms);
+                snprintf(frame_json, sizeof frame_json, "{\"id\":%s,\"response\":%d%s}", id, v,
+                         v == 4 ? ",\"isDisposed\":true" : "");
+                testnet_peer_send_frame(peer, frame_json);
+            }
             break;
         case REPLY_CLOSE:
             free(json);
@@ -462,6 +471,29 @@ static void unresolvable_name_is_unavailable(void **state)
     assert_int_equal(uvtest_close(&loop, up), 0);
 }
 
+static void stream_timeout_bounds_each_value(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_SLOW_STREAM);
+    f->cfg.delay_ms = 250; /* the whole reply takes ~1 s, each gap 250 ms */
+    up_service_t *svc = service(f, UP_CONNECT_EAGER);
+    assert_true(uvtest_run_until(&f->loop, is_connected, svc, 10000));
+    uvtest_call_t stream;
+    memset(&stream, 0, sizeof stream);
+    stream.req = up_stream(svc, SPAN_LIT("\"s\""), SPAN_LIT("1"), span_of(NULL, 0), 700, &uvtest_callbacks, &stream);
+    assert_true(uvtest_run_until(&f->loop, uvtest_is_done, &stream, 20000));
+    assert_int_equal(stream.outcome, UP_OK);
+    assert_string_equal(stream.values.data, "1\n2\n3\n4\n");
+    /* the same reply through up_send: 700 ms bound the whole of it */
+    uvtest_call_t whole;
+    uvtest_send_wait(&f->loop, svc, &whole, "\"s\"", "1", 700);
+    assert_int_equal(whole.outcome, UP_TIMEOUT);
+    assert_true(whole.nvalues < 4);
+    uvtest_call_free(&stream);
+    uvtest_call_free(&whole);
+    finish(f);
+}
+
 static void bad_endpoint_is_rejected(void **state)
 {
     (void)state;
@@ -531,6 +563,7 @@ int main(void)
         cmocka_unit_test(refused_fails_at_once_without_retries),
         cmocka_unit_test(dns_name_tries_every_address),
         cmocka_unit_test(unresolvable_name_is_unavailable),
+        cmocka_unit_test(stream_timeout_bounds_each_value),
         cmocka_unit_test(bad_endpoint_is_rejected),
         cmocka_unit_test(requests_spread_over_endpoints),
     };
