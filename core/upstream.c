@@ -93,7 +93,7 @@ void req_finish(up_request_t *req, up_outcome_t outcome, span_t err, const char 
 }
 
 /* For outcomes decided inside up_send/up_emit: the callback runs from the
- * next prepare, never from inside the call that started the request. */
+ * next loop iteration, never from inside the call that started the request. */
 static void req_finish_later(up_request_t *req, up_outcome_t outcome, const char *detail)
 {
     upstream_t *up = req->svc->up;
@@ -388,19 +388,23 @@ void svc_reply(up_conn_t *conn, span_t message)
 
 /* ---- the upstream and its services -------------------------------------- */
 
-static void on_prepare(uv_prepare_t *h)
+/* Work queued during a loop iteration (writes, completions decided inside
+ * up_send) runs in the next one. An idle handle rather than a prepare: an
+ * active idle handle also keeps the loop from sleeping, whereas a prepare
+ * started from another prepare callback would wait for the next wake-up. */
+static void on_pending(uv_idle_t *h)
 {
     upstream_t *up = h->data;
     run_finished(up);
     conn_flush_all(up);
     if (list_empty(&up->finished) && list_empty(&up->flush))
-        uv_prepare_stop(h);
+        uv_idle_stop(h);
 }
 
 void upstream_schedule(upstream_t *up)
 {
-    if (!up->closing && !uv_is_active((uv_handle_t *)&up->prepare))
-        uv_prepare_start(&up->prepare, on_prepare);
+    if (!up->closing && !uv_is_active((uv_handle_t *)&up->pending))
+        uv_idle_start(&up->pending, on_pending);
 }
 
 upstream_t *upstream_new(uv_loop_t *loop)
@@ -418,8 +422,8 @@ upstream_t *upstream_new(uv_loop_t *loop)
         free(up);
         return NULL;
     }
-    uv_prepare_init(loop, &up->prepare);
-    up->prepare.data = up;
+    uv_idle_init(loop, &up->pending);
+    up->pending.data = up;
     up->open_handles = 2;
     return up;
 }
@@ -562,5 +566,5 @@ void upstream_close(upstream_t *up)
      * the last one to close frees the upstream */
     up->timers.handle.data = up;
     timers_close(&up->timers, on_own_handle_closed);
-    uv_close((uv_handle_t *)&up->prepare, on_own_handle_closed);
+    uv_close((uv_handle_t *)&up->pending, on_own_handle_closed);
 }

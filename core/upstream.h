@@ -12,8 +12,9 @@
  *   upstream_t                      one per worker
  *    |- timers_t                    every deadline, one uv timer
  *    |- idmap: id -> up_request_t   requests written and awaiting replies
- *    |- uv_prepare_t                flushes coalesced writes and delivers
- *    |                              completions once per loop iteration
+ *    |- uv_idle_t                   flushes coalesced writes and delivers
+ *    |                              completions once per loop iteration,
+ *    |                              active only while there are some
  *    '- up_service_t[]              options copied at creation
  *        |- waiting list            requests with no connection yet
  *        '- up_endpoint_t[]         host:port

@@ -111,7 +111,7 @@ struct up_service {
 struct upstream {
     uv_loop_t *loop;
     timers_t timers;
-    uv_prepare_t prepare;
+    uv_idle_t pending;      /* active while writes or completions wait */
     idmap_t requests;       /* sends written, by id */
     uint64_t next_id;
     uint64_t rng;           /* xorshift state, for backoff jitter */

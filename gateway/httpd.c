@@ -15,8 +15,7 @@ struct httpd {
     uv_poll_t poll;       /* MHD's epoll fd */
     uv_timer_t timer;     /* MHD's next timeout */
     uv_idle_t idle;       /* "run MHD again now" */
-    uv_prepare_t prepare; /* runs MHD after resumes */
-    int dirty;            /* a connection was resumed since the last run */
+    int again;            /* run_soon was asked for since the last run */
     int open_handles;
     void (*done)(void *ctx);
     void *done_ctx;
@@ -39,7 +38,10 @@ static void on_idle(uv_idle_t *i);
 static void rearm(httpd_t *h)
 {
     MHD_UNSIGNED_LONG_LONG timeout;
-    if (MHD_get_timeout(h->mhd, &timeout) != MHD_YES) {
+    if (h->again) { /* asked for during the run itself */
+        uv_timer_stop(&h->timer);
+        uv_idle_start(&h->idle, on_idle);
+    } else if (MHD_get_timeout(h->mhd, &timeout) != MHD_YES) {
         uv_idle_stop(&h->idle);
         uv_timer_stop(&h->timer);
     } else if (timeout == 0) {
@@ -53,9 +55,18 @@ static void rearm(httpd_t *h)
 
 static void run(httpd_t *h)
 {
-    h->dirty = 0;
+    h->again = 0;
     MHD_run(h->mhd);
     rearm(h);
+}
+
+/* MHD must run again before the loop sleeps (a resume, a changed timeout,
+ * a closed connection): the idle handle makes the loop iterate without
+ * blocking and runs it once, however many times this is called. */
+static void run_soon(httpd_t *h)
+{
+    h->again = 1;
+    uv_idle_start(&h->idle, on_idle);
 }
 
 static void on_poll(uv_poll_t *p, int status, int events)
@@ -68,17 +79,10 @@ static void on_poll(uv_poll_t *p, int status, int events)
 static void on_timer(uv_timer_t *t) { run(t->data); }
 static void on_idle(uv_idle_t *i) { run(i->data); }
 
-static void on_prepare(uv_prepare_t *p)
-{
-    httpd_t *h = p->data;
-    if (h->dirty)
-        run(h);
-}
-
 void httpd_resume(httpd_t *h, struct MHD_Connection *connection)
 {
     MHD_resume_connection(connection);
-    h->dirty = 1;
+    run_soon(h);
 }
 
 static void on_client_gone(uv_poll_t *p, int status, int events)
@@ -95,7 +99,7 @@ static void on_client_gone(uv_poll_t *p, int status, int events)
         return;
     }
     MHD_set_connection_option(hc->connection, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
-    h->dirty = 1; /* MHD's next timeout changed */
+    run_soon(h); /* MHD's next timeout changed */
 }
 
 static void free_conn(uv_handle_t *handle)
@@ -115,7 +119,7 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
         /* At max_connections MHD takes its listening socket out of its
          * epoll set and puts it back only at the start of its next run,
          * which its timeout does not ask for: run it again. */
-        h->dirty = 1;
+        run_soon(h);
         return;
     }
     const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -209,11 +213,9 @@ static void init_handles(httpd_t *h, int epoll_fd)
     uv_poll_init(h->loop, &h->poll, epoll_fd);
     uv_timer_init(h->loop, &h->timer);
     uv_idle_init(h->loop, &h->idle);
-    uv_prepare_init(h->loop, &h->prepare);
-    h->poll.data = h->timer.data = h->idle.data = h->prepare.data = h;
-    h->open_handles = 4;
+    h->poll.data = h->timer.data = h->idle.data = h;
+    h->open_handles = 3;
     uv_poll_start(&h->poll, UV_READABLE, on_poll);
-    uv_prepare_start(&h->prepare, on_prepare);
 }
 
 httpd_t *httpd_start(uv_loop_t *loop, const httpd_options_t *o, char *err, size_t errlen)
@@ -277,5 +279,4 @@ void httpd_close(httpd_t *h, void (*done)(void *ctx), void *ctx)
     uv_close((uv_handle_t *)&h->poll, on_handle_closed);
     uv_close((uv_handle_t *)&h->timer, on_handle_closed);
     uv_close((uv_handle_t *)&h->idle, on_handle_closed);
-    uv_close((uv_handle_t *)&h->prepare, on_handle_closed);
 }

@@ -5,8 +5,10 @@
  * epoll fd, and after every MHD_run the wake-up is re-armed from
  * MHD_get_timeout: a timer for a positive timeout, an idle handle for 0 (a
  * 0 ms timer would starve libuv 1.44). Resuming a connection does not wake
- * MHD in this mode, so httpd_resume marks the daemon dirty and a prepare
- * handle runs MHD once per loop iteration while it is.
+ * MHD in this mode, so httpd_resume starts that idle handle too: MHD runs
+ * once in the next loop iteration, however many connections were resumed,
+ * and the loop does not sleep before. (A prepare handle would not do: one
+ * started from another prepare callback waits for the next wake-up.)
  *
  * A request waiting for its reply is a suspended MHD connection: no thread,
  * no timer of MHD's, no CPU.
