@@ -1,4 +1,5 @@
 #include "config/route_path.h"
+#include "core/urlcode.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,17 +50,6 @@ static bool is_valid_name(const char *name, size_t length)
     return true;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool is_forbidden_raw(unsigned char c)
 {
     return c < 0x20 || c == 0x7f || (c != '\0' && strchr(" ?#\"<>\\^`{|}", c) != NULL);
@@ -75,39 +65,23 @@ static int fail_forbidden(path_parser *p, unsigned char c)
     return parser_fail(p, "character '%s' must be percent-encoded", shown, strlen(shown));
 }
 
-/* Decodes one %XX escape at raw[i] (i < length); returns the byte or -1. */
-static int decode_escape(path_parser *p, const char *raw, size_t length, size_t i)
-{
-    size_t available = length - i < 3 ? length - i : 3;
-    if (available < 3 || hex_value(raw[i + 1]) < 0 || hex_value(raw[i + 2]) < 0)
-        return parser_fail(p, "bad percent-escape '%s'", raw + i, available);
-    int value = hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2]);
-    if (value == 0)
-        return parser_fail_plain(p, "%00 is not allowed in a path");
-    return value;
-}
-
 /* Decodes raw[0..length) into a new string in *out. Returns 0 or -1. */
 static int decode_literal(path_parser *p, const char *raw, size_t length, route_segment *out)
 {
+    for (size_t i = 0; i < length; i++)
+        if (is_forbidden_raw((unsigned char)raw[i]))
+            return fail_forbidden(p, (unsigned char)raw[i]);
+    size_t at = 0;
+    urlcode_status bad = urlcode_check(raw, length, &at);
+    if (bad == URLCODE_NUL)
+        return parser_fail_plain(p, "%00 is not allowed in a path");
+    if (bad != URLCODE_OK)
+        return parser_fail(p, "bad percent-escape '%s'", raw + at, length - at < 3 ? length - at : 3);
     char *text = malloc(length + 1);
-    if (text == NULL)
-        return parser_fail_plain(p, "out of memory");
     size_t n = 0;
-    for (size_t i = 0; i < length; i++) {
-        unsigned char c = (unsigned char)raw[i];
-        int value = c;
-        if (is_forbidden_raw(c))
-            value = fail_forbidden(p, c);
-        else if (c == '%')
-            value = decode_escape(p, raw, length, i);
-        if (value < 0) {
-            free(text);
-            return -1;
-        }
-        text[n++] = (char)value;
-        if (c == '%')
-            i += 2;
+    if (text == NULL || urlcode_decode(raw, length, URLCODE_PATH, text, &n) != URLCODE_OK) {
+        free(text);
+        return parser_fail_plain(p, "out of memory");
     }
     text[n] = '\0';
     out->kind = ROUTE_SEGMENT_LITERAL;

@@ -17,7 +17,7 @@
 #include "gateway/generic.h"
 #include "gateway/render.h"
 #include "gateway/stream.h"
-#include "gateway/urlcode.h"
+#include "core/urlcode.h"
 
 typedef enum ex_state {
     EX_HEADERS, /* first call: nothing decided yet */

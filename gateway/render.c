@@ -8,7 +8,7 @@
 #include "core/json_scan.h"
 #include "core/json_write.h"
 #include "core/utf8.h"
-#include "gateway/urlcode.h"
+#include "core/urlcode.h"
 
 #define SHOWN_MAX 64 /* bytes of a value quoted in an error message */
 

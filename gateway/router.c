@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/urlcode.h"
+#include "core/urlcode.h"
 
 #define NO_NODE SIZE_MAX
 

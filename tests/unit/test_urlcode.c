@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/urlcode.h"
+#include "core/urlcode.h"
 
 /* Decodes `in` in `mode` both ways (caller buffer and buf_t) and checks
  * that both give expected[0..expected_len). */

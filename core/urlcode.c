@@ -1,4 +1,4 @@
-#include "gateway/urlcode.h"
+#include "core/urlcode.h"
 
 #include <stdbool.h>
 #include <string.h>

@@ -19,8 +19,8 @@
  * Nothing here allocates except the buf_t variants, which grow the caller's
  * buffer. All functions are pure and thread-safe.
  */
-#ifndef PG_GATEWAY_URLCODE_H
-#define PG_GATEWAY_URLCODE_H
+#ifndef PG_CORE_URLCODE_H
+#define PG_CORE_URLCODE_H
 
 #include <stddef.h>
 
