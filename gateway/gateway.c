@@ -170,6 +170,35 @@ static void raise_fd_limit(gateway_t *gw)
     }
 }
 
+/*
+ * Settings this build accepts in a config but cannot honour yet. TLS would
+ * otherwise mean talking plain TCP to a TLS port, so it stops the start;
+ * the others only change where or how much is served, so they are warned
+ * about. Returns -1 when the gateway must not start.
+ */
+static int check_unsupported(gateway_t *gw)
+{
+    const config *cfg = gw->cfg;
+    for (size_t i = 0; i < cfg->service_count; i++) {
+        if (!cfg->services[i].tls)
+            continue;
+        char field[160];
+        snprintf(field, sizeof field, "services.%s.tls", cfg->services[i].name);
+        log_line_t line;
+        if (log_begin(&gw->log, &line, CONFIG_LOG_ERROR, "TLS to services is not supported by this build yet"))
+            log_str(&line, "field", field);
+        log_end(&gw->log, &line);
+        return -1;
+    }
+    if (cfg->has_admin_listen)
+        log_msg(&gw->log, CONFIG_LOG_WARN,
+                "admin_listen is not served by this build yet: the admin API is not available", NULL);
+    if (cfg->workers != 1)
+        log_msg(&gw->log, CONFIG_LOG_WARN, "workers other than 1 are not supported by this build yet: running one",
+                NULL);
+    return 0;
+}
+
 static void log_started(gateway_t *gw)
 {
     char listen[HOSTPORT_TEXT_SIZE], summary[128];
@@ -202,7 +231,8 @@ int gateway_run(config *cfg)
     timers_init(&gw.timers, &loop);
     gw.up = upstream_new(&loop);
     gw.router = router_new(cfg);
-    int ok = gw.up && gw.router && add_services(&gw) == 0 && start_http(&gw) == 0;
+    int ok = check_unsupported(&gw) == 0 && gw.up && gw.router && add_services(&gw) == 0 &&
+             start_http(&gw) == 0;
     uv_signal_init(&loop, &gw.sigterm);
     uv_signal_init(&loop, &gw.sigint);
     uv_timer_init(&loop, &gw.grace);
@@ -213,8 +243,10 @@ int gateway_run(config *cfg)
         uv_signal_start(&gw.sigint, on_signal, SIGINT);
         log_started(&gw);
     }
-    if (!ok)
+    if (!ok) { /* nothing in flight yet: close everything now */
         stop(&gw);
+        on_drained_check(&gw.drained);
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0)
         log_msg(&gw.log, CONFIG_LOG_WARN, "the event loop did not close clean", NULL);

@@ -1,6 +1,5 @@
 #include "gateway/httpd.h"
 
-#include <arpa/inet.h>
 #include <netdb.h>
 #include <unistd.h>
 #include <errno.h>
@@ -164,33 +163,22 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+/* The listen address as a sockaddr; a host name is resolved once, at
+ * start (getaddrinfo also takes the IP literals, with the port as service). */
 static int listen_address(const hostport *hp, struct sockaddr_storage *ss, char *err, size_t errlen)
 {
-    memset(ss, 0, sizeof *ss);
-    if (hp->kind == HOSTPORT_IPV6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons(hp->port);
-        if (inet_pton(AF_INET6, hp->host, &a->sin6_addr) == 1)
-            return 0;
-    } else if (hp->kind == HOSTPORT_IPV4) {
-        struct sockaddr_in *a = (struct sockaddr_in *)ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons(hp->port);
-        if (inet_pton(AF_INET, hp->host, &a->sin_addr) == 1)
-            return 0;
-    } else if (uv_ip4_addr("0.0.0.0", hp->port, (struct sockaddr_in *)ss) == 0) {
-        /* a listen address given by name: resolved once, at start */
-        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
-        if (getaddrinfo(hp->host, NULL, &hints, &res) == 0) {
-            memcpy(ss, res->ai_addr, res->ai_addrlen);
-            ((struct sockaddr_in *)ss)->sin_port = htons(hp->port); /* same offset in v6 */
-            freeaddrinfo(res);
-            return 0;
-        }
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)hp->port);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
+    int rc = getaddrinfo(hp->host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s:%u: %s", hp->host, (unsigned)hp->port, gai_strerror(rc));
+        return -1;
     }
-    snprintf(err, errlen, "%s:%u: cannot use this listen address", hp->host, (unsigned)hp->port);
-    return -1;
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
 }
 
 /* Whether the port can be bound, for a precise error: MHD only says it failed. */

@@ -21,12 +21,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "support/deadline.h"
 #include "support/gateway.h"
 #include "support/http.h"
 #include "support/nest.h"
 #include "support/net.h"
+#include "support/proc.h"
 
 #define REQ_TIMEOUT_MS 30000   /* one HTTP exchange, on a loaded machine */
 #define POLL_TIMEOUT_MS 30000  /* waiting for a condition (a recorded event, a reconnect) */
@@ -1808,6 +1810,52 @@ static void raw_close_is_502(void **state)
     raw_close(e);
 }
 
+/* Runs the gateway on a config that cannot start: it must exit 1 promptly
+ * (not hang) and say why on stderr. */
+static void expect_start_refused(const char *config_text, const char *why)
+{
+    char path[] = "/tmp/pg-refused-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, config_text, strlen(config_text)), (ssize_t)strlen(config_text));
+    close(fd);
+    const char *argv[] = { PG_BINARY, "-c", path, NULL };
+    struct proc *p;
+    assert_int_equal(proc_spawn(argv, NULL, &p), 0);
+    char *out = NULL, *err = NULL;
+    int status = proc_read_all(p, 20000, &out, &err);
+    unlink(path);
+    if (status != 1 || !err || !strstr(err, why))
+        fail_msg("expected exit 1 naming \"%s\", got status %d, stderr: %s", why, status, err ? err : "");
+    free(out);
+    free(err);
+    proc_free(p);
+}
+
+static void hold_port_script(struct testnet_peer *peer, void *arg)
+{
+    (void)peer;
+    (void)arg;
+}
+
+static void unstartable_configs_exit_1(void **state)
+{
+    (void)state;
+    char config[512];
+    int port = testnet_free_port();
+    snprintf(config, sizeof config,
+             "{ \"listen\": \"127.0.0.1:%d\", \"services\": { \"tls_svc\": { \"endpoints\": "
+             "[\"127.0.0.1:1\"], \"tls\": { \"verify\": false } } } }", port);
+    expect_start_refused(config, "\"field\":\"services.tls_svc.tls\"");
+    /* a port that is taken */
+    struct testnet_upstream *holder;
+    assert_int_equal(testnet_upstream_start(hold_port_script, NULL, &holder), 0);
+    snprintf(config, sizeof config, "{ \"listen\": \"127.0.0.1:%d\", \"services\": {} }",
+             testnet_upstream_port(holder));
+    expect_start_refused(config, "Address already in use");
+    testnet_upstream_stop(holder);
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, test_setup, own_teardown)
@@ -1864,6 +1912,7 @@ int main(void)
         R(raw_garbage_is_502),
         R(raw_silence_is_504),
         R(raw_close_is_502),
+        R(unstartable_configs_exit_1),
     };
     int failed = cmocka_run_group_tests_name("http_nest12", nest_tests, group_setup_v12, group_teardown);
     failed += cmocka_run_group_tests_name("http_nest10", nest_tests, group_setup_v10, group_teardown);
