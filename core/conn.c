@@ -1,9 +1,16 @@
 /*
- * conn: one upstream connection's life: resolve, connect, read frames, write
- * coalesced packets, go down, back off, reconnect. The state changes in
- * exactly two places: conn_start (-> CONNECTING), on_connected
- * (-> CONNECTED) and conn_down (-> DISCONNECTED), each checking where it
- * comes from.
+ * conn: one upstream connection's life: resolve, connect, (TLS handshake),
+ * read frames, write coalesced packets, go down, back off, reconnect. The
+ * state changes in exactly three places: conn_start (-> CONNECTING),
+ * conn_established (-> CONNECTED) and conn_down (-> DISCONNECTED), each
+ * checking where it comes from.
+ *
+ * TLS sits between the socket and the frame codec: ciphertext is read into
+ * the upstream's scratch buffer, fed to the connection's tls_conn_t, and
+ * decrypted straight into the frame decoder's space; packets are encrypted
+ * from `out` into `wire` when flushed. Whatever TLS wants to send (handshake,
+ * replies to post-handshake messages, close_notify) goes to `wire` after
+ * every TLS call.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +23,9 @@
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000
 #define STABLE_AFTER_MS 1000
+/* TLS 1.3: how long to wait for the server's verdict on the client when it
+ * sends no session ticket. Loopback alerts arrive in well under 1 ms. */
+#define TLS_VERDICT_GRACE_MS 200
 
 static void sock_release(up_sock_t *sock);
 
@@ -28,6 +38,7 @@ void conn_init(up_conn_t *conn, up_endpoint_t *endpoint)
     list_init(&conn->emits);
     timer_entry_init(&conn->connect_timer);
     timer_entry_init(&conn->reconnect_timer);
+    timer_entry_init(&conn->tls_grace_timer);
 }
 
 static upstream_t *up_of(up_conn_t *conn)
@@ -54,6 +65,8 @@ static void sock_maybe_free(up_sock_t *sock)
     frame_decoder_free(&sock->in);
     buf_free(&sock->out);
     buf_free(&sock->inflight_out);
+    buf_free(&sock->wire);
+    tls_conn_free(sock->tls);
     free(sock);
     upstream_handle_closed(up);
 }
@@ -65,9 +78,25 @@ static void on_tcp_closed(uv_handle_t *h)
     sock_maybe_free(sock);
 }
 
+/* TLS: a close_notify so the service sees a clean close, sent only if it
+ * can go at once (nothing else queued): a closing socket waits for no one. */
+static void send_close_notify(up_sock_t *sock)
+{
+    if (!sock->tls || !sock->tcp_connected || sock->writing || !sock->tcp_open ||
+        uv_is_closing((uv_handle_t *)&sock->tcp))
+        return;
+    tls_conn_shutdown(sock->tls);
+    if (tls_conn_output(sock->tls, &sock->wire) <= 0)
+        return;
+    uv_buf_t b = uv_buf_init(sock->wire.data, (unsigned)sock->wire.len);
+    uv_try_write((uv_stream_t *)&sock->tcp, &b, 1);
+    buf_clear(&sock->wire);
+}
+
 /* Detaches the sock from its connection and starts closing it. */
 static void sock_release(up_sock_t *sock)
 {
+    send_close_notify(sock);
     sock->conn = NULL;
     if (list_linked(&sock->flush_link))
         list_remove(&sock->flush_link);
@@ -140,7 +169,9 @@ void conn_down(up_conn_t *conn, up_outcome_t outcome, const char *detail)
         return;
     conn->state = UP_CONN_DISCONNECTED;
     conn_set_error(conn, detail);
+    up_report(conn, was == UP_CONN_CONNECTED ? UP_EV_DISCONNECTED : UP_EV_CONNECT_FAILED, detail);
     timers_stop(&up->timers, &conn->connect_timer);
+    timers_stop(&up->timers, &conn->tls_grace_timer);
     sock_release(conn->sock);
     conn->sock = NULL;
     conn->connected_since_wall = 0;
@@ -162,7 +193,8 @@ static void on_connect_timeout(timer_entry_t *e)
 {
     up_conn_t *conn = LIST_OWNER(e, up_conn_t, connect_timer);
     char detail[96];
-    snprintf(detail, sizeof detail, "connect timed out after %u ms",
+    snprintf(detail, sizeof detail, "%s timed out after %u ms",
+             conn->sock && conn->sock->tcp_connected ? "TLS handshake" : "connect",
              conn->endpoint->svc->opts.connect_timeout_ms);
     conn_down(conn, UP_CLOSED, detail);
 }
@@ -173,6 +205,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     up_sock_t *sock = h->data;
+    if (sock->tls) {
+        upstream_t *up = sock->up;
+        if (!up->tls_read_buf)
+            up->tls_read_buf = malloc(READ_CHUNK);
+        *buf = uv_buf_init(up->tls_read_buf, up->tls_read_buf ? READ_CHUNK : 0);
+        return;
+    }
     size_t avail = 0;
     char *space = frame_decoder_space(&sock->in, READ_CHUNK, &avail);
     *buf = uv_buf_init(space, space ? (unsigned)(avail > UINT32_MAX ? UINT32_MAX : avail) : 0);
@@ -195,18 +234,129 @@ static void read_frames(up_sock_t *sock)
     }
 }
 
+static void sock_flush(up_sock_t *sock);
+static void conn_established(up_conn_t *conn);
+static void on_tls_grace_over(timer_entry_t *e);
+
+/* A TLS record header (alert or handshake, version 3.x) where a Nest frame
+ * should start: a plain-TCP service definition pointed at a TLS port. */
+static int looks_like_tls(const char *p, size_t n)
+{
+    return n >= 2 && (p[0] == 0x15 || p[0] == 0x16) && p[1] == 0x03;
+}
+
+/* Keeps the newest session the server issued, for the next connection to
+ * this endpoint. */
+static void keep_session(up_sock_t *sock)
+{
+    tls_session_t *s = tls_conn_take_session(sock->tls);
+    if (!s)
+        return;
+    up_endpoint_t *ep = sock->conn->endpoint;
+    tls_session_free(ep->tls_session);
+    ep->tls_session = s;
+}
+
+static void tls_failed(up_sock_t *sock, tls_status_t st)
+{
+    up_conn_t *conn = sock->conn;
+    char detail[300];
+    if (st == TLS_CLOSED)
+        snprintf(detail, sizeof detail, "connection closed by the service");
+    else if (conn->state == UP_CONN_CONNECTING)
+        snprintf(detail, sizeof detail, "TLS handshake failed: %s", tls_conn_error(sock->tls));
+    else
+        snprintf(detail, sizeof detail, "TLS error: %s", tls_conn_error(sock->tls));
+    conn_down(conn, UP_CLOSED, detail);
+}
+
+/* Moves a TLS connection along after input: the handshake, then plaintext
+ * into the frame decoder, then whatever TLS wants to send back. */
+static void tls_pump(up_sock_t *sock)
+{
+    up_conn_t *conn = sock->conn;
+    tls_conn_t *tc = sock->tls;
+    tls_status_t st;
+    if (!sock->tls_handshaken) {
+        st = tls_conn_handshake(tc);
+        if (st == TLS_FAILED) {
+            tls_failed(sock, st);
+            return;
+        }
+        sock_flush(sock);
+        if (st == TLS_AGAIN || !sock->conn)
+            return;
+        sock->tls_handshaken = 1;
+        if (!tls_conn_is_tls13(tc)) {
+            conn_established(conn);
+        } else {
+            upstream_t *up = sock->up;
+            timers_start(&up->timers, &conn->tls_grace_timer, TLS_VERDICT_GRACE_MS, on_tls_grace_over);
+        }
+    }
+    for (;;) {
+        size_t avail = 0, got = 0;
+        char *space = frame_decoder_space(&sock->in, READ_CHUNK, &avail);
+        if (!space) {
+            conn_down(conn, UP_CLOSED, "out of memory reading a reply");
+            return;
+        }
+        st = tls_conn_read(tc, space, avail, &got);
+        if (st == TLS_AGAIN)
+            break;
+        if (st != TLS_OK) {
+            tls_failed(sock, st);
+            return;
+        }
+        frame_decoder_commit(&sock->in, got);
+        conn->endpoint->svc->stats.bytes_in += got;
+    }
+    keep_session(sock);
+    sock_flush(sock);
+    if (!sock->conn)
+        return;
+    if (conn->state == UP_CONN_CONNECTING && tls_conn_server_spoke(tc))
+        conn_established(conn);
+    read_frames(sock);
+}
+
+static void on_tls_grace_over(timer_entry_t *e)
+{
+    up_conn_t *conn = LIST_OWNER(e, up_conn_t, tls_grace_timer);
+    if (conn->state == UP_CONN_CONNECTING && conn->sock && conn->sock->tls_handshaken)
+        conn_established(conn);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    (void)buf;
     up_sock_t *sock = s->data;
     if (!sock->conn)
         return;
-    if (nread > 0) {
+    if (nread > 0 && sock->tls) {
+        sock->got_bytes = 1;
+        if (tls_conn_feed(sock->tls, buf->base, (size_t)nread))
+            conn_down(sock->conn, UP_CLOSED, "out of memory reading a reply");
+        else
+            tls_pump(sock);
+    } else if (nread > 0) {
+        if (!sock->got_bytes && looks_like_tls(buf->base, (size_t)nread)) {
+            conn_down(sock->conn, UP_BAD_MESSAGE,
+                      "the service answered with TLS: give this service a \"tls\" section");
+            return;
+        }
+        sock->got_bytes = 1;
         frame_decoder_commit(&sock->in, (size_t)nread);
         sock->conn->endpoint->svc->stats.bytes_in += (uint64_t)nread;
         read_frames(sock);
     } else if (nread == UV_ENOBUFS) {
         conn_down(sock->conn, UP_CLOSED, "out of memory reading a reply");
+    } else if (nread == UV_EOF && sock->tls) {
+        /* Ends with close_notify (closed), a truncation or a handshake
+         * failure, each reported by the pump in its own words. */
+        tls_conn_feed_eof(sock->tls);
+        tls_pump(sock);
+        if (sock->conn)
+            conn_down(sock->conn, UP_CLOSED, "connection closed by the service");
     } else if (nread < 0) {
         char detail[96];
         if (nread == UV_EOF)
@@ -241,6 +391,35 @@ static int try_next_address(up_conn_t *conn, up_sock_t *failed)
     return 0;
 }
 
+/* CONNECTING -> CONNECTED: requests may now be written. */
+static void conn_established(up_conn_t *conn)
+{
+    upstream_t *up = up_of(conn);
+    if (conn->state != UP_CONN_CONNECTING)
+        return;
+    timers_stop(&up->timers, &conn->connect_timer);
+    timers_stop(&up->timers, &conn->tls_grace_timer);
+    conn->state = UP_CONN_CONNECTED;
+    conn->connected_at = uv_now(up->loop);
+    conn->connected_since_wall = up_wall_ms();
+    conn->endpoint->svc->stats.connects_ok++;
+    up_report(conn, UP_EV_CONNECTED, NULL);
+    svc_conn_up(conn->endpoint->svc);
+}
+
+static void start_tls(up_sock_t *sock)
+{
+    up_conn_t *conn = sock->conn;
+    up_endpoint_t *ep = conn->endpoint;
+    up_service_t *svc = ep->svc;
+    sock->tls = tls_conn_new(svc->tls, svc->servername ? svc->servername : ep->host, ep->tls_session);
+    if (!sock->tls) {
+        conn_down(conn, UP_CLOSED, "cannot start TLS: out of memory");
+        return;
+    }
+    tls_pump(sock);
+}
+
 static void on_connected(uv_connect_t *req, int status)
 {
     up_sock_t *sock = req->data;
@@ -260,13 +439,11 @@ static void on_connected(uv_connect_t *req, int status)
         conn_down(conn, UP_CLOSED, uv_strerror(rc));
         return;
     }
-    upstream_t *up = up_of(conn);
-    timers_stop(&up->timers, &conn->connect_timer);
-    conn->state = UP_CONN_CONNECTED;
-    conn->connected_at = uv_now(up->loop);
-    conn->connected_since_wall = up_wall_ms();
-    conn->endpoint->svc->stats.connects_ok++;
-    svc_conn_up(conn->endpoint->svc);
+    sock->tcp_connected = 1;
+    if (conn->endpoint->svc->tls)
+        start_tls(sock);
+    else
+        conn_established(conn);
 }
 
 static int connect_to(up_sock_t *sock, const struct sockaddr *addr)
@@ -385,13 +562,10 @@ static void complete_written_events(up_conn_t *conn)
     }
 }
 
-static void sock_flush(up_sock_t *sock);
-
 static void on_written(uv_write_t *w, int status)
 {
     up_sock_t *sock = w->data;
     sock->writing = 0;
-    size_t n = sock->inflight_out.len;
     buf_clear(&sock->inflight_out);
     if (!sock->conn || status == UV_ECANCELED)
         return;
@@ -401,21 +575,22 @@ static void on_written(uv_write_t *w, int status)
         conn_down(sock->conn, UP_CLOSED, detail);
         return;
     }
-    sock->bytes_written += n;
+    sock->bytes_written = sock->inflight_done;
     complete_written_events(sock->conn);
-    if (sock->conn && sock->out.len)
+    if (sock->conn)
         sock_flush(sock);
 }
 
-/* Writes what is queued: at once if the kernel takes it, else through one
- * uv_write whose buffer lives until its callback. */
-static void sock_flush(up_sock_t *sock)
+/* Writes a buffer of bytes for the socket (plaintext `out`, or TLS `wire`):
+ * at once if the kernel takes it, else through one uv_write whose buffer
+ * lives until its callback. `done` is sock->bytes_written once all of it is
+ * written. */
+static void write_wire(up_sock_t *sock, buf_t *wire, uint64_t done)
 {
-    if (sock->writing || sock->out.len == 0 || sock->conn->state != UP_CONN_CONNECTED)
-        return;
     up_conn_t *conn = sock->conn;
-    conn->endpoint->svc->stats.bytes_out += sock->out.len;
-    uv_buf_t b = uv_buf_init(sock->out.data, (unsigned)sock->out.len);
+    if (sock->writing || wire->len == 0)
+        return;
+    uv_buf_t b = uv_buf_init(wire->data, (unsigned)wire->len);
     int n = uv_try_write((uv_stream_t *)&sock->tcp, &b, 1);
     if (n == UV_EAGAIN)
         n = 0;
@@ -425,13 +600,17 @@ static void sock_flush(up_sock_t *sock)
         conn_down(conn, UP_CLOSED, detail);
         return;
     }
-    sock->bytes_written += (uint64_t)n;
-    buf_consume(&sock->out, (size_t)n);
-    if (sock->out.len) {
-        buf_t t = sock->inflight_out; /* swap: out keeps collecting */
-        sock->inflight_out = sock->out;
-        sock->out = t;
-        buf_clear(&sock->out);
+    buf_consume(wire, (size_t)n);
+    if (wire->len == 0) {
+        sock->bytes_written = done;
+    } else {
+        if (!sock->tls) /* plaintext: what the kernel took is written */
+            sock->bytes_written += (uint64_t)n;
+        buf_t t = sock->inflight_out; /* swap: the wire keeps collecting */
+        sock->inflight_out = *wire;
+        *wire = t;
+        buf_clear(wire);
+        sock->inflight_done = done;
         b = uv_buf_init(sock->inflight_out.data, (unsigned)sock->inflight_out.len);
         sock->write_req.data = sock;
         int rc = uv_write(&sock->write_req, (uv_stream_t *)&sock->tcp, &b, 1, on_written);
@@ -442,6 +621,35 @@ static void sock_flush(up_sock_t *sock)
         sock->writing = 1;
     }
     complete_written_events(conn);
+}
+
+/* Sends what is queued. Packets go out only once CONNECTED; a TLS socket
+ * also sends its handshake and protocol records before that. */
+static void sock_flush(up_sock_t *sock)
+{
+    up_conn_t *conn = sock->conn;
+    int connected = conn->state == UP_CONN_CONNECTED;
+    if (!sock->tls) {
+        if (connected && !sock->writing && sock->out.len) {
+            conn->endpoint->svc->stats.bytes_out += sock->out.len;
+            write_wire(sock, &sock->out, sock->bytes_written + sock->out.len);
+        }
+        return;
+    }
+    if (connected && sock->out.len) {
+        conn->endpoint->svc->stats.bytes_out += sock->out.len;
+        if (tls_conn_write(sock->tls, sock->out.data, sock->out.len) != TLS_OK) {
+            tls_failed(sock, TLS_FAILED);
+            return;
+        }
+        sock->plain_encrypted += sock->out.len;
+        buf_clear(&sock->out);
+    }
+    if (tls_conn_output(sock->tls, &sock->wire) < 0) {
+        conn_down(conn, UP_CLOSED, "out of memory writing a request");
+        return;
+    }
+    write_wire(sock, &sock->wire, sock->plain_encrypted);
 }
 
 void conn_flush_all(upstream_t *up)

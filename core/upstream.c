@@ -448,8 +448,11 @@ static void service_free(up_service_t *svc)
         free(svc->endpoints[i].address);
         free(svc->endpoints[i].host);
         free(svc->endpoints[i].conns);
+        tls_session_free(svc->endpoints[i].tls_session);
     }
     free(svc->endpoints);
+    tls_ctx_free(svc->tls);
+    free(svc->servername);
     free((char *)svc->opts.name);
     free(svc);
 }
@@ -474,6 +477,22 @@ up_service_t *up_service_add(upstream_t *up, const up_service_opts_t *opts, char
     svc->opts = *opts;
     svc->opts.name = strdup(opts->name ? opts->name : "");
     svc->opts.endpoints = NULL; /* the endpoints array below holds them */
+    svc->opts.tls = NULL;       /* svc->tls below holds what it says */
+    svc->opts.servername = NULL;
+    if (opts->tls) {
+        tls_field_t field;
+        char why[200];
+        svc->tls = tls_ctx_new(opts->tls, &field, why, sizeof why);
+        svc->servername = opts->servername ? strdup(opts->servername) : NULL;
+        if (!svc->tls || (opts->servername && !svc->servername)) {
+            if (!svc->tls)
+                snprintf(err, errlen, "tls%s%s: %s", field ? "." : "", tls_field_name(field), why);
+            else
+                snprintf(err, errlen, "out of memory");
+            service_free(svc);
+            return NULL;
+        }
+    }
     list_init(&svc->waiting);
     timer_entry_init(&svc->retry_timer);
     svc->endpoints = calloc(opts->n_endpoints, sizeof *svc->endpoints);
@@ -530,7 +549,31 @@ void upstream_handle_closed(upstream_t *up)
         service_free(up->services[i]);
     free(up->services);
     idmap_free(&up->requests);
+    free(up->tls_read_buf);
     free(up);
+}
+
+void upstream_set_event_handler(upstream_t *up, up_event_fn fn, void *ctx)
+{
+    up->on_event = fn;
+    up->event_ctx = ctx;
+}
+
+void up_report(up_conn_t *conn, up_event_type_t type, const char *detail)
+{
+    upstream_t *up = conn->endpoint->svc->up;
+    if (!up->on_event || up->closing)
+        return;
+    up_sock_t *sock = conn->sock;
+    up_event_t ev = {
+        .type = type,
+        .service = conn->endpoint->svc->opts.name,
+        .endpoint = conn->endpoint->address,
+        .detail = detail,
+        .tls_version = sock && sock->tls ? tls_conn_version(sock->tls) : NULL,
+        .tls_resumed = sock && sock->tls ? tls_conn_resumed(sock->tls) : 0,
+    };
+    up->on_event(up->event_ctx, &ev);
 }
 
 static void on_own_handle_closed(uv_handle_t *h)

@@ -20,6 +20,8 @@
  *        '- up_endpoint_t[]         host:port
  *            '- up_conn_t[pool_size]
  *                |- uv_tcp_t, resolver and connect requests
+ *                |- tls_conn_t (TLS services; the SSL_CTX is the service's,
+ *                |  the last session is the endpoint's, for resumption)
  *                |- frame_decoder_t (input), output buffers
  *                '- pending list    requests written on this connection
  *
@@ -32,8 +34,10 @@
  *        ^                      |                         |
  *        '------ failure, timeout, close, protocol error -'
  *
- * CONNECTING covers name resolution and the TCP connect, bounded together by
- * connect_timeout_ms. Leaving CONNECTED fails every request pending on the
+ * CONNECTING covers name resolution, the TCP connect and the TLS handshake,
+ * bounded together by connect_timeout_ms. Over TLS 1.3 a server judges the
+ * client certificate only after the handshake, so CONNECTING lasts until the
+ * server's first record after it (a session ticket) or a 200 ms grace. Leaving CONNECTED fails every request pending on the
  * connection at once (closed, or bad_message for a protocol violation);
  * nothing written is ever sent again. An eager pool reconnects by itself
  * after 100 ms, doubling up to 5 s, plus up to 20% jitter; the delay resets
@@ -48,6 +52,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/tls.h"
 
 /* How a request ended; the names are SPEC.md's metric outcome labels. */
 typedef enum up_outcome {
@@ -89,6 +94,9 @@ typedef struct up_service_opts {
     uint32_t retry_delay_ms;
     size_t max_message_bytes;
     int metadata;                 /* send packet metadata */
+    const tls_client_opts_t *tls; /* NULL: plain TCP; read by up_service_add */
+    const char *servername;       /* TLS: the name verified and sent as SNI;
+                                     NULL: each endpoint's host */
 } up_service_opts_t;
 
 /* Fills opts with SPEC.md's defaults (name and endpoints left empty). */
@@ -133,8 +141,10 @@ upstream_t *upstream_new(uv_loop_t *loop);
  */
 void upstream_close(upstream_t *up);
 
-/* Adds a service (eager ones start connecting at once). NULL with a reason
- * in err (e.g. a bad "host:port") when it cannot. */
+/* Adds a service (eager ones start connecting at once). With opts->tls its
+ * TLS context is built here (files read now). NULL with a reason in err when
+ * it cannot: a bad "host:port", or a TLS file, named "tls.FIELD: reason"
+ * (e.g. "tls.ca: cannot read ca.pem: No such file or directory"). */
 up_service_t *up_service_add(upstream_t *up, const up_service_opts_t *opts, char *err, size_t errlen);
 up_service_t *up_service_find(upstream_t *up, const char *name);
 const up_service_opts_t *up_service_options(const up_service_t *svc);
@@ -164,6 +174,29 @@ up_request_t *up_emit(up_service_t *svc, span_t pattern, span_t data, span_t met
 /* The caller went away: no callback is called any more, later replies for
  * the request are dropped (and counted as late), its resources are freed. */
 void up_cancel(up_request_t *req);
+
+/*
+ * Connection events, for logs. CONNECTED once a connection may carry
+ * requests (after the TLS handshake and, for TLS 1.3, the server's verdict
+ * on the client); CONNECT_FAILED when an attempt ends before that;
+ * DISCONNECTED when a connected one goes down. Not reported while the
+ * upstream closes. All strings are valid during the call only.
+ */
+typedef enum up_event_type { UP_EV_CONNECTED, UP_EV_CONNECT_FAILED, UP_EV_DISCONNECTED } up_event_type_t;
+
+typedef struct up_event {
+    up_event_type_t type;
+    const char *service;
+    const char *endpoint;    /* "host:port" as configured */
+    const char *detail;      /* why (failures), else NULL */
+    const char *tls_version; /* "TLSv1.3"; NULL for plain TCP */
+    int tls_resumed;         /* CONNECTED over TLS: the session was resumed */
+} up_event_t;
+
+typedef void (*up_event_fn)(void *ctx, const up_event_t *event);
+/* Replaces the handler (NULL: none). Called from the loop, never re-entrantly
+ * from up_send and friends. */
+void upstream_set_event_handler(upstream_t *up, up_event_fn fn, void *ctx);
 
 /* Requests not yet completed, in the whole upstream. */
 size_t upstream_inflight(const upstream_t *up);

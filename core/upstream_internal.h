@@ -61,11 +61,19 @@ struct up_sock {
     int writing;            /* write_req is in flight */
     struct addrinfo *addrs; /* resolved addresses (owned), NULL for literals */
     struct addrinfo *next_addr; /* the one to try if this connect fails */
+    int tcp_connected;      /* the TCP connect succeeded */
+    int got_bytes;          /* something was read on this socket */
     frame_decoder_t in;
     buf_t out;              /* packets queued during this loop iteration */
     buf_t inflight_out;     /* bytes handed to uv_write */
     uint64_t bytes_queued;  /* total appended to out */
-    uint64_t bytes_written; /* total the kernel took */
+    uint64_t bytes_written; /* total the kernel took (plaintext counted) */
+    uint64_t inflight_done; /* bytes_written once inflight_out is written */
+    /* TLS services only */
+    tls_conn_t *tls;
+    int tls_handshaken;
+    buf_t wire;             /* ciphertext waiting for the socket */
+    uint64_t plain_encrypted; /* plaintext total handed to TLS */
     list_node_t flush_link; /* in up->flush while out has bytes to write */
 };
 
@@ -77,6 +85,7 @@ struct up_conn {
     list_node_t emits;           /* events queued, awaiting the write */
     timer_entry_t connect_timer;
     timer_entry_t reconnect_timer;
+    timer_entry_t tls_grace_timer; /* TLS 1.3: waiting for the server's verdict */
     unsigned failures;           /* consecutive, for the backoff */
     uint64_t connected_at;       /* loop ms */
     /* for /status */
@@ -95,11 +104,14 @@ struct up_endpoint {
     char *host;             /* without brackets */
     char port[8];
     up_conn_t *conns;       /* [svc->opts.pool_size] */
+    tls_session_t *tls_session; /* the newest, offered on reconnect */
 };
 
 struct up_service {
     upstream_t *up;
-    up_service_opts_t opts; /* strings owned (copied) */
+    up_service_opts_t opts; /* strings owned (copied); opts.tls is NULL */
+    tls_ctx_t *tls;         /* NULL: plain TCP */
+    char *servername;       /* TLS: the name verified, NULL: endpoint host */
     up_endpoint_t *endpoints;
     int active;             /* eager, or lazy after its first request */
     list_node_t waiting;    /* requests with no connection yet */
@@ -122,6 +134,11 @@ struct upstream {
     size_t inflight;
     up_request_t *in_callback; /* the request whose callback is running */
     size_t open_handles;    /* own handles and socks not yet closed */
+    char *tls_read_buf;     /* ciphertext is read here, then decrypted into
+                               the frame decoder; one per upstream since
+                               libuv reads one socket at a time */
+    up_event_fn on_event;
+    void *event_ctx;
     int closing;
 };
 
@@ -146,6 +163,7 @@ void svc_reply(up_conn_t *conn, span_t message);
 /* Decides a request's outcome and runs its callback now. */
 void req_finish(up_request_t *req, up_outcome_t outcome, span_t err, const char *detail);
 uint64_t up_wall_ms(void);
+void up_report(up_conn_t *conn, up_event_type_t type, const char *detail);
 /* Makes the next loop iteration deliver finished requests and flush writes. */
 void upstream_schedule(upstream_t *up);
 /* A handle or sock of the upstream finished closing. */

@@ -1,6 +1,9 @@
 /*
- * `patterngate call|emit [--timeout MS] HOST:PORT PATTERN [DATA]`: one
- * request through the upstream client on a private loop. Reply values go to
+ * `patterngate call|emit [TLS options] [--timeout MS] HOST:PORT PATTERN
+ * [DATA]`: one request through the upstream client on a private loop. Any
+ * TLS option (--tls-ca, --tls-cert with --tls-key, --servername,
+ * --insecure) makes the connection TLS; file paths are relative to the
+ * current directory. Reply values go to
  * stdout as JSON lines as they arrive, byte-exact; a failure goes to stderr
  * as the same JSON error body the HTTP API gives, with exit code 1.
  */
@@ -23,7 +26,9 @@ typedef struct call_state {
 static int usage(const char *cmd, const char *problem)
 {
     fprintf(stderr, "patterngate %s: %s\n", cmd, problem);
-    fprintf(stderr, "usage: patterngate %s [--timeout MS] HOST:PORT PATTERN [DATA]\n", cmd);
+    fprintf(stderr,
+            "usage: patterngate %s [--tls-ca F] [--tls-cert F --tls-key F] [--servername N] [--insecure]\n"
+            "       [--timeout MS] HOST:PORT PATTERN [DATA]\n", cmd);
     return 2;
 }
 
@@ -74,11 +79,30 @@ int cli_call(int argc, char **argv, int is_emit)
 {
     const char *cmd = is_emit ? "emit" : "call";
     uint32_t timeout_ms = 5000;
-    int i = 0;
+    tls_client_opts_t tls = { NULL, NULL, NULL, 1 };
+    const char *servername = NULL;
+    int use_tls = 0, i = 0;
     for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
-        if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+        const char *opt = argv[i];
+        int valued = i + 1 < argc;
+        if (strcmp(opt, "--timeout") == 0 && valued) {
             if (parse_timeout(argv[++i], &timeout_ms))
                 return usage(cmd, "--timeout takes milliseconds, 1 to 86400000");
+        } else if (strcmp(opt, "--tls-ca") == 0 && valued) {
+            tls.ca_file = argv[++i];
+            use_tls = 1;
+        } else if (strcmp(opt, "--tls-cert") == 0 && valued) {
+            tls.cert_file = argv[++i];
+            use_tls = 1;
+        } else if (strcmp(opt, "--tls-key") == 0 && valued) {
+            tls.key_file = argv[++i];
+            use_tls = 1;
+        } else if (strcmp(opt, "--servername") == 0 && valued) {
+            servername = argv[++i];
+            use_tls = 1;
+        } else if (strcmp(opt, "--insecure") == 0) {
+            tls.verify = 0;
+            use_tls = 1;
         } else {
             char problem[160];
             snprintf(problem, sizeof problem, "unknown option %s", argv[i]);
@@ -87,6 +111,8 @@ int cli_call(int argc, char **argv, int is_emit)
     }
     if (argc - i < 2 || argc - i > 3)
         return usage(cmd, "expected HOST:PORT PATTERN [DATA]");
+    if ((tls.cert_file == NULL) != (tls.key_file == NULL))
+        return usage(cmd, "--tls-cert and --tls-key go together");
     const char *address = argv[i], *data_arg = argc - i == 3 ? argv[i + 2] : "null";
 
     buf_t pattern = BUF_INIT;
@@ -115,7 +141,11 @@ int cli_call(int argc, char **argv, int is_emit)
     opts.connect = UP_CONNECT_LAZY;
     opts.timeout_ms = timeout_ms;
     opts.connect_timeout_ms = timeout_ms < 2000 ? timeout_ms : 2000;
-    char err[160];
+    if (use_tls) {
+        opts.tls = &tls;
+        opts.servername = servername;
+    }
+    char err[300];
     up_service_t *svc = st.up ? up_service_add(st.up, &opts, err, sizeof err) : NULL;
     if (!svc) {
         if (st.up)

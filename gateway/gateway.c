@@ -9,8 +9,10 @@
 
 #include "gateway/exchange.h"
 
-/* The upstream client's options for one configured service. */
-static void service_options(const config_service *s, up_service_opts_t *o, const char **endpoints)
+/* The upstream client's options for one configured service; *tls is filled
+ * in and used when the service has a tls section. */
+static void service_options(const config_service *s, up_service_opts_t *o, const char **endpoints,
+                            tls_client_opts_t *tls)
 {
     up_service_opts_defaults(o);
     o->name = s->name;
@@ -24,6 +26,17 @@ static void service_options(const config_service *s, up_service_opts_t *o, const
     o->retry_delay_ms = (uint32_t)s->retry_delay_ms;
     o->max_message_bytes = (size_t)s->max_message_bytes;
     o->metadata = s->metadata;
+    if (s->tls) {
+        *tls = (tls_client_opts_t){ s->tls->ca, s->tls->cert, s->tls->key, s->tls->verify };
+        o->tls = tls;
+        o->servername = s->tls->servername;
+    }
+}
+
+static void on_upstream_event(void *ctx, const up_event_t *ev)
+{
+    gateway_t *gw = ctx;
+    conn_log_event(&gw->conn_log, ev, uv_now(gw->loop));
 }
 
 static int add_services(gateway_t *gw)
@@ -46,13 +59,25 @@ static int add_services(gateway_t *gw)
             endpoints[k] = texts[k];
         }
         up_service_opts_t o;
-        service_options(s, &o, endpoints);
-        char err[200];
+        tls_client_opts_t tls;
+        service_options(s, &o, endpoints, &tls);
+        if (s->tls && !s->tls->verify) {
+            char field[160];
+            snprintf(field, sizeof field, "services.%s.tls.verify", s->name);
+            log_line_t line;
+            if (log_begin(&gw->log, &line, CONFIG_LOG_WARN,
+                          "TLS certificate verification is off: any server certificate is accepted"))
+                log_str(&line, "field", field);
+            log_end(&gw->log, &line);
+        }
+        char err[300], why[400];
         gw->services[i] = up_service_add(gw->up, &o, err, sizeof err);
         free(texts);
         free(endpoints);
         if (!gw->services[i]) {
-            log_msg(&gw->log, CONFIG_LOG_ERROR, "cannot add service", err);
+            /* "tls.FIELD: reason" becomes "services.NAME.tls.FIELD: reason" */
+            snprintf(why, sizeof why, "services.%s%s%s", s->name, strncmp(err, "tls", 3) == 0 ? "." : ": ", err);
+            log_msg(&gw->log, CONFIG_LOG_ERROR, "cannot add service", why);
             return -1;
         }
     }
@@ -171,32 +196,18 @@ static void raise_fd_limit(gateway_t *gw)
 }
 
 /*
- * Settings this build accepts in a config but cannot honour yet. TLS would
- * otherwise mean talking plain TCP to a TLS port, so it stops the start;
- * the others only change where or how much is served, so they are warned
- * about. Returns -1 when the gateway must not start.
+ * Settings this build accepts in a config but cannot honour yet: they only
+ * change where or how much is served, so they are warned about.
  */
-static int check_unsupported(gateway_t *gw)
+static void check_unsupported(gateway_t *gw)
 {
     const config *cfg = gw->cfg;
-    for (size_t i = 0; i < cfg->service_count; i++) {
-        if (!cfg->services[i].tls)
-            continue;
-        char field[160];
-        snprintf(field, sizeof field, "services.%s.tls", cfg->services[i].name);
-        log_line_t line;
-        if (log_begin(&gw->log, &line, CONFIG_LOG_ERROR, "TLS to services is not supported by this build yet"))
-            log_str(&line, "field", field);
-        log_end(&gw->log, &line);
-        return -1;
-    }
     if (cfg->has_admin_listen)
         log_msg(&gw->log, CONFIG_LOG_WARN,
                 "admin_listen is not served by this build yet: the admin API is not available", NULL);
     if (cfg->workers != 1)
         log_msg(&gw->log, CONFIG_LOG_WARN, "workers other than 1 are not supported by this build yet: running one",
                 NULL);
-    return 0;
 }
 
 static void log_started(gateway_t *gw)
@@ -229,10 +240,13 @@ int gateway_run(config *cfg)
     raise_fd_limit(&gw);
     list_init(&gw.waiting_list);
     timers_init(&gw.timers, &loop);
+    conn_log_init(&gw.conn_log, &gw.log);
     gw.up = upstream_new(&loop);
+    if (gw.up)
+        upstream_set_event_handler(gw.up, on_upstream_event, &gw);
     gw.router = router_new(cfg);
-    int ok = check_unsupported(&gw) == 0 && gw.up && gw.router && add_services(&gw) == 0 &&
-             start_http(&gw) == 0;
+    check_unsupported(&gw);
+    int ok = gw.up && gw.router && add_services(&gw) == 0 && start_http(&gw) == 0;
     uv_signal_init(&loop, &gw.sigterm);
     uv_signal_init(&loop, &gw.sigint);
     uv_timer_init(&loop, &gw.grace);
@@ -251,6 +265,7 @@ int gateway_run(config *cfg)
     if (uv_loop_close(&loop) != 0)
         log_msg(&gw.log, CONFIG_LOG_WARN, "the event loop did not close clean", NULL);
     router_free(gw.router);
+    conn_log_free(&gw.conn_log);
     free(gw.services);
     config_free(cfg);
     return ok ? 0 : 1;

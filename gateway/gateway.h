@@ -25,6 +25,7 @@
 #include "core/timers.h"
 #include "core/upstream.h"
 #include "gateway/httpd.h"
+#include "gateway/conn_log.h"
 #include "gateway/log.h"
 #include "gateway/router.h"
 
@@ -32,6 +33,7 @@ typedef struct gateway {
     uv_loop_t *loop;
     config *cfg;
     logger_t log;
+    conn_log_t conn_log;      /* upstream connection events */
     upstream_t *up;
     up_service_t **services;  /* [cfg->service_count] */
     router_t *router;

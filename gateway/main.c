@@ -21,8 +21,9 @@
 
 static const char usage_text[] =
     "usage: patterngate [-c FILE] [--check] [--version] [--help]\n"
-    "       patterngate call [--timeout MS] HOST:PORT PATTERN [DATA]\n"
-    "       patterngate emit [--timeout MS] HOST:PORT PATTERN [DATA]\n"
+    "       patterngate call [--tls-ca F] [--tls-cert F --tls-key F] [--servername N]\n"
+    "                        [--insecure] [--timeout MS] HOST:PORT PATTERN [DATA]\n"
+    "       patterngate emit [same options] HOST:PORT PATTERN [DATA]\n"
     "       patterngate healthcheck [URL]\n";
 
 static const char help_text[] =

@@ -1845,8 +1845,8 @@ static void unstartable_configs_exit_1(void **state)
     int port = testnet_free_port();
     snprintf(config, sizeof config,
              "{ \"listen\": \"127.0.0.1:%d\", \"services\": { \"tls_svc\": { \"endpoints\": "
-             "[\"127.0.0.1:1\"], \"tls\": { \"verify\": false } } } }", port);
-    expect_start_refused(config, "\"field\":\"services.tls_svc.tls\"");
+             "[\"127.0.0.1:1\"], \"tls\": { \"ca\": \"/nonexistent/ca.pem\" } } } }", port);
+    expect_start_refused(config, "services.tls_svc.tls.ca: cannot read /nonexistent/ca.pem");
     /* a port that is taken */
     struct testnet_upstream *holder;
     assert_int_equal(testnet_upstream_start(hold_port_script, NULL, &holder), 0);
