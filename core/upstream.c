@@ -541,6 +541,26 @@ size_t up_service_conns_in_state(const up_service_t *svc, up_conn_state_t state)
 
 size_t upstream_inflight(const upstream_t *up) { return up->inflight; }
 
+size_t up_service_endpoint_count(const up_service_t *svc) { return svc->opts.n_endpoints; }
+const char *up_service_endpoint_address(const up_service_t *svc, size_t i) { return svc->endpoints[i].address; }
+int up_service_uses_tls(const up_service_t *svc) { return svc->tls != NULL; }
+
+void up_service_conn_info(const up_service_t *svc, size_t i, unsigned k, up_conn_info_t *out)
+{
+    const up_conn_t *c = &svc->endpoints[i].conns[k];
+    *out = (up_conn_info_t){
+        .state = c->state,
+        .inflight = c->inflight,
+        .requests = c->requests,
+        .errors = c->errors,
+        .reconnects = c->reconnects,
+        .last_error = c->last_error,
+        .last_error_at = c->last_error_at_wall,
+        .connected_since = c->connected_since_wall,
+        .tls_version = c->sock && c->sock->tls && c->state == UP_CONN_CONNECTED ? tls_conn_version(c->sock->tls) : NULL,
+    };
+}
+
 void upstream_handle_closed(upstream_t *up)
 {
     if (--up->open_handles > 0 || !up->closing)

@@ -149,6 +149,27 @@ up_service_t *up_service_add(upstream_t *up, const up_service_opts_t *opts, char
 up_service_t *up_service_find(upstream_t *up, const char *name);
 const up_service_opts_t *up_service_options(const up_service_t *svc);
 const up_service_stats_t *up_service_stats(const up_service_t *svc);
+/* What /status shows of one connection. Strings valid until the next call
+ * into the upstream. Times are ms since the epoch, 0 for never. */
+typedef struct up_conn_info {
+    up_conn_state_t state;
+    uint64_t inflight;
+    uint64_t requests;
+    uint64_t errors;
+    uint64_t reconnects;
+    const char *last_error;      /* "" for none */
+    uint64_t last_error_at;
+    uint64_t connected_since;
+    const char *tls_version;     /* NULL: plain TCP, or TLS not yet negotiated */
+} up_conn_info_t;
+
+size_t up_service_endpoint_count(const up_service_t *svc);
+/* "host:port" as configured, for endpoint i < up_service_endpoint_count. */
+const char *up_service_endpoint_address(const up_service_t *svc, size_t i);
+int up_service_uses_tls(const up_service_t *svc);
+/* Connection k < opts.pool_size of endpoint i. */
+void up_service_conn_info(const up_service_t *svc, size_t i, unsigned k, up_conn_info_t *out);
+
 /* Connections of the service in a given state. */
 size_t up_service_conns_in_state(const up_service_t *svc, up_conn_state_t state);
 

@@ -12,6 +12,7 @@
 
 #include "core/json_write.h"
 #include "core/utf8.h"
+#include "gateway/admin.h"
 #include "gateway/errors.h"
 #include "gateway/gateway.h"
 #include "gateway/generic.h"
@@ -36,6 +37,7 @@ typedef struct exchange {
     const char *method;          /* MHD's, valid for the request */
     const char *url;             /* raw path, still percent-encoded */
     const char *label;           /* route template, "generic", "admin", "unmatched" */
+    int label_metric;            /* its metrics index */
     /* where it goes */
     const config_route *route;   /* NULL for the generic API */
     router_match_t match;
@@ -56,6 +58,7 @@ typedef struct exchange {
     unsigned status;
     buf_t response;
     int json_body;
+    const char *content_type;    /* overrides json_body's application/json */
     const char *allow;
     int close_after;             /* Connection: close */
     int challenge;               /* WWW-Authenticate: Bearer */
@@ -63,6 +66,7 @@ typedef struct exchange {
     size_t response_bytes;       /* for the access log */
     char request_id[132];
     uint64_t started_ns;
+    uint64_t upstream_started_ns;
     int suspended;               /* MHD holds it suspended (or has yet to
                                     process its resume) */
     /* a streamed reply (ndjson, sse) */
@@ -133,7 +137,9 @@ static enum MHD_Result send_response(exchange_t *ex)
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "X-Request-Id", ex->request_id);
-    if (ex->json_body && ex->status != 204)
+    if (ex->content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ex->content_type);
+    else if (ex->json_body && ex->status != 204)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     if (ex->allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, ex->allow);
@@ -225,48 +231,15 @@ static int authorized(exchange_t *ex)
 
 /* ---- deciding where a request goes --------------------------------------- */
 
-static int is_admin_path(const char *url)
-{
-    return strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0;
-}
-
 static void answer_admin(exchange_t *ex)
 {
-    buf_t body = BUF_INIT;
+    admin_reply_t r;
     ex->label = "admin";
-    if (strcmp(ex->method, "GET") != 0 && strcmp(ex->method, "HEAD") != 0) {
-        ex->allow = "GET, HEAD";
-        fail_simple(ex, 405, "method_not_allowed", "admin endpoints answer GET");
-        return;
-    }
-    if (strcmp(ex->url, "/healthz") == 0) {
-        buf_append_cstr(&body, "{\"status\":\"ok\"}");
-        set_response(ex, 200, &body);
-        return;
-    }
-    gateway_t *gw = ex->gw;
-    if (gw->stopping) {
-        buf_append_cstr(&body, "{\"status\":\"draining\"}");
-        set_response(ex, 503, &body);
-        return;
-    }
-    buf_append_cstr(&body, "{\"status\":\"not_ready\",\"services\":[");
-    int missing = 0;
-    for (size_t i = 0; i < gw->cfg->service_count; i++) {
-        const config_service *s = &gw->cfg->services[i];
-        if (s->connect != CONFIG_CONNECT_EAGER ||
-            up_service_conns_in_state(gw->services[i], UP_CONN_CONNECTED) > 0)
-            continue;
-        if (missing++)
-            buf_append(&body, ",", 1);
-        json_append_string(&body, s->name, strlen(s->name));
-    }
-    buf_append_cstr(&body, "]}");
-    if (missing == 0) {
-        buf_clear(&body);
-        buf_append_cstr(&body, "{\"status\":\"ready\"}");
-    }
-    set_response(ex, missing ? 503 : 200, &body);
+    ex->label_metric = METRICS_ROUTE_ADMIN;
+    admin_answer(ex->gw, ex->method, ex->url, &r);
+    ex->allow = r.allow;
+    ex->content_type = r.content_type;
+    set_response(ex, r.status, &r.body);
 }
 
 /* /v1/send/NAME and /v1/emit/NAME; 1 when the path is one of them (or
@@ -284,6 +257,7 @@ static int route_generic(exchange_t *ex)
     }
     int is_emit = kind == GENERIC_PATH_EMIT;
     ex->label = "generic";
+    ex->label_metric = METRICS_ROUTE_GENERIC;
     gateway_t *gw = ex->gw;
     const config_service *svc = NULL;
     for (size_t i = 0; i < gw->cfg->service_count; i++) {
@@ -338,6 +312,7 @@ static void route_configured(exchange_t *ex)
     const config_route *route = ex->match.route;
     ex->route = route;
     ex->label = route->path.text;
+    ex->label_metric = ex->gw->route_metric[route - ex->gw->cfg->routes];
     ex->service_index = route->service_index;
     ex->is_emit = route->kind == CONFIG_ROUTE_EMIT;
     ex->reply = route->reply;
@@ -357,7 +332,8 @@ static void start(exchange_t *ex)
 {
     assign_request_id(ex);
     ex->label = "unmatched";
-    if (!ex->gw->cfg->has_admin_listen && is_admin_path(ex->url)) {
+    ex->label_metric = METRICS_ROUTE_UNMATCHED;
+    if (!ex->gw->cfg->has_admin_listen && admin_is_path(ex->url)) {
         answer_admin(ex); /* probes need no token */
         return;
     }
@@ -586,6 +562,9 @@ static void stream_done(exchange_t *ex, up_outcome_t outcome, span_t err, const 
 static void on_done(void *ctx, up_outcome_t outcome, span_t err, const char *detail)
 {
     exchange_t *ex = ctx;
+    gateway_t *gw = ex->gw;
+    metrics_upstream_duration(gw->metrics, gw->service_metric[ex->service_index],
+                              uv_hrtime() - ex->upstream_started_ns);
     stop_waiting(ex);
     if (ex->streaming) {
         stream_done(ex, outcome, err, detail);
@@ -736,6 +715,7 @@ static void dispatch(exchange_t *ex)
     span_t meta = span_of(metadata.data, metadata.len);
     uint32_t timeout = (uint32_t)ex->timeout_ms;
     ex->streaming = !ex->is_emit && (ex->reply == CONFIG_REPLY_NDJSON || ex->reply == CONFIG_REPLY_SSE);
+    ex->upstream_started_ns = uv_hrtime();
     if (ex->is_emit)
         ex->req = up_emit(svc, pattern, data, meta, timeout, &upstream_callbacks, ex);
     else if (ex->streaming)
@@ -801,25 +781,24 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection
     }
 }
 
-static void access_log(exchange_t *ex)
+/* The request is over: its metrics and access line. */
+static void account(exchange_t *ex)
 {
     gateway_t *gw = ex->gw;
-    log_line_t line;
-    if (!gw->cfg->log_access || !log_begin(&gw->log, &line, CONFIG_LOG_INFO, "access"))
-        return;
-    log_str(&line, "method", ex->method);
-    log_str(&line, "path", ex->url);
-    log_str(&line, "route", ex->label);
-    log_int(&line, "status", ex->status);
-    char ms[32];
-    snprintf(ms, sizeof ms, "%.3f", (double)(uv_hrtime() - ex->started_ns) / 1e6);
-    log_raw(&line, "duration_ms", ms);
-    log_str(&line, "request_id", ex->request_id);
-    if (strcmp(ex->label, "unmatched") != 0 && strcmp(ex->label, "admin") != 0)
-        log_str(&line, "service", gw->cfg->services[ex->service_index].name);
-    log_int(&line, "bytes", (long long)ex->response_bytes);
-    log_int(&line, "request_bytes", (long long)ex->body.len);
-    log_end(&gw->log, &line);
+    uint64_t took = uv_hrtime() - ex->started_ns;
+    metrics_http(gw->metrics, ex->label_metric, ex->method, ex->status, took);
+    int has_service = ex->label_metric != METRICS_ROUTE_UNMATCHED && ex->label_metric != METRICS_ROUTE_ADMIN;
+    gateway_access_log(gw, &(access_entry_t){
+                               .method = ex->method,
+                               .path = ex->url,
+                               .route = ex->label,
+                               .status = ex->status,
+                               .duration_ns = took,
+                               .request_id = ex->request_id,
+                               .service = has_service ? gw->cfg->services[ex->service_index].name : NULL,
+                               .bytes = ex->response_bytes,
+                               .request_bytes = ex->body.len,
+                           });
 }
 
 void exchange_on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
@@ -836,7 +815,7 @@ void exchange_on_completed(void *cls, struct MHD_Connection *connection, void **
         up_cancel(ex->req);
         stop_waiting(ex);
     }
-    access_log(ex);
+    account(ex);
     resumed(ex);
     free_exchange(ex);
 }

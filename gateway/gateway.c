@@ -6,7 +6,9 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <time.h>
 
+#include "gateway/admin.h"
 #include "gateway/exchange.h"
 
 /* The upstream client's options for one configured service; *tls is filled
@@ -90,11 +92,45 @@ static void on_mhd_error(void *ctx, const char *text)
     log_msg(&gw->log, CONFIG_LOG_WARN, "http server", text);
 }
 
+static void on_admin_closed(void *ctx)
+{
+    gateway_t *gw = ctx;
+    gw->admin_httpd = NULL;
+}
+
 static void on_httpd_closed(void *ctx)
 {
     gateway_t *gw = ctx;
     gw->httpd = NULL;
     upstream_close(gw->up);
+}
+
+static uint64_t wall_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void gateway_access_log(gateway_t *gw, const access_entry_t *e)
+{
+    log_line_t line;
+    if (!gw->cfg->log_access || !log_begin(&gw->log, &line, CONFIG_LOG_INFO, "access"))
+        return;
+    log_str(&line, "method", e->method);
+    log_str(&line, "path", e->path);
+    log_str(&line, "route", e->route);
+    log_int(&line, "status", e->status);
+    char ms[32];
+    snprintf(ms, sizeof ms, "%.3f", (double)e->duration_ns / 1e6);
+    log_raw(&line, "duration_ms", ms);
+    if (e->request_id)
+        log_str(&line, "request_id", e->request_id);
+    if (e->service)
+        log_str(&line, "service", e->service);
+    log_int(&line, "bytes", (long long)e->bytes);
+    log_int(&line, "request_bytes", (long long)e->request_bytes);
+    log_end(&gw->log, &line);
 }
 
 /* Runs once per loop iteration while stopping: once no request is left
@@ -110,6 +146,8 @@ static void on_drained_check(uv_check_t *c)
     timers_close(&gw->timers, NULL);
     uv_close((uv_handle_t *)&gw->sigterm, NULL);
     uv_close((uv_handle_t *)&gw->sigint, NULL);
+    if (gw->admin_httpd)
+        httpd_close(gw->admin_httpd, on_admin_closed, gw);
     if (gw->httpd)
         httpd_close(gw->httpd, on_httpd_closed, gw);
     else
@@ -167,7 +205,52 @@ static int start_http(gateway_t *gw)
         log_msg(&gw->log, CONFIG_LOG_ERROR, "cannot listen", err);
         return -1;
     }
+    if (!cfg->has_admin_listen)
+        return 0;
+    httpd_options_t a = {
+        .listen = &cfg->admin_listen,
+        .max_connections = 64,
+        .idle_timeout_s = o.idle_timeout_s,
+        .on_request = admin_on_request,
+        .handler_ctx = gw,
+        .on_mhd_error = on_mhd_error,
+    };
+    gw->admin_httpd = httpd_start(gw->loop, &a, err, sizeof err);
+    if (!gw->admin_httpd) {
+        log_msg(&gw->log, CONFIG_LOG_ERROR, "cannot listen on admin_listen", err);
+        return -1;
+    }
     return 0;
+}
+
+/* Metrics indices of the config's routes and services. */
+static int index_metrics(gateway_t *gw)
+{
+    const config *cfg = gw->cfg;
+    gw->route_metric = calloc(cfg->route_count + 1, sizeof *gw->route_metric);
+    gw->service_metric = calloc(cfg->service_count + 1, sizeof *gw->service_metric);
+    if (!gw->route_metric || !gw->service_metric)
+        return -1;
+    for (size_t i = 0; i < cfg->route_count; i++)
+        if ((gw->route_metric[i] = metrics_route_index(gw->metrics, cfg->routes[i].path.text)) < 0)
+            return -1;
+    for (size_t i = 0; i < cfg->service_count; i++)
+        if ((gw->service_metric[i] = metrics_service_index(gw->metrics, cfg->services[i].name)) < 0)
+            return -1;
+    return 0;
+}
+
+/* The largest timeout a request can have, for the histogram buckets. */
+static uint64_t largest_timeout_ms(const config *cfg)
+{
+    uint64_t t = 1000;
+    for (size_t i = 0; i < cfg->service_count; i++)
+        if (cfg->services[i].timeout_ms > t)
+            t = cfg->services[i].timeout_ms;
+    for (size_t i = 0; i < cfg->route_count; i++)
+        if (cfg->routes[i].timeout_ms > t)
+            t = cfg->routes[i].timeout_ms;
+    return t;
 }
 
 /* Each HTTP connection and each upstream connection is a descriptor: raise
@@ -202,9 +285,6 @@ static void raise_fd_limit(gateway_t *gw)
 static void check_unsupported(gateway_t *gw)
 {
     const config *cfg = gw->cfg;
-    if (cfg->has_admin_listen)
-        log_msg(&gw->log, CONFIG_LOG_WARN,
-                "admin_listen is not served by this build yet: the admin API is not available", NULL);
     if (cfg->workers != 1)
         log_msg(&gw->log, CONFIG_LOG_WARN, "workers other than 1 are not supported by this build yet: running one",
                 NULL);
@@ -241,12 +321,16 @@ int gateway_run(config *cfg)
     list_init(&gw.waiting_list);
     timers_init(&gw.timers, &loop);
     conn_log_init(&gw.conn_log, &gw.log);
+    gw.started_ns = uv_hrtime();
+    gw.config_loaded_at_ms = wall_clock_ms();
+    gw.metrics = metrics_new(largest_timeout_ms(cfg));
     gw.up = upstream_new(&loop);
     if (gw.up)
         upstream_set_event_handler(gw.up, on_upstream_event, &gw);
     gw.router = router_new(cfg);
     check_unsupported(&gw);
-    int ok = gw.up && gw.router && add_services(&gw) == 0 && start_http(&gw) == 0;
+    int ok = gw.up && gw.router && gw.metrics && index_metrics(&gw) == 0 && add_services(&gw) == 0 &&
+             start_http(&gw) == 0;
     uv_signal_init(&loop, &gw.sigterm);
     uv_signal_init(&loop, &gw.sigint);
     uv_timer_init(&loop, &gw.grace);
@@ -266,6 +350,9 @@ int gateway_run(config *cfg)
         log_msg(&gw.log, CONFIG_LOG_WARN, "the event loop did not close clean", NULL);
     router_free(gw.router);
     conn_log_free(&gw.conn_log);
+    metrics_free(gw.metrics);
+    free(gw.route_metric);
+    free(gw.service_metric);
     free(gw.services);
     config_free(cfg);
     return ok ? 0 : 1;

@@ -27,6 +27,7 @@
 #include "gateway/httpd.h"
 #include "gateway/conn_log.h"
 #include "gateway/log.h"
+#include "gateway/metrics.h"
 #include "gateway/router.h"
 
 typedef struct gateway {
@@ -34,6 +35,12 @@ typedef struct gateway {
     config *cfg;
     logger_t log;
     conn_log_t conn_log;      /* upstream connection events */
+    metrics_t *metrics;
+    int *route_metric;        /* [cfg->route_count]: metrics route index */
+    int *service_metric;      /* [cfg->service_count]: metrics service index */
+    uint64_t started_ns;      /* uv_hrtime at start, for uptime */
+    uint64_t config_loaded_at_ms; /* wall clock */
+    httpd_t *admin_httpd;     /* admin_listen; NULL when not set */
     upstream_t *up;
     up_service_t **services;  /* [cfg->service_count] */
     router_t *router;
@@ -51,6 +58,21 @@ typedef struct gateway {
     int stopping;             /* a signal came: answer 503 draining */
     int grace_over;           /* shutdown_grace_ms passed, or a 2nd signal */
 } gateway_t;
+
+/* One access log line (SPEC.md: with log.access, one per request). */
+typedef struct access_entry {
+    const char *method;
+    const char *path;
+    const char *route;        /* the metrics label */
+    unsigned status;
+    uint64_t duration_ns;
+    const char *request_id;   /* NULL: none */
+    const char *service;      /* NULL: none */
+    size_t bytes;             /* response body */
+    size_t request_bytes;
+} access_entry_t;
+
+void gateway_access_log(gateway_t *gw, const access_entry_t *e);
 
 /*
  * Runs a gateway for `cfg` (ownership passes to it) on a new loop until

@@ -268,3 +268,10 @@ void httpd_close(httpd_t *h, void (*done)(void *ctx), void *ctx)
     uv_close((uv_handle_t *)&h->timer, on_handle_closed);
     uv_close((uv_handle_t *)&h->idle, on_handle_closed);
 }
+
+unsigned httpd_connection_count(httpd_t *h)
+{
+    const union MHD_DaemonInfo *info =
+        h && h->mhd ? MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
+    return info ? info->num_connections : 0;
+}

@@ -61,6 +61,9 @@ void httpd_resume(httpd_t *h, struct MHD_Connection *connection);
  * gets it if the client goes) or not any more (NULL). */
 void httpd_set_waiter(struct MHD_Connection *connection, void *waiter);
 
+/* Open client connections (0 for NULL). */
+unsigned httpd_connection_count(httpd_t *h);
+
 /*
  * Stops the daemon (every connection must have been resumed and finished:
  * MHD aborts on suspended ones) and closes the libuv handles; done(ctx) runs

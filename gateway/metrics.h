@@ -1,0 +1,72 @@
+/*
+ * metrics: the counters and histograms a worker keeps for /metrics, and the
+ * Prometheus text (format 0.0.4) built from them at scrape time.
+ *
+ * Every family SPEC.md names is declared once, in the table in metrics.c
+ * (name, type, help, and the function that writes its samples); the # HELP
+ * and # TYPE lines and the samples all come from that table.
+ *
+ * Request path cost: metrics_http and metrics_upstream_duration do a few
+ * array lookups and additions, no lock and no allocation (a series' first
+ * request for a new method+status pair grows a small array once).
+ *
+ * Labels: `route` values are indices into a registry of strings that only
+ * grows (route templates, plus "generic", "admin", "unmatched"), so a
+ * reload keeps the counters of the routes it keeps; services likewise.
+ *
+ * Threads: a metrics_t belongs to one worker's loop thread. Counters are
+ * written with relaxed atomic stores by that thread only and read with
+ * relaxed loads, so a scrape from another worker's thread reads whole
+ * values without a lock; figures of several workers are summed at scrape.
+ */
+#ifndef PG_GATEWAY_METRICS_H
+#define PG_GATEWAY_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+typedef _Atomic uint64_t metric_u64;
+
+static inline void metric_add(metric_u64 *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+static inline uint64_t metric_get(const metric_u64 *c)
+{
+    return atomic_load_explicit((metric_u64 *)c, memory_order_relaxed);
+}
+
+/* Fixed indices of the route registry. */
+enum { METRICS_ROUTE_GENERIC, METRICS_ROUTE_ADMIN, METRICS_ROUTE_UNMATCHED };
+
+typedef struct metrics metrics_t;
+
+/* `largest_timeout_ms` sets the last finite histogram bucket (the bucket
+ * ladder runs from 100 µs up to the first step at or above it). NULL when
+ * out of memory. */
+metrics_t *metrics_new(uint64_t largest_timeout_ms);
+void metrics_free(metrics_t *m);
+
+/* The index of a route label or service name, registered on first use.
+ * -1 when out of memory. */
+int metrics_route_index(metrics_t *m, const char *label);
+int metrics_service_index(metrics_t *m, const char *name);
+
+/* One HTTP request answered. */
+void metrics_http(metrics_t *m, int route, const char *method, unsigned status, uint64_t duration_ns);
+/* One upstream request completed (any outcome but cancelled). */
+void metrics_upstream_duration(metrics_t *m, int service, uint64_t duration_ns);
+
+/* Reloads: ok or failed, at wall time `now_s`. */
+void metrics_reload(metrics_t *m, int ok, double now_s);
+
+struct gateway;
+
+/* Appends the whole /metrics text for the given workers. 0 or -ENOMEM. */
+int metrics_render(buf_t *out, struct gateway *const *workers, size_t n_workers);
+
+#endif
