@@ -203,6 +203,11 @@ void tls_conn_free(tls_conn_t *tc)
         return;
     if (tc->session)
         SSL_SESSION_free(tc->session);
+    /* SSL_free retires the session of a connection that never sent
+     * close_notify; one that ended without a failure (we close sockets
+     * without waiting for our close_notify to go out) keeps it resumable. */
+    if (tc->handshake_done && !tc->failed)
+        SSL_set_shutdown(tc->ssl, SSL_get_shutdown(tc->ssl) | SSL_SENT_SHUTDOWN);
     SSL_free(tc->ssl); /* frees both BIOs */
     free(tc);
 }

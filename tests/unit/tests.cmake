@@ -8,6 +8,7 @@ pg_unit_test(idmap)
 pg_unit_test(timers)
 pg_unit_test(upstream)
 target_link_libraries(test_upstream PRIVATE pg_testsupport)
+pg_unit_test(tls)
 # config layer
 pg_unit_test(config)
 pg_unit_test(route_path)
