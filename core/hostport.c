@@ -135,3 +135,8 @@ int hostport_format(const hostport *address, char *buf, size_t size)
         return snprintf(buf, size, "[%s]:%u", address->host, (unsigned)address->port);
     return snprintf(buf, size, "%s:%u", address->host, (unsigned)address->port);
 }
+
+int hostport_equal(const hostport *a, const hostport *b)
+{
+    return a->port == b->port && strcmp(a->host, b->host) == 0;
+}

@@ -53,4 +53,7 @@ const char *hostport_parse(const char *text, unsigned flags, hostport *out);
  * snprintf returns. HOSTPORT_TEXT_SIZE bytes are always enough. */
 int hostport_format(const hostport *address, char *buf, size_t size);
 
+/* Same host text and port. */
+int hostport_equal(const hostport *a, const hostport *b);
+
 #endif

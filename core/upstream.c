@@ -520,6 +520,48 @@ up_service_t *up_service_add(upstream_t *up, const up_service_opts_t *opts, char
     return svc;
 }
 
+void up_service_remove(up_service_t *svc, const char *why)
+{
+    upstream_t *up = svc->up;
+    svc->active = 0; /* no reconnects */
+    timers_stop(&up->timers, &svc->retry_timer);
+    list_node_t *node;
+    while ((node = list_first(&svc->waiting)) != NULL)
+        req_finish(LIST_OWNER(node, up_request_t, link), UP_UNAVAILABLE, span_of(NULL, 0), why);
+    for (size_t k = 0; k < conn_count(svc); k++) {
+        up_conn_t *c = conn_at(svc, k);
+        conn_down(c, UP_CLOSED, why);
+        timers_stop(&up->timers, &c->reconnect_timer);
+    }
+    /* requests whose outcome was decided inside up_send but not yet
+     * delivered would outlive the service: deliver them now (moved aside
+     * first, as their callbacks may touch the list) */
+    list_node_t doomed;
+    list_init(&doomed);
+    for (node = up->finished.next; node != &up->finished;) {
+        list_node_t *next = node->next;
+        if (LIST_OWNER(node, up_request_t, link)->svc == svc) {
+            list_remove(node);
+            list_push_back(&doomed, node);
+        }
+        node = next;
+    }
+    while ((node = list_first(&doomed)) != NULL) {
+        up_request_t *req = LIST_OWNER(node, up_request_t, link);
+        list_remove(node);
+        req->phase = REQ_WAITING;
+        req_finish(req, req->outcome, span_of(NULL, 0), req->detail);
+    }
+    for (size_t i = 0; i < up->n_services; i++) {
+        if (up->services[i] == svc) {
+            memmove(&up->services[i], &up->services[i + 1], (up->n_services - i - 1) * sizeof *up->services);
+            up->n_services--;
+            break;
+        }
+    }
+    service_free(svc);
+}
+
 up_service_t *up_service_find(upstream_t *up, const char *name)
 {
     for (size_t i = 0; i < up->n_services; i++)

@@ -147,6 +147,13 @@ void upstream_close(upstream_t *up);
  * (e.g. "tls.ca: cannot read ca.pem: No such file or directory"). */
 up_service_t *up_service_add(upstream_t *up, const up_service_opts_t *opts, char *err, size_t errlen);
 up_service_t *up_service_find(upstream_t *up, const char *name);
+
+/* Takes a service away (a config reload dropped or changed it, or the
+ * gateway stops): requests still waiting or in flight on it fail
+ * (unavailable or closed, with `why`), its connections close, and it is
+ * freed. Must not be called from inside a callback of one of its own
+ * requests. */
+void up_service_remove(up_service_t *svc, const char *why);
 const up_service_opts_t *up_service_options(const up_service_t *svc);
 const up_service_stats_t *up_service_stats(const up_service_t *svc);
 /* What /status shows of one connection. Strings valid until the next call

@@ -45,7 +45,7 @@ static void readyz(gateway_t *gw, admin_reply_t *r)
     int missing = 0;
     for (size_t i = 0; i < gw->cfg->service_count; i++) {
         const config_service *s = &gw->cfg->services[i];
-        if (s->connect != CONFIG_CONNECT_EAGER || up_service_conns_in_state(gw->services[i], UP_CONN_CONNECTED) > 0)
+        if (s->connect != CONFIG_CONNECT_EAGER || up_service_conns_in_state(gw->gen->services[i], UP_CONN_CONNECTED) > 0)
             continue;
         if (missing++)
             buf_append(&r->body, ",", 1);
@@ -157,7 +157,7 @@ static void status(gateway_t *gw, admin_reply_t *r)
             buf_append_cstr(b, ",");
         put_cstr(b, cfg->services[i].name);
         buf_append_cstr(b, ":");
-        status_service(b, &cfg->services[i], gw->services[i]);
+        status_service(b, &cfg->services[i], gw->gen->services[i]);
     }
     buf_append_cstr(b, "}}");
     r->status = 200;

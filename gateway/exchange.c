@@ -32,6 +32,7 @@ typedef enum ex_state {
 typedef struct exchange {
     list_node_t waiting_link;    /* in gw->waiting_list while EX_WAITING */
     gateway_t *gw;
+    generation_t *gen;           /* the config it runs on, held */
     struct MHD_Connection *conn;
     ex_state_t state;
     const char *method;          /* MHD's, valid for the request */
@@ -215,7 +216,7 @@ static int same_secret(const char *a, size_t an, const char *b, size_t bn)
 
 static int authorized(exchange_t *ex)
 {
-    const config *cfg = ex->gw->cfg;
+    const config *cfg = ex->gen->cfg;
     if (cfg->bearer_token_count == 0)
         return 1;
     const char *auth = header(ex, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -258,10 +259,9 @@ static int route_generic(exchange_t *ex)
     int is_emit = kind == GENERIC_PATH_EMIT;
     ex->label = "generic";
     ex->label_metric = METRICS_ROUTE_GENERIC;
-    gateway_t *gw = ex->gw;
     const config_service *svc = NULL;
-    for (size_t i = 0; i < gw->cfg->service_count; i++) {
-        const config_service *s = &gw->cfg->services[i];
+    for (size_t i = 0; i < ex->gen->cfg->service_count; i++) {
+        const config_service *s = &ex->gen->cfg->services[i];
         if (s->generic_api && span_eq_cstr(name, s->name)) {
             svc = s;
             ex->service_index = i;
@@ -291,7 +291,7 @@ static int route_generic(exchange_t *ex)
 
 static void route_configured(exchange_t *ex)
 {
-    router_result_t rc = router_match(ex->gw->router, ex->method, ex->url, &ex->match);
+    router_result_t rc = router_match(ex->gen->router, ex->method, ex->url, &ex->match);
     switch (rc) {
     case ROUTER_FOUND:
         break;
@@ -312,7 +312,7 @@ static void route_configured(exchange_t *ex)
     const config_route *route = ex->match.route;
     ex->route = route;
     ex->label = route->path.text;
-    ex->label_metric = ex->gw->route_metric[route - ex->gw->cfg->routes];
+    ex->label_metric = ex->gen->route_metric[route - ex->gen->cfg->routes];
     ex->service_index = route->service_index;
     ex->is_emit = route->kind == CONFIG_ROUTE_EMIT;
     ex->reply = route->reply;
@@ -324,7 +324,7 @@ static void route_configured(exchange_t *ex)
 static void check_declared_length(exchange_t *ex)
 {
     const char *length = header(ex, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (length && strtoull(length, NULL, 10) > ex->gw->cfg->limits.max_body_bytes)
+    if (length && strtoull(length, NULL, 10) > ex->gen->cfg->limits.max_body_bytes)
         fail_simple(ex, 413, "payload_too_large", "the body is larger than max_body_bytes");
 }
 
@@ -333,7 +333,7 @@ static void start(exchange_t *ex)
     assign_request_id(ex);
     ex->label = "unmatched";
     ex->label_metric = METRICS_ROUTE_UNMATCHED;
-    if (!ex->gw->cfg->has_admin_listen && admin_is_path(ex->url)) {
+    if (!ex->gen->cfg->has_admin_listen && admin_is_path(ex->url)) {
         answer_admin(ex); /* probes need no token */
         return;
     }
@@ -359,7 +359,7 @@ static void take_body(exchange_t *ex, const char *data, size_t n)
 {
     if (ex->body_too_large)
         return;
-    if (ex->body.len + n > ex->gw->cfg->limits.max_body_bytes) {
+    if (ex->body.len + n > ex->gen->cfg->limits.max_body_bytes) {
         ex->body_too_large = 1; /* the rest is read and dropped, never kept */
         buf_free(&ex->body);
         return;
@@ -563,7 +563,7 @@ static void on_done(void *ctx, up_outcome_t outcome, span_t err, const char *det
 {
     exchange_t *ex = ctx;
     gateway_t *gw = ex->gw;
-    metrics_upstream_duration(gw->metrics, gw->service_metric[ex->service_index],
+    metrics_upstream_duration(gw->metrics, ex->gen->service_metric[ex->service_index],
                               uv_hrtime() - ex->upstream_started_ns);
     stop_waiting(ex);
     if (ex->streaming) {
@@ -589,6 +589,7 @@ static void free_exchange(exchange_t *ex)
     buf_free(&ex->out);
     timers_stop(&ex->gw->timers, &ex->keepalive);
     router_match_free(&ex->match);
+    gen_release(ex->gen);
     free(ex);
 }
 
@@ -702,16 +703,16 @@ static void dispatch(exchange_t *ex)
         fail_simple(ex, 400, "bad_request", why);
         return;
     }
-    if (gw->waiting >= gw->cfg->limits.max_inflight) {
+    if (gw->waiting >= ex->gen->cfg->limits.max_inflight) {
         buf_free(&rendered);
         ex->retry_after = 1;
         fail_simple(ex, 503, "overloaded", "too many requests in flight (max_inflight)");
         return;
     }
     buf_t metadata = BUF_INIT;
-    if (gw->cfg->services[ex->service_index].metadata)
+    if (ex->gen->cfg->services[ex->service_index].metadata)
         build_metadata(ex, &metadata);
-    up_service_t *svc = gw->services[ex->service_index];
+    up_service_t *svc = ex->gen->services[ex->service_index];
     span_t meta = span_of(metadata.data, metadata.len);
     uint32_t timeout = (uint32_t)ex->timeout_ms;
     ex->streaming = !ex->is_emit && (ex->reply == CONFIG_REPLY_NDJSON || ex->reply == CONFIG_REPLY_SSE);
@@ -753,6 +754,7 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection
         *con_cls = ex;
         gw->exchanges++;
         ex->gw = gw;
+        ex->gen = gen_ref(gw->gen);
         ex->conn = connection;
         ex->method = method;
         ex->url = url;
@@ -795,7 +797,7 @@ static void account(exchange_t *ex)
                                .status = ex->status,
                                .duration_ns = took,
                                .request_id = ex->request_id,
-                               .service = has_service ? gw->cfg->services[ex->service_index].name : NULL,
+                               .service = has_service ? ex->gen->cfg->services[ex->service_index].name : NULL,
                                .bytes = ex->response_bytes,
                                .request_bytes = ex->body.len,
                            });

@@ -11,79 +11,10 @@
 #include "gateway/admin.h"
 #include "gateway/exchange.h"
 
-/* The upstream client's options for one configured service; *tls is filled
- * in and used when the service has a tls section. */
-static void service_options(const config_service *s, up_service_opts_t *o, const char **endpoints,
-                            tls_client_opts_t *tls)
-{
-    up_service_opts_defaults(o);
-    o->name = s->name;
-    o->endpoints = endpoints;
-    o->n_endpoints = s->endpoint_count;
-    o->pool_size = s->pool_size;
-    o->connect = s->connect == CONFIG_CONNECT_LAZY ? UP_CONNECT_LAZY : UP_CONNECT_EAGER;
-    o->connect_timeout_ms = (uint32_t)s->connect_timeout_ms;
-    o->timeout_ms = (uint32_t)s->timeout_ms;
-    o->retry_attempts = s->retry_attempts;
-    o->retry_delay_ms = (uint32_t)s->retry_delay_ms;
-    o->max_message_bytes = (size_t)s->max_message_bytes;
-    o->metadata = s->metadata;
-    if (s->tls) {
-        *tls = (tls_client_opts_t){ s->tls->ca, s->tls->cert, s->tls->key, s->tls->verify };
-        o->tls = tls;
-        o->servername = s->tls->servername;
-    }
-}
-
 static void on_upstream_event(void *ctx, const up_event_t *ev)
 {
     gateway_t *gw = ctx;
     conn_log_event(&gw->conn_log, ev, uv_now(gw->loop));
-}
-
-static int add_services(gateway_t *gw)
-{
-    const config *cfg = gw->cfg;
-    gw->services = calloc(cfg->service_count ? cfg->service_count : 1, sizeof *gw->services);
-    if (!gw->services)
-        return -1;
-    for (size_t i = 0; i < cfg->service_count; i++) {
-        const config_service *s = &cfg->services[i];
-        char (*texts)[HOSTPORT_TEXT_SIZE] = calloc(s->endpoint_count, sizeof *texts);
-        const char **endpoints = calloc(s->endpoint_count, sizeof *endpoints);
-        if (!texts || !endpoints) {
-            free(texts);
-            free(endpoints);
-            return -1;
-        }
-        for (size_t k = 0; k < s->endpoint_count; k++) {
-            hostport_format(&s->endpoints[k], texts[k], sizeof texts[k]);
-            endpoints[k] = texts[k];
-        }
-        up_service_opts_t o;
-        tls_client_opts_t tls;
-        service_options(s, &o, endpoints, &tls);
-        if (s->tls && !s->tls->verify) {
-            char field[160];
-            snprintf(field, sizeof field, "services.%s.tls.verify", s->name);
-            log_line_t line;
-            if (log_begin(&gw->log, &line, CONFIG_LOG_WARN,
-                          "TLS certificate verification is off: any server certificate is accepted"))
-                log_str(&line, "field", field);
-            log_end(&gw->log, &line);
-        }
-        char err[300], why[400];
-        gw->services[i] = up_service_add(gw->up, &o, err, sizeof err);
-        free(texts);
-        free(endpoints);
-        if (!gw->services[i]) {
-            /* "tls.FIELD: reason" becomes "services.NAME.tls.FIELD: reason" */
-            snprintf(why, sizeof why, "services.%s%s%s", s->name, strncmp(err, "tls", 3) == 0 ? "." : ": ", err);
-            log_msg(&gw->log, CONFIG_LOG_ERROR, "cannot add service", why);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 static void on_mhd_error(void *ctx, const char *text)
@@ -98,11 +29,21 @@ static void on_admin_closed(void *ctx)
     gw->admin_httpd = NULL;
 }
 
+/* The last step of a stop: the services go, then the upstream. */
+static void close_upstream(gateway_t *gw)
+{
+    generation_t *g = gw->gen;
+    gw->gen = NULL;
+    gen_release_why(g, "the gateway is shutting down");
+    if (gw->up)
+        upstream_close(gw->up);
+}
+
 static void on_httpd_closed(void *ctx)
 {
     gateway_t *gw = ctx;
     gw->httpd = NULL;
-    upstream_close(gw->up);
+    close_upstream(gw);
 }
 
 static uint64_t wall_clock_ms(void)
@@ -146,12 +87,13 @@ static void on_drained_check(uv_check_t *c)
     timers_close(&gw->timers, NULL);
     uv_close((uv_handle_t *)&gw->sigterm, NULL);
     uv_close((uv_handle_t *)&gw->sigint, NULL);
+    reload_close(&gw->reload);
     if (gw->admin_httpd)
         httpd_close(gw->admin_httpd, on_admin_closed, gw);
     if (gw->httpd)
         httpd_close(gw->httpd, on_httpd_closed, gw);
     else
-        upstream_close(gw->up);
+        close_upstream(gw);
 }
 
 static void on_grace_over(uv_timer_t *t)
@@ -220,23 +162,6 @@ static int start_http(gateway_t *gw)
         log_msg(&gw->log, CONFIG_LOG_ERROR, "cannot listen on admin_listen", err);
         return -1;
     }
-    return 0;
-}
-
-/* Metrics indices of the config's routes and services. */
-static int index_metrics(gateway_t *gw)
-{
-    const config *cfg = gw->cfg;
-    gw->route_metric = calloc(cfg->route_count + 1, sizeof *gw->route_metric);
-    gw->service_metric = calloc(cfg->service_count + 1, sizeof *gw->service_metric);
-    if (!gw->route_metric || !gw->service_metric)
-        return -1;
-    for (size_t i = 0; i < cfg->route_count; i++)
-        if ((gw->route_metric[i] = metrics_route_index(gw->metrics, cfg->routes[i].path.text)) < 0)
-            return -1;
-    for (size_t i = 0; i < cfg->service_count; i++)
-        if ((gw->service_metric[i] = metrics_service_index(gw->metrics, cfg->services[i].name)) < 0)
-            return -1;
     return 0;
 }
 
@@ -327,10 +252,12 @@ int gateway_run(config *cfg)
     gw.up = upstream_new(&loop);
     if (gw.up)
         upstream_set_event_handler(gw.up, on_upstream_event, &gw);
-    gw.router = router_new(cfg);
     check_unsupported(&gw);
-    int ok = gw.up && gw.router && gw.metrics && index_metrics(&gw) == 0 && add_services(&gw) == 0 &&
-             start_http(&gw) == 0;
+    reload_start(&gw.reload, &gw);
+    if (gw.up && gw.metrics)
+        gw.gen = gen_new(cfg, NULL, gw.up, gw.metrics, &gw.log);
+    int cfg_taken = gw.gen != NULL; /* else still ours to free */
+    int ok = gw.gen && start_http(&gw) == 0;
     uv_signal_init(&loop, &gw.sigterm);
     uv_signal_init(&loop, &gw.sigint);
     uv_timer_init(&loop, &gw.grace);
@@ -348,12 +275,9 @@ int gateway_run(config *cfg)
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0)
         log_msg(&gw.log, CONFIG_LOG_WARN, "the event loop did not close clean", NULL);
-    router_free(gw.router);
     conn_log_free(&gw.conn_log);
     metrics_free(gw.metrics);
-    free(gw.route_metric);
-    free(gw.service_metric);
-    free(gw.services);
-    config_free(cfg);
+    if (!cfg_taken)
+        config_free(cfg);
     return ok ? 0 : 1;
 }

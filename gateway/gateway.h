@@ -8,12 +8,16 @@
  * Ownership tree:
  *
  *   gateway_t
- *    |- config *            owned; read-only after load
- *    |- upstream_t *        services[i] for cfg->services[i]
- *    |- router_t *          borrows cfg
- *    |- httpd_t *           the listener
+ *    |- generation_t *      the current config, its router and services
+ *    |                      (generation.h); a reload replaces it, older ones
+ *    |                      live while exchanges still hold them
+ *    |- upstream_t *        every service of every live generation
+ *    |- metrics_t *         counters for /metrics, across reloads
+ *    |- httpd_t *           the listener, and one for admin_listen
+ *    |- reloader_t          SIGHUP and the config file watch
  *    '- exchange_t          one per HTTP request, from its first byte until
- *                           MHD says it completed (see exchange.h)
+ *                           MHD says it completed (see exchange.h); holds
+ *                           its generation
  */
 #ifndef PG_GATEWAY_GATEWAY_H
 #define PG_GATEWAY_GATEWAY_H
@@ -26,24 +30,25 @@
 #include "core/upstream.h"
 #include "gateway/httpd.h"
 #include "gateway/conn_log.h"
+#include "gateway/generation.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/reload.h"
 #include "gateway/router.h"
 
 typedef struct gateway {
     uv_loop_t *loop;
-    config *cfg;
+    config *cfg;              /* gen->cfg: the current config */
     logger_t log;
     conn_log_t conn_log;      /* upstream connection events */
     metrics_t *metrics;
-    int *route_metric;        /* [cfg->route_count]: metrics route index */
-    int *service_metric;      /* [cfg->service_count]: metrics service index */
+    generation_t *gen;        /* the current config and what was built
+                                 from it; exchanges hold their own */
+    reloader_t reload;
     uint64_t started_ns;      /* uv_hrtime at start, for uptime */
     uint64_t config_loaded_at_ms; /* wall clock */
     httpd_t *admin_httpd;     /* admin_listen; NULL when not set */
     upstream_t *up;
-    up_service_t **services;  /* [cfg->service_count] */
-    router_t *router;
     httpd_t *httpd;
     size_t waiting;           /* exchanges with a request upstream */
     list_node_t waiting_list; /* those exchanges */

@@ -222,7 +222,8 @@ static void put_label_value(render_t *r, const char *v)
 }
 
 /* name{k1="v1",k2="v2"} value: labels come as key, value pairs ending in
- * NULL; integers below 2^53 are written exactly, other values with 9 significant digits. */
+ * NULL; integers below 2^53 are written exactly, other values with 9 significant
+ * digits (big ones, timestamps, to the millisecond). */
 static void sample(render_t *r, const char *name, const char *suffix, double value, ...)
 {
     put(r, name);
@@ -246,7 +247,7 @@ static void sample(render_t *r, const char *name, const char *suffix, double val
     if (value == (double)(uint64_t)value && value < 9007199254740992.0)
         snprintf(num, sizeof num, " %llu\n", (unsigned long long)value);
     else
-        snprintf(num, sizeof num, " %.9g\n", value);
+        snprintf(num, sizeof num, value >= 1e6 ? " %.3f\n" : " %.9g\n", value);
     put(r, num);
 }
 
@@ -341,8 +342,8 @@ static uint64_t sum_service(render_t *r, size_t si, service_figure_fn fn, const 
 {
     uint64_t total = 0;
     for (size_t w = 0; w < r->n; w++)
-        if (r->workers[w]->services && r->workers[w]->services[si])
-            total += fn(r->workers[w]->services[si], arg);
+        if (r->workers[w]->gen && r->workers[w]->gen->services[si])
+            total += fn(r->workers[w]->gen->services[si], arg);
     return total;
 }
 

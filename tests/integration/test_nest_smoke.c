@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "support/certs.h"
 #include "support/nest.h"
 #include "support/net.h"
 #include "support/proc.h"
@@ -396,40 +397,11 @@ static void test_nest_start_failure(void **state) {
   assert_no_children();
 }
 
-/* Runs openssl to make a CA and a certificate for 127.0.0.1/localhost
- * signed by it, named <dir>/<name>.key and .crt. */
-static void make_cert(const char *dir, const char *name, bool ca) {
-  char script[2048];
-  if (ca)
-    snprintf(script, sizeof script,
-             "cd '%s' && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt "
-             "-days 2 -subj /CN=pg-test-ca", dir);
-  else
-    snprintf(script, sizeof script,
-             "cd '%s' && openssl req -newkey rsa:2048 -nodes -keyout %s.key -out %s.csr "
-             "-subj /CN=localhost && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > %s.ext "
-             "&& openssl x509 -req -in %s.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-             "-out %s.crt -days 2 -extfile %s.ext", dir, name, name, name, name, name, name);
-  struct proc *p = spawn_sh(script, NULL);
-  char *err = NULL;
-  int status = proc_read_all(p, 60000, NULL, &err);
-  if (status != 0)
-    fprintf(stderr, "openssl failed: %s\n", err ? err : "");
-  free(err);
-  proc_free(p);
-  assert_int_equal(status, 0);
-}
-
 static void test_nest_tls_start(void **state) {
   (void)state;
-  char dir[] = "/tmp/pg-smoke-tls-XXXXXX";
-  assert_non_null(mkdtemp(dir));
-  make_cert(dir, "ca", true);
-  make_cert(dir, "server", false);
-  char key[PATH_MAX], cert[PATH_MAX], ca[PATH_MAX];
-  snprintf(key, sizeof key, "%s/server.key", dir);
-  snprintf(cert, sizeof cert, "%s/server.crt", dir);
-  snprintf(ca, sizeof ca, "%s/ca.crt", dir);
+  struct certs certs;
+  assert_int_equal(certs_make(&certs), 0);
+  const char *key = certs.server_key, *cert = certs.server_crt, *ca = certs.ca_crt;
   const char *versions[] = {"v12", "v10"};
   for (size_t i = 0; i < 2; i++) {
     nest_require(versions[i]);
@@ -453,11 +425,7 @@ static void test_nest_tls_start(void **state) {
     assert_int_equal(nest_restart_same_port(&svc), 0); /* options survive */
     assert_int_equal(nest_stop(&svc), 0);
   }
-  char cleanup[PATH_MAX + 16];
-  snprintf(cleanup, sizeof cleanup, "rm -rf '%s'", dir);
-  struct proc *p = spawn_sh(cleanup, NULL);
-  assert_int_equal(proc_wait(p, WAIT_MS), 0);
-  proc_free(p);
+  certs_free(&certs);
   assert_no_children();
 }
 

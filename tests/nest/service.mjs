@@ -14,6 +14,8 @@
 //                       serve TLS with this key and certificate (PEM)
 //   --tls-ca F          CA bundle (PEM) that client certificates must chain to
 //   --request-cert      require a client certificate (mTLS); needs --tls-ca
+//   --tls-max-version V the newest TLS version to accept: TLSv1.2 or TLSv1.3
+//                       (Node's maxVersion); needs --tls-key
 //   --quiet             no Nest logs at all
 //
 // Patterns (@MessagePattern unless marked as events):
@@ -47,16 +49,17 @@ import { readFileSync } from 'node:fs';
 
 const USAGE =
   'usage: main.mjs --port N [--host H] [--tls-key F --tls-cert F ' +
-  '[--tls-ca F] [--request-cert]] [--quiet]';
+  '[--tls-ca F] [--request-cert] [--tls-max-version V]] [--quiet]';
 
 class UsageError extends Error {}
 
 /** Parses argv (without node and script) into an options object. */
 export function parseArgs(argv) {
   const opts = { port: null, host: '127.0.0.1', tlsKey: null, tlsCert: null,
-                 tlsCa: null, requestCert: false, quiet: false };
+                 tlsCa: null, requestCert: false, tlsMaxVersion: null, quiet: false };
   const valued = { '--port': 'port', '--host': 'host', '--tls-key': 'tlsKey',
-                   '--tls-cert': 'tlsCert', '--tls-ca': 'tlsCa' };
+                   '--tls-cert': 'tlsCert', '--tls-ca': 'tlsCa',
+                   '--tls-max-version': 'tlsMaxVersion' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg in valued) {
@@ -79,6 +82,12 @@ export function parseArgs(argv) {
     throw new UsageError('--tls-ca and --request-cert need --tls-key and --tls-cert');
   if (opts.requestCert && opts.tlsCa === null)
     throw new UsageError('--request-cert needs --tls-ca');
+  if (opts.tlsMaxVersion !== null) {
+    if (opts.tlsKey === null)
+      throw new UsageError('--tls-max-version needs --tls-key and --tls-cert');
+    if (!['TLSv1.2', 'TLSv1.3'].includes(opts.tlsMaxVersion))
+      throw new UsageError('--tls-max-version takes TLSv1.2 or TLSv1.3');
+  }
   return opts;
 }
 
@@ -91,6 +100,7 @@ function tlsOptionsFrom(opts) {
     tls.requestCert = true;
     tls.rejectUnauthorized = true;
   }
+  if (opts.tlsMaxVersion !== null) tls.maxVersion = opts.tlsMaxVersion;
   return tls;
 }
 

@@ -11,3 +11,6 @@ target_link_libraries(pg_testsupport PUBLIC Threads::Threads)
 target_sources(pg_testsupport PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/http.c
   ${CMAKE_CURRENT_LIST_DIR}/gateway.c)
+# Test certificates made with the openssl tool (tests/support/certs.h).
+target_sources(pg_testsupport PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/certs.c)
