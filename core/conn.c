@@ -120,6 +120,12 @@ static up_sock_t *sock_new(up_conn_t *conn)
     return sock;
 }
 
+size_t conn_unwritten(const up_conn_t *conn)
+{
+    const up_sock_t *sock = conn->sock;
+    return sock ? sock->out.len + sock->inflight_out.len + sock->wire.len : 0;
+}
+
 /* ---- going down and coming back --------------------------------------- */
 
 static uint64_t next_random(upstream_t *up)
@@ -133,8 +139,8 @@ static uint64_t next_random(upstream_t *up)
 static void on_reconnect_timer(timer_entry_t *e)
 {
     up_conn_t *conn = LIST_OWNER(e, up_conn_t, reconnect_timer);
-    if (conn->state == UP_CONN_DISCONNECTED)
-        conn_start(conn);
+    if (conn->state == UP_CONN_DISCONNECTED && !ep_ejected(conn->endpoint))
+        conn_start(conn); /* an ejected endpoint restarts when it is over */
 }
 
 static void arm_backoff(up_conn_t *conn)
@@ -175,15 +181,21 @@ void conn_down(up_conn_t *conn, up_outcome_t outcome, const char *detail)
     sock_release(conn->sock);
     conn->sock = NULL;
     conn->connected_since_wall = 0;
-    if (was == UP_CONN_CONNECTED && uv_now(up->loop) - conn->connected_at >= STABLE_AFTER_MS)
+    if (was == UP_CONN_CONNECTED && uv_now(up->loop) - conn->connected_at >= STABLE_AFTER_MS) {
         conn->failures = 0;
+        conn->endpoint->ejections = 0;
+    }
     if (was == UP_CONN_CONNECTING)
         conn->endpoint->svc->stats.connects_failed++;
     fail_list(&conn->pending, outcome, detail);
     fail_list(&conn->emits, outcome, detail);
     if (up->closing)
         return;
-    if (conn->endpoint->svc->active)
+    if (was == UP_CONN_CONNECTING)
+        ep_connect_failed(conn->endpoint);
+    else if (outcome == UP_BAD_MESSAGE)
+        ep_protocol_error(conn->endpoint);
+    if (conn->endpoint->svc->active && !ep_ejected(conn->endpoint))
         arm_backoff(conn);
     if (was == UP_CONN_CONNECTING)
         svc_conn_failed(conn->endpoint->svc, conn->last_error);
@@ -403,6 +415,7 @@ static void conn_established(up_conn_t *conn)
     conn->connected_at = uv_now(up->loop);
     conn->connected_since_wall = up_wall_ms();
     conn->endpoint->svc->stats.connects_ok++;
+    ep_connected(conn->endpoint);
     up_report(conn, UP_EV_CONNECTED, NULL);
     svc_conn_up(conn->endpoint->svc);
 }

@@ -14,4 +14,19 @@
 #define PG_DEFAULT_MAX_MESSAGE_BYTES 134217728
 #define PG_DEFAULT_METADATA 1
 
+/* Bounds that keep one service from taking unbounded memory (not in
+ * SPEC.md's config; README "Resilience"). Beyond them requests fail at once
+ * with `overloaded`. */
+#define PG_CONN_MAX_PENDING 4096             /* requests in flight per connection */
+#define PG_CONN_MAX_UNWRITTEN (8u << 20)     /* bytes queued, not yet taken by the kernel */
+#define PG_SERVICE_MAX_WAITING 1024          /* requests waiting for a connection */
+
+/* Outlier ejection per endpoint: after this many consecutive connect
+ * failures, or protocol errors, no traffic and no connection attempts for
+ * EJECT_BASE_MS, doubling with each ejection in a row up to EJECT_MAX_MS.
+ * The last endpoint of a service that is not ejected never is. */
+#define PG_EJECT_AFTER 5
+#define PG_EJECT_BASE_MS 10000
+#define PG_EJECT_MAX_MS 300000
+
 #endif

@@ -140,19 +140,102 @@ static up_conn_t *conn_at(up_service_t *svc, size_t i)
     return &svc->endpoints[i / svc->opts.pool_size].conns[i % svc->opts.pool_size];
 }
 
-/* The connected connection with the fewest requests in flight; the scan
- * starts at a rotating place so equal ones take turns. */
-static up_conn_t *pick_conn(up_service_t *svc)
+static void drain_waiting(up_service_t *svc);
+
+/* A connection that takes no more requests until it catches up. */
+static int conn_saturated(const up_conn_t *c)
+{
+    return c->inflight >= PG_CONN_MAX_PENDING || conn_unwritten(c) >= PG_CONN_MAX_UNWRITTEN;
+}
+
+/* The connected connection with the fewest requests in flight, leaving out
+ * ejected endpoints and saturated connections; the scan starts at a
+ * rotating place so equal ones take turns. *saturated tells whether a
+ * connected one was left out for being full. */
+static up_conn_t *pick_conn(up_service_t *svc, int *saturated)
 {
     size_t n = conn_count(svc);
     up_conn_t *best = NULL;
     size_t start = svc->next_pick++ % n;
+    int full = 0;
     for (size_t k = 0; k < n; k++) {
         up_conn_t *c = conn_at(svc, (start + k) % n);
-        if (c->state == UP_CONN_CONNECTED && (!best || c->inflight < best->inflight))
+        if (c->state != UP_CONN_CONNECTED || ep_ejected(c->endpoint))
+            continue;
+        if (conn_saturated(c)) {
+            full = 1;
+            continue;
+        }
+        if (!best || c->inflight < best->inflight)
             best = c;
     }
+    if (saturated)
+        *saturated = full;
     return best;
+}
+
+/* ---- outlier ejection ---------------------------------------------------- */
+
+int ep_ejected(const up_endpoint_t *ep) { return ep->ejected_until != 0; }
+
+static void on_eject_over(timer_entry_t *e)
+{
+    up_endpoint_t *ep = LIST_OWNER(e, up_endpoint_t, eject_timer);
+    up_service_t *svc = ep->svc;
+    ep->ejected_until = 0;
+    ep->ejected_until_wall = 0;
+    if (!svc->active)
+        return;
+    for (unsigned k = 0; k < svc->opts.pool_size; k++)
+        if (ep->conns[k].state == UP_CONN_DISCONNECTED)
+            conn_start(&ep->conns[k]);
+    drain_waiting(svc);
+}
+
+static void maybe_eject(up_endpoint_t *ep, const char *why)
+{
+    up_service_t *svc = ep->svc;
+    upstream_t *up = svc->up;
+    if (ep_ejected(ep) || up->closing)
+        return;
+    int others = 0;
+    for (size_t i = 0; i < svc->opts.n_endpoints; i++)
+        others += &svc->endpoints[i] != ep && !ep_ejected(&svc->endpoints[i]);
+    if (others == 0)
+        return; /* never the last one */
+    unsigned shift = ep->ejections < 5 ? ep->ejections : 5;
+    uint64_t ms = (uint64_t)PG_EJECT_BASE_MS << shift;
+    if (ms > PG_EJECT_MAX_MS)
+        ms = PG_EJECT_MAX_MS;
+    ep->ejections++;
+    ep->connect_failures = ep->protocol_errors = 0;
+    ep->ejected_until = uv_now(up->loop) + ms;
+    ep->ejected_until_wall = up_wall_ms() + ms;
+    timers_start(&up->timers, &ep->eject_timer, ms, on_eject_over);
+    for (unsigned k = 0; k < svc->opts.pool_size; k++)
+        timers_stop(&up->timers, &ep->conns[k].reconnect_timer);
+    if (up->on_event) {
+        up_event_t ev = { .type = UP_EV_EJECTED, .service = svc->opts.name, .endpoint = ep->address,
+                          .detail = why, .ejected_ms = ms };
+        up->on_event(up->event_ctx, &ev);
+    }
+}
+
+void ep_connect_failed(up_endpoint_t *ep)
+{
+    if (++ep->connect_failures >= PG_EJECT_AFTER)
+        maybe_eject(ep, "consecutive connect failures");
+}
+
+void ep_connected(up_endpoint_t *ep)
+{
+    ep->connect_failures = 0;
+}
+
+void ep_protocol_error(up_endpoint_t *ep)
+{
+    if (++ep->protocol_errors >= PG_EJECT_AFTER)
+        maybe_eject(ep, "consecutive protocol errors");
 }
 
 static int any_connecting(up_service_t *svc)
@@ -177,7 +260,8 @@ static int start_attempt(up_service_t *svc)
         return 1;
     for (size_t i = 0; i < conn_count(svc); i++) {
         up_conn_t *c = conn_at(svc, i);
-        if (c->state == UP_CONN_DISCONNECTED && conn_start(c) == 0 && c->state == UP_CONN_CONNECTING)
+        if (c->state == UP_CONN_DISCONNECTED && !ep_ejected(c->endpoint) && conn_start(c) == 0 &&
+            c->state == UP_CONN_CONNECTING)
             return 1;
     }
     return 0;
@@ -217,7 +301,7 @@ static void drain_waiting(up_service_t *svc)
 {
     list_node_t *node;
     up_conn_t *conn;
-    while ((node = list_first(&svc->waiting)) != NULL && (conn = pick_conn(svc)) != NULL) {
+    while ((node = list_first(&svc->waiting)) != NULL && (conn = pick_conn(svc, NULL)) != NULL) {
         up_request_t *req = LIST_OWNER(node, up_request_t, link);
         if (write_on(conn, req, span_of(NULL, 0), span_of(NULL, 0), span_of(NULL, 0)))
             req_finish(req, UP_OVERLOADED, span_of(NULL, 0), "out of memory");
@@ -263,6 +347,16 @@ void svc_conn_failed(up_service_t *svc, const char *detail)
         timers_start(&up->timers, &svc->retry_timer, svc->opts.retry_delay_ms, on_retry_timer);
 }
 
+/* Whether at least `n` requests wait for a connection (only counted on the
+ * path where a request has to wait itself). */
+static int waiting_at_least(const up_service_t *svc, size_t n)
+{
+    size_t count = 0;
+    for (const list_node_t *node = svc->waiting.next; node != &svc->waiting && count < n; node = node->next)
+        count++;
+    return count >= n;
+}
+
 typedef enum submit_kind { SUBMIT_SEND, SUBMIT_STREAM, SUBMIT_EMIT } submit_kind_t;
 
 static up_request_t *submit(up_service_t *svc, submit_kind_t kind, span_t pattern, span_t data,
@@ -289,10 +383,20 @@ static up_request_t *submit(up_service_t *svc, submit_kind_t kind, span_t patter
         metadata = span_of(NULL, 0);
     timers_start(&up->timers, &req->timer, req->timeout_ms, on_request_timeout);
 
-    up_conn_t *conn = pick_conn(svc);
+    int saturated = 0;
+    up_conn_t *conn = pick_conn(svc, &saturated);
     if (conn) {
         if (write_on(conn, req, pattern, data, metadata))
             req_finish_later(req, UP_OVERLOADED, "out of memory");
+        return req;
+    }
+    if (saturated) { /* connected, but every connection is full */
+        req_finish_later(req, UP_OVERLOADED, "every connection to the service is full (requests in flight or "
+                                             "bytes not yet written)");
+        return req;
+    }
+    if (waiting_at_least(svc, PG_SERVICE_MAX_WAITING)) {
+        req_finish_later(req, UP_OVERLOADED, "too many requests are waiting for a connection to the service");
         return req;
     }
     /* No connection: keep the packet and wait for one (SPEC.md, Services). */
@@ -352,6 +456,7 @@ void svc_reply(up_conn_t *conn, span_t message)
         conn_down(conn, UP_BAD_MESSAGE, why);
         return;
     }
+    conn->endpoint->protocol_errors = 0;
     uint64_t id;
     up_request_t *req = NULL;
     if (msg_parse_id(reply.id, &id))
@@ -499,6 +604,7 @@ up_service_t *up_service_add(upstream_t *up, const up_service_opts_t *opts, char
     for (size_t i = 0; svc->endpoints && i < opts->n_endpoints; i++) {
         up_endpoint_t *ep = &svc->endpoints[i];
         ep->svc = svc;
+        timer_entry_init(&ep->eject_timer);
         ep->conns = calloc(opts->pool_size, sizeof *ep->conns);
         if (!ep->conns || parse_endpoint(opts->endpoints[i], ep, err, errlen)) {
             service_free(svc);
@@ -533,6 +639,8 @@ void up_service_remove(up_service_t *svc, const char *why)
         conn_down(c, UP_CLOSED, why);
         timers_stop(&up->timers, &c->reconnect_timer);
     }
+    for (size_t i = 0; i < svc->opts.n_endpoints; i++)
+        timers_stop(&up->timers, &svc->endpoints[i].eject_timer);
     /* requests whose outcome was decided inside up_send but not yet
      * delivered would outlive the service: deliver them now (moved aside
      * first, as their callbacks may touch the list) */
@@ -586,6 +694,11 @@ size_t upstream_inflight(const upstream_t *up) { return up->inflight; }
 size_t up_service_endpoint_count(const up_service_t *svc) { return svc->opts.n_endpoints; }
 const char *up_service_endpoint_address(const up_service_t *svc, size_t i) { return svc->endpoints[i].address; }
 int up_service_uses_tls(const up_service_t *svc) { return svc->tls != NULL; }
+
+uint64_t up_service_endpoint_ejected_until(const up_service_t *svc, size_t i)
+{
+    return svc->endpoints[i].ejected_until_wall;
+}
 
 void up_service_conn_info(const up_service_t *svc, size_t i, unsigned k, up_conn_info_t *out)
 {
@@ -659,6 +772,8 @@ void upstream_close(upstream_t *up)
         up_service_t *svc = up->services[i];
         cancel_list(&svc->waiting);
         timers_stop(&up->timers, &svc->retry_timer);
+        for (size_t i = 0; i < svc->opts.n_endpoints; i++)
+            timers_stop(&up->timers, &svc->endpoints[i].eject_timer);
         for (size_t k = 0; k < conn_count(svc); k++) {
             up_conn_t *c = conn_at(svc, k);
             cancel_list(&c->pending);

@@ -174,6 +174,8 @@ size_t up_service_endpoint_count(const up_service_t *svc);
 /* "host:port" as configured, for endpoint i < up_service_endpoint_count. */
 const char *up_service_endpoint_address(const up_service_t *svc, size_t i);
 int up_service_uses_tls(const up_service_t *svc);
+/* Until when endpoint i is ejected (ms since the epoch), 0 when it is not. */
+uint64_t up_service_endpoint_ejected_until(const up_service_t *svc, size_t i);
 /* Connection k < opts.pool_size of endpoint i. */
 void up_service_conn_info(const up_service_t *svc, size_t i, unsigned k, up_conn_info_t *out);
 
@@ -210,7 +212,12 @@ void up_cancel(up_request_t *req);
  * DISCONNECTED when a connected one goes down. Not reported while the
  * upstream closes. All strings are valid during the call only.
  */
-typedef enum up_event_type { UP_EV_CONNECTED, UP_EV_CONNECT_FAILED, UP_EV_DISCONNECTED } up_event_type_t;
+typedef enum up_event_type {
+    UP_EV_CONNECTED,
+    UP_EV_CONNECT_FAILED,
+    UP_EV_DISCONNECTED,
+    UP_EV_EJECTED,        /* the endpoint gets no traffic for ejected_ms */
+} up_event_type_t;
 
 typedef struct up_event {
     up_event_type_t type;
@@ -219,6 +226,7 @@ typedef struct up_event {
     const char *detail;      /* why (failures), else NULL */
     const char *tls_version; /* "TLSv1.3"; NULL for plain TCP */
     int tls_resumed;         /* CONNECTED over TLS: the session was resumed */
+    uint64_t ejected_ms;     /* EJECTED: for how long */
 } up_event_t;
 
 typedef void (*up_event_fn)(void *ctx, const up_event_t *event);

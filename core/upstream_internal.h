@@ -105,6 +105,13 @@ struct up_endpoint {
     char port[8];
     up_conn_t *conns;       /* [svc->opts.pool_size] */
     tls_session_t *tls_session; /* the newest, offered on reconnect */
+    /* outlier ejection (defaults.h) */
+    unsigned connect_failures;  /* in a row, any of its connections */
+    unsigned protocol_errors;   /* in a row, since the last good reply */
+    unsigned ejections;         /* in a row; reset by a stable connection */
+    uint64_t ejected_until;     /* loop ms; 0: not ejected */
+    uint64_t ejected_until_wall;
+    timer_entry_t eject_timer;
 };
 
 struct up_service {
@@ -155,6 +162,9 @@ int conn_write_request(up_conn_t *conn, up_request_t *req, span_t pattern, span_
 /* Writes what every sock queued during this loop iteration. */
 void conn_flush_all(upstream_t *up);
 void conn_set_error(up_conn_t *conn, const char *detail);
+/* Bytes written to the connection's socket queue but not yet taken by the
+ * kernel. */
+size_t conn_unwritten(const up_conn_t *conn);
 
 /* upstream.c, called by conn.c */
 void svc_conn_up(up_service_t *svc);
@@ -164,6 +174,11 @@ void svc_reply(up_conn_t *conn, span_t message);
 void req_finish(up_request_t *req, up_outcome_t outcome, span_t err, const char *detail);
 uint64_t up_wall_ms(void);
 void up_report(up_conn_t *conn, up_event_type_t type, const char *detail);
+/* Outlier ejection bookkeeping, called by conn.c. */
+void ep_connect_failed(up_endpoint_t *ep);
+void ep_connected(up_endpoint_t *ep);
+void ep_protocol_error(up_endpoint_t *ep);
+int ep_ejected(const up_endpoint_t *ep);
 /* Makes the next loop iteration deliver finished requests and flush writes. */
 void upstream_schedule(upstream_t *up);
 /* A handle or sock of the upstream finished closing. */

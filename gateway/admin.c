@@ -103,7 +103,9 @@ static void status_service(buf_t *b, const config_service *cs, const up_service_
         buf_append_cstr(b, "{\"address\":");
         put_cstr(b, up_service_endpoint_address(svc, e));
         buf_append_cstr(b, up_service_uses_tls(svc) ? ",\"tls\":true" : ",\"tls\":false");
-        buf_append_cstr(b, ",\"ejected_until\":null,\"connections\":[");
+        buf_append_cstr(b, ",\"ejected_until\":");
+        put_time(b, up_service_endpoint_ejected_until(svc, e));
+        buf_append_cstr(b, ",\"connections\":[");
         for (unsigned k = 0; k < cs->pool_size; k++) {
             up_conn_info_t info;
             up_service_conn_info(svc, e, k, &info);

@@ -69,6 +69,7 @@ void conn_log_event(conn_log_t *cl, const up_event_t *ev, uint64_t now_ms)
         [UP_EV_CONNECTED] = "upstream connected",
         [UP_EV_CONNECT_FAILED] = "upstream connect failed",
         [UP_EV_DISCONNECTED] = "upstream disconnected",
+        [UP_EV_EJECTED] = "upstream endpoint ejected",
     };
     config_log_level level = ev->type == UP_EV_CONNECTED ? CONFIG_LOG_INFO : CONFIG_LOG_WARN;
     conn_log_entry_t *e = entry_for(cl, ev, now_ms);
@@ -82,6 +83,8 @@ void conn_log_event(conn_log_t *cl, const up_event_t *ev, uint64_t now_ms)
         log_str(&line, "endpoint", ev->endpoint);
         if (ev->detail)
             log_str(&line, "reason", ev->detail);
+        if (ev->type == UP_EV_EJECTED)
+            log_int(&line, "ejected_ms", (long long)ev->ejected_ms);
         if (ev->tls_version) {
             log_str(&line, "tls", ev->tls_version);
             if (ev->type == UP_EV_CONNECTED)

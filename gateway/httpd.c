@@ -1,12 +1,15 @@
 #include "gateway/httpd.h"
 
 #include <netdb.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/list.h"
 
 struct httpd {
     uv_loop_t *loop;
@@ -20,15 +23,24 @@ struct httpd {
     void *done_ctx;
     void (*on_mhd_error)(void *ctx, const char *text);
     void (*on_hangup)(void *ctx, void *waiter);
+    MHD_AccessHandlerCallback on_request;
+    MHD_RequestCompletedCallback on_completed;
     void *handler_ctx;
+    list_node_t conns;    /* httpd_conn_t, for the deadline sweep */
+    uv_timer_t sweep;     /* runs while there are connections */
+    uint64_t timed_out;   /* connections closed by a deadline */
 };
 
 /* One accepted connection's hang-up watch (MHD's socket_context). */
 typedef struct httpd_conn {
     uv_poll_t watch;
+    list_node_t link;     /* in h->conns */
     httpd_t *h;
     struct MHD_Connection *connection;
+    int fd;
     void *waiter;
+    uint64_t deadline;    /* loop ms by which the request's headers or body
+                             must be in; 0: none */
 } httpd_conn_t;
 
 static void on_timer(uv_timer_t *t);
@@ -106,15 +118,71 @@ static void free_conn(uv_handle_t *handle)
     free(handle->data);
 }
 
+/* Slow headers and slow bodies: a connection past its deadline is shut
+ * down; MHD then sees the socket fail and closes it. */
+static void on_sweep(uv_timer_t *t)
+{
+    httpd_t *h = t->data;
+    uint64_t now = uv_now(h->loop);
+    int closed = 0;
+    for (list_node_t *n = h->conns.next; n != &h->conns; n = n->next) {
+        httpd_conn_t *hc = LIST_OWNER(n, httpd_conn_t, link);
+        if (hc->deadline && now >= hc->deadline) {
+            hc->deadline = 0;
+            shutdown(hc->fd, SHUT_RDWR);
+            h->timed_out++;
+            closed = 1;
+        }
+    }
+    if (closed)
+        run_soon(h);
+}
+
+/* Wraps the access handler to keep the deadlines: from the first call of a
+ * request (headers in) the body has HTTPD_BODY_TIMEOUT_MS; once the body is
+ * in (a later call with no data) there is none (waiting for a service is
+ * bounded by its timeout). */
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    httpd_t *h = cls;
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    httpd_conn_t *hc = info ? info->socket_context : NULL;
+    if (hc) {
+        if (*con_cls == NULL)
+            hc->deadline = uv_now(h->loop) + HTTPD_BODY_TIMEOUT_MS;
+        else if (*upload_data_size == 0)
+            hc->deadline = 0;
+    }
+    return h->on_request(h->handler_ctx, connection, url, method, version, upload_data, upload_data_size, con_cls);
+}
+
+static void on_request_done(void *cls, struct MHD_Connection *connection, void **con_cls,
+                            enum MHD_RequestTerminationCode toe)
+{
+    httpd_t *h = cls;
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    httpd_conn_t *hc = info ? info->socket_context : NULL;
+    if (hc)
+        hc->deadline = 0; /* idle until the next request: MHD's idle timeout */
+    if (h->on_completed)
+        h->on_completed(h->handler_ctx, connection, con_cls, toe);
+}
+
 static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
     httpd_t *h = cls;
     httpd_conn_t *hc = *socket_context;
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        if (hc) /* MHD has not closed the socket yet: stop watching it first */
+        if (hc) { /* MHD has not closed the socket yet: stop watching it first */
+            list_remove(&hc->link);
             uv_close((uv_handle_t *)&hc->watch, free_conn);
+        }
         *socket_context = NULL;
+        if (list_empty(&h->conns))
+            uv_timer_stop(&h->sweep);
         /* At max_connections MHD takes its listening socket out of its
          * epoll set and puts it back only at the start of its next run,
          * which its timeout does not ask for: run it again. */
@@ -129,9 +197,14 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
     }
     hc->h = h;
     hc->connection = connection;
+    hc->fd = info->connect_fd;
+    hc->deadline = uv_now(h->loop) + HTTPD_HEADERS_TIMEOUT_MS;
     hc->watch.data = hc;
+    list_push_back(&h->conns, &hc->link);
     uv_poll_start(&hc->watch, UV_DISCONNECT, on_client_gone);
     *socket_context = hc;
+    if (!uv_is_active((uv_handle_t *)&h->sweep))
+        uv_timer_start(&h->sweep, on_sweep, 1000, 1000);
 }
 
 void httpd_set_waiter(struct MHD_Connection *connection, void *waiter)
@@ -201,8 +274,9 @@ static void init_handles(httpd_t *h, int epoll_fd)
     uv_poll_init(h->loop, &h->poll, epoll_fd);
     uv_timer_init(h->loop, &h->timer);
     uv_idle_init(h->loop, &h->idle);
-    h->poll.data = h->timer.data = h->idle.data = h;
-    h->open_handles = 3;
+    uv_timer_init(h->loop, &h->sweep);
+    h->poll.data = h->timer.data = h->idle.data = h->sweep.data = h;
+    h->open_handles = 4;
     uv_poll_start(&h->poll, UV_READABLE, on_poll);
 }
 
@@ -220,15 +294,19 @@ httpd_t *httpd_start(uv_loop_t *loop, const httpd_options_t *o, char *err, size_
     h->on_mhd_error = o->on_mhd_error;
     h->on_hangup = o->on_hangup;
     h->handler_ctx = o->handler_ctx;
+    h->on_request = o->on_request;
+    h->on_completed = o->on_completed;
+    list_init(&h->conns);
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    h->mhd = MHD_start_daemon(flags, o->listen->port, NULL, NULL, o->on_request, o->handler_ctx,
+    h->mhd = MHD_start_daemon(flags, o->listen->port, NULL, NULL, on_access, h,
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h, /* must come first */
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                               MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
                               MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s,
-                              MHD_OPTION_NOTIFY_COMPLETED, o->on_completed, o->handler_ctx,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTPD_MEMORY_PER_CONNECTION,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_request_done, h,
                               MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                               MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
                               MHD_OPTION_END);
@@ -267,7 +345,10 @@ void httpd_close(httpd_t *h, void (*done)(void *ctx), void *ctx)
     uv_close((uv_handle_t *)&h->poll, on_handle_closed);
     uv_close((uv_handle_t *)&h->timer, on_handle_closed);
     uv_close((uv_handle_t *)&h->idle, on_handle_closed);
+    uv_close((uv_handle_t *)&h->sweep, on_handle_closed);
 }
+
+uint64_t httpd_timed_out(const httpd_t *h) { return h ? h->timed_out : 0; }
 
 unsigned httpd_connection_count(httpd_t *h)
 {

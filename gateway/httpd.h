@@ -30,9 +30,24 @@
 #define PG_GATEWAY_HTTPD_H
 
 #include <microhttpd.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "core/hostport.h"
+
+/*
+ * Limits against slow or greedy clients (README "Resilience"):
+ * - the request line and headers of a request must fit in the connection's
+ *   memory pool (MHD answers 414 or 431 beyond it);
+ * - a new connection's first request must have its headers in within
+ *   HTTPD_HEADERS_TIMEOUT_MS, and every request its body within
+ *   HTTPD_BODY_TIMEOUT_MS of its headers; past that the connection is shut
+ *   down (no answer: the client was not sending one);
+ * - between requests, idle_timeout_s (MHD's inactivity timeout).
+ */
+#define HTTPD_HEADERS_TIMEOUT_MS 10000
+#define HTTPD_BODY_TIMEOUT_MS 60000
+#define HTTPD_MEMORY_PER_CONNECTION (64 * 1024)
 
 typedef struct httpd httpd_t;
 
@@ -63,6 +78,8 @@ void httpd_set_waiter(struct MHD_Connection *connection, void *waiter);
 
 /* Open client connections (0 for NULL). */
 unsigned httpd_connection_count(httpd_t *h);
+/* Connections shut down for a headers or body deadline so far. */
+uint64_t httpd_timed_out(const httpd_t *h);
 
 /*
  * Stops the daemon (every connection must have been resumed and finished:

@@ -64,13 +64,8 @@ static int run_emit(int argc, char **argv)
     return cli_call(argc - 1, argv + 1, 1);
 }
 
-/* Not built yet: arrives with the admin API. */
-static int subcommand_unavailable(int argc, char **argv)
-{
-    (void)argc;
-    fprintf(stderr, "patterngate: '%s' is not available in this build\n", argv[0]);
-    return EXIT_USAGE;
-}
+/* gateway/cli_healthcheck.c: HEALTHCHECK of the container image. */
+int cli_healthcheck(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -78,7 +73,7 @@ static const struct {
 } subcommands[] = {
     {"call", run_call},
     {"emit", run_emit},
-    {"healthcheck", subcommand_unavailable},
+    {"healthcheck", cli_healthcheck},
 };
 
 static int bad_usage(const char *format, const char *detail)

@@ -467,12 +467,16 @@ static void upstream_late(render_t *r, const metric_def_t *def)
 static void endpoint_ejected(render_t *r, const metric_def_t *def)
 {
     const config *cfg = first(r)->cfg;
-    for (size_t si = 0; si < cfg->service_count; si++)
-        for (size_t e = 0; e < cfg->services[si].endpoint_count; e++) {
-            char address[HOSTPORT_TEXT_SIZE];
-            hostport_format(&cfg->services[si].endpoints[e], address, sizeof address);
-            sample(r, def->name, "", 0, "service", cfg->services[si].name, "endpoint", address, NULL);
+    for (size_t si = 0; si < cfg->service_count; si++) {
+        const up_service_t *svc0 = first(r)->gen->services[si];
+        for (size_t e = 0; e < up_service_endpoint_count(svc0); e++) {
+            int ejected = 0; /* in any worker */
+            for (size_t w = 0; w < r->n; w++)
+                ejected |= up_service_endpoint_ejected_until(r->workers[w]->gen->services[si], e) != 0;
+            sample(r, def->name, "", ejected, "service", cfg->services[si].name, "endpoint",
+                   up_service_endpoint_address(svc0, e), NULL);
         }
+    }
 }
 
 static void build_info(render_t *r, const metric_def_t *def)
