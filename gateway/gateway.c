@@ -249,6 +249,8 @@ int gateway_run(config *cfg)
     gw.started_ns = uv_hrtime();
     gw.config_loaded_at_ms = wall_clock_ms();
     gw.metrics = metrics_new(largest_timeout_ms(cfg));
+    if (gw.metrics)
+        metrics_config_loaded(gw.metrics, (double)gw.config_loaded_at_ms / 1000);
     gw.up = upstream_new(&loop);
     if (gw.up)
         upstream_set_event_handler(gw.up, on_upstream_event, &gw);

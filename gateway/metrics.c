@@ -176,6 +176,11 @@ void metrics_upstream_duration(metrics_t *m, int service, uint64_t duration_ns)
         observe(m, &m->services[service].duration, duration_ns);
 }
 
+void metrics_config_loaded(metrics_t *m, double now_s)
+{
+    m->last_reload_success_s = now_s;
+}
+
 void metrics_reload(metrics_t *m, int ok, double now_s)
 {
     metric_add(ok ? &m->reloads_ok : &m->reloads_failed, 1);
@@ -539,7 +544,7 @@ static const metric_def_t families[] = {
     { "patterngate_config_last_reload_successful", "gauge", "1 if the last reload succeeded (or none was tried).",
       reload_ok },
     { "patterngate_config_last_reload_success_timestamp_seconds", "gauge",
-      "When the config was last loaded successfully, seconds since the epoch.", reload_time },
+      "When the running config was loaded (at start or by a reload), seconds since the epoch.", reload_time },
     { "patterngate_config_reloads_total", "counter", "Reload attempts by result (ok, failed).", reloads },
     { "process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.", proc_cpu },
     { "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", proc_rss },

@@ -61,7 +61,9 @@ void metrics_http(metrics_t *m, int route, const char *method, unsigned status, 
 /* One upstream request completed (any outcome but cancelled). */
 void metrics_upstream_duration(metrics_t *m, int service, uint64_t duration_ns);
 
-/* Reloads: ok or failed, at wall time `now_s`. */
+/* Reloads: ok or failed, at wall time `now_s` (the config loaded at start
+ * counts as a success time, not as a reload: metrics_config_loaded). */
+void metrics_config_loaded(metrics_t *m, double now_s);
 void metrics_reload(metrics_t *m, int ok, double now_s);
 
 struct gateway;

@@ -40,7 +40,7 @@ static void failed(reloader_t *r, const char *trigger, const char *error)
 {
     gateway_t *gw = r->gw;
     log_line_t line;
-    if (log_begin(&gw->log, &line, CONFIG_LOG_ERROR, "config reload failed: the running config stays")) {
+    if (log_begin(&gw->log, &line, CONFIG_LOG_ERROR, "config reload failed")) {
         log_str(&line, "trigger", trigger);
         log_str(&line, "error", error);
     }

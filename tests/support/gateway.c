@@ -297,3 +297,61 @@ int gwproc_usage(const struct gwproc *g, struct gwproc_usage *u) {
   u->threads = (unsigned)threads;
   return 0;
 }
+
+/* ---- reload and log helpers ------------------------------------------------ */
+
+int gwproc_rewrite_config(struct gwproc *g, const char *config) {
+  char tmp[PATH_MAX + 16];
+  int n = snprintf(tmp, sizeof tmp, "%s.new-XXXXXX", g->config_path);
+  if (n < 0 || (size_t)n >= sizeof tmp)
+    return -ENAMETOOLONG;
+  int fd = mkstemp(tmp);
+  if (fd < 0)
+    return -errno;
+  size_t len = strlen(config);
+  int rc = 0;
+  for (size_t off = 0; off < len && rc == 0;) {
+    ssize_t w = write(fd, config + off, len - off);
+    if (w > 0)
+      off += (size_t)w;
+    else if (errno != EINTR)
+      rc = -errno;
+  }
+  if (rc == 0 && fsync(fd) != 0)
+    rc = -errno;
+  if (close(fd) != 0 && rc == 0)
+    rc = -errno;
+  if (rc == 0 && rename(tmp, g->config_path) != 0)
+    rc = -errno;
+  if (rc != 0)
+    unlink(tmp);
+  return rc;
+}
+
+int gwproc_log_count(struct gwproc *g, const char *needle) {
+  char *log = gwproc_log(g);
+  if (!log || !*needle) {
+    free(log);
+    return 0;
+  }
+  int count = 0;
+  size_t step = strlen(needle);
+  for (const char *p = strstr(log, needle); p; p = strstr(p + step, needle))
+    count++;
+  free(log);
+  return count;
+}
+
+int gwproc_wait_log(struct gwproc *g, const char *needle, int min_count, int timeout_ms) {
+  int64_t deadline = deadline_after(timeout_ms);
+  for (;;) {
+    bool exited = !gwproc_running(g);
+    if (gwproc_log_count(g, needle) >= min_count)
+      return 0;
+    if (exited)
+      return -ECHILD;
+    if (deadline_remaining_ms(deadline) == 0)
+      return -ETIMEDOUT;
+    pause_ms(GWPROC_POLL_INTERVAL_MS);
+  }
+}

@@ -123,4 +123,21 @@ struct gwproc_usage {
  * was not understood. */
 int gwproc_usage(const struct gwproc *g, struct gwproc_usage *u);
 
+/* ---- reload and log helpers ---------------------------------------------- */
+
+/* Replaces the gateway's config file with `config` the way a deploy tool
+ * does: writes a new file next to it and rename(2)s it over config_path
+ * (so the path now names a new inode). Sends no signal. 0 or a negative
+ * errno. */
+int gwproc_rewrite_config(struct gwproc *g, const char *config);
+
+/* How many times `needle` occurs in the gateway's log so far (0 when out of
+ * memory). */
+int gwproc_log_count(struct gwproc *g, const char *needle);
+
+/* Polls the log until `needle` occurs at least min_count times: 0, or
+ * -ETIMEDOUT after timeout_ms, or -ECHILD if the gateway exited without
+ * having written it. Never a sleep as synchronization: it polls. */
+int gwproc_wait_log(struct gwproc *g, const char *needle, int min_count, int timeout_ms);
+
 #endif
