@@ -9,4 +9,9 @@
 /* `call` (is_emit 0) or `emit` (is_emit 1): HOST:PORT PATTERN [DATA]. */
 int cli_call(int argc, char **argv, int is_emit);
 
+/* `healthcheck [URL]`: GET URL (default http://127.0.0.1:9901/healthz), 0 on
+ * a 200 within 2 s, 1 otherwise, 2 for a URL it cannot use. The container
+ * image's HEALTHCHECK. */
+int cli_healthcheck(int argc, char **argv);
+
 #endif

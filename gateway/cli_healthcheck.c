@@ -11,6 +11,8 @@
  * (getaddrinfo) cannot be bounded that way; an IP literal, as in the
  * default, resolves without any lookup.
  */
+#include "gateway/cli.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -22,9 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Declared here rather than in gateway/cli.h for now; gateway/main.c
- * declares it too. */
-int cli_healthcheck(int argc, char **argv);
 
 #define HC_DEFAULT_URL "http://127.0.0.1:9901/healthz"
 #define HC_TIMEOUT_MS 2000

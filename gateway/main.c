@@ -64,8 +64,6 @@ static int run_emit(int argc, char **argv)
     return cli_call(argc - 1, argv + 1, 1);
 }
 
-/* gateway/cli_healthcheck.c: HEALTHCHECK of the container image. */
-int cli_healthcheck(int argc, char **argv);
 
 static const struct {
     const char *name;
