@@ -51,7 +51,7 @@ static void compact(frame_decoder_t *d)
 char *frame_decoder_space(frame_decoder_t *d, size_t want, size_t *avail)
 {
     compact(d);
-    if (buf_reserve(&d->in, want))
+    if (buf_reserve(&d->in, want ? want : 1)) /* even for 0: never a NULL buffer */
         return NULL;
     *avail = d->in.cap - d->in.len;
     return d->in.data + d->in.len;

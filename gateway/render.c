@@ -290,6 +290,8 @@ static bool number_split(span_t t, number_parts *np)
     const char *p = t.p;
     size_t n = t.n, i = 0;
     memset(np, 0, sizeof *np);
+    if (n == 0) /* also keeps a NULL pointer of an empty span out of the arithmetic */
+        return false;
     if (i < n && p[i] == '-')
         i++;
     np->digits_int = p + i;

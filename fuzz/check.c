@@ -1,0 +1,281 @@
+#include "fuzz/check.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "core/json_scan.h"
+#include "core/utf8.h"
+#include "fuzz/fuzz.h"
+#include "gateway/router.h"
+
+static const char *const environment[][2] = {
+    { "PG_PORT", "8080" },
+    { "PG_LISTEN", "127.0.0.1:9000" },
+    { "PG_ADMIN_LISTEN", "[::1]:9901" },
+    { "PG_LOG_LEVEL", "debug" },
+    { "HOST", "10.0.0.1" },
+    { "PORT", "3000" },
+    { "EMPTY", "" },
+    { "TOKEN", "s3cret" },
+    { "API_TOKEN", "t0ken" },
+    { "GATEWAY_TOKEN", "gw-token" },
+    { "DOLLAR", "${PG_PORT}" },   /* values are not expanded again */
+    { "BRACE", "}" },
+    { "JSON", "{\"a\":1}" },
+    { "SPACE", " x " },
+    { "BIG", "99999999999999999999" },
+    { "NEG", "-1" },
+    { "UTF", "h\xc3\xa9llo" },
+    { "CTRL", "a\nb" },
+    { "PATH", "/users/:id" },
+    { "TPL", "$path.id:int" },
+};
+
+const char *fuzz_getenv(void *context, const char *name)
+{
+    (void)context;
+    for (size_t i = 0; i < sizeof environment / sizeof environment[0]; i++)
+        if (strcmp(environment[i][0], name) == 0)
+            return environment[i][1];
+    return NULL;
+}
+
+config_load_options fuzz_load_options(void)
+{
+    config_load_options o = {
+        .getenv_fn = fuzz_getenv,
+        .getenv_context = NULL,
+        .source_name = "fuzz.json",
+        .base_dir = "/fuzz/conf",
+    };
+    return o;
+}
+
+static int is_one_line(const char *s, size_t size)
+{
+    const char *end = memchr(s, '\0', size);
+    if (!end || end == s)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)s; p < (const unsigned char *)end; p++)
+        if (*p < 0x20)
+            return 0;
+    return 1;
+}
+
+static void check_template(const config_route *r)
+{
+    const template *t = &r->data;
+    FUZZ_CHECK(t->count >= 1 && t->items, "route %s: empty template", r->path.text);
+    int uses_body = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        const template_item *it = &t->items[i];
+        if (it->kind == TEMPLATE_ITEM_LITERAL) {
+            FUZZ_CHECK(it->literal && strlen(it->literal) == it->literal_length,
+                       "literal length is not strlen");
+            FUZZ_CHECK(i == 0 || t->items[i - 1].kind != TEMPLATE_ITEM_LITERAL,
+                       "adjacent literals were not merged");
+            continue;
+        }
+        FUZZ_CHECK(it->kind == TEMPLATE_ITEM_SLOT, "item kind %d", (int)it->kind);
+        const template_slot *s = &it->slot;
+        switch (s->source) {
+        case TEMPLATE_SOURCE_BODY:
+            uses_body = 1;
+            for (size_t m = 0; m < s->member_count; m++)
+                FUZZ_CHECK(s->members[m][0] && !strpbrk(s->members[m], ".:"),
+                           "bad body member name");
+            break;
+        case TEMPLATE_SOURCE_PATH:
+            FUZZ_CHECK(s->name && s->capture_index < r->path.capture_count,
+                       "path slot %s beyond the captures", s->name ? s->name : "?");
+            FUZZ_CHECK(strcmp(route_path_capture(&r->path, s->capture_index)->text, s->name) == 0,
+                       "path slot %s names another capture", s->name);
+            break;
+        case TEMPLATE_SOURCE_QUERY:
+            FUZZ_CHECK(s->name && s->name[0] && !strchr(s->name, ':'), "bad query slot name");
+            break;
+        case TEMPLATE_SOURCE_HEADER:
+            FUZZ_CHECK(s->name && s->name[0], "bad header slot name");
+            for (const char *p = s->name; *p; p++)
+                FUZZ_CHECK(!(*p >= 'A' && *p <= 'Z'), "header name %s is not lowercase", s->name);
+            break;
+        default:
+            FUZZ_CHECK(0, "slot source %d", (int)s->source);
+        }
+    }
+    FUZZ_CHECK(t->uses_body == (uses_body != 0), "uses_body is wrong");
+    FUZZ_CHECK(template_is_literal(t) == (t->count == 1 && t->items[0].kind == TEMPLATE_ITEM_LITERAL),
+               "template_is_literal is wrong");
+    if (template_is_literal(t))
+        FUZZ_CHECK(jscan_document(t->items[0].literal, t->items[0].literal_length, NULL, NULL) == 0,
+                   "literal template %s is not JSON", t->items[0].literal);
+}
+
+static void check_path(const route_path *p)
+{
+    FUZZ_CHECK(p->text && p->text[0] == '/', "route path does not start with '/'");
+    size_t captures = 0;
+    for (size_t i = 0; i < p->count; i++) {
+        const route_segment *s = &p->segments[i];
+        FUZZ_CHECK(s->text && strlen(s->text) == s->length, "segment length is not strlen");
+        if (s->kind == ROUTE_SEGMENT_LITERAL)
+            continue;
+        FUZZ_CHECK(s->length > 0, "capture without a name");
+        FUZZ_CHECK(s->kind != ROUTE_SEGMENT_REST || i + 1 == p->count, "rest capture not last");
+        FUZZ_CHECK(route_path_capture_index(p, s->text) == (long)captures, "capture index of %s",
+                   s->text);
+        captures++;
+    }
+    FUZZ_CHECK(captures == p->capture_count, "capture_count %zu, counted %zu", p->capture_count,
+               captures);
+}
+
+static int is_service_name(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '.' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+static void check_service(const config *cfg, const config_service *s)
+{
+    FUZZ_CHECK(is_service_name(s->name), "bad service name %s", s->name);
+    FUZZ_CHECK(config_find_service(cfg, s->name, strlen(s->name)) == s, "config_find_service(%s)",
+               s->name);
+    FUZZ_CHECK(s->endpoint_count >= 1 && s->endpoints, "service %s without endpoints", s->name);
+    FUZZ_CHECK(s->pool_size >= 1 && s->pool_size <= CONFIG_POOL_SIZE_MAX, "pool_size %u", s->pool_size);
+    FUZZ_CHECK(s->connect_timeout_ms >= 1 && s->connect_timeout_ms <= CONFIG_MS_MAX, "connect_timeout_ms");
+    FUZZ_CHECK(s->timeout_ms >= 1 && s->timeout_ms <= CONFIG_MS_MAX, "timeout_ms");
+    FUZZ_CHECK(s->retry_delay_ms <= CONFIG_MS_MAX && s->retry_attempts <= CONFIG_COUNT_MAX, "retry");
+    FUZZ_CHECK(s->max_message_bytes >= 1, "max_message_bytes");
+    if (s->tls) {
+        const char *files[] = { s->tls->ca, s->tls->cert, s->tls->key };
+        for (int i = 0; i < 3; i++)
+            FUZZ_CHECK(!files[i] || files[i][0] == '/', "TLS path %s is not absolute", files[i]);
+        FUZZ_CHECK(!s->tls->cert == !s->tls->key, "cert without key or key without cert");
+    }
+}
+
+static void check_config(const config *cfg)
+{
+    FUZZ_CHECK(cfg->workers <= CONFIG_WORKERS_MAX, "workers %u", cfg->workers);
+    FUZZ_CHECK(cfg->shutdown_grace_ms <= CONFIG_MS_MAX, "shutdown_grace_ms");
+    FUZZ_CHECK(cfg->limits.max_body_bytes >= 1 && cfg->limits.max_connections >= 1 &&
+                   cfg->limits.max_inflight >= 1 && cfg->limits.idle_timeout_ms >= 1,
+               "limits below 1");
+    for (size_t i = 0; i < cfg->bearer_token_count; i++) {
+        const char *t = cfg->bearer_tokens[i];
+        FUZZ_CHECK(t && t[0], "empty bearer token");
+        for (; *t; t++)
+            FUZZ_CHECK(*t > 0x20 && *t < 0x7f, "bearer token with byte 0x%02x", (unsigned char)*t);
+    }
+    for (size_t i = 0; i < cfg->service_count; i++)
+        check_service(cfg, &cfg->services[i]);
+    for (size_t i = 0; i < cfg->route_count; i++) {
+        const config_route *r = &cfg->routes[i];
+        FUZZ_CHECK(r->service_index < cfg->service_count, "route %zu: service index", i);
+        FUZZ_CHECK(r->pattern_json && strlen(r->pattern_json) == r->pattern_length,
+                   "route %zu: pattern length", i);
+        FUZZ_CHECK(jscan_document(r->pattern_json, r->pattern_length, NULL, NULL) == 0,
+                   "route %zu: pattern %s is not JSON", i, r->pattern_json);
+        FUZZ_CHECK(r->status >= 200 && r->status <= 299, "route %zu: status %u", i, r->status);
+        FUZZ_CHECK(r->kind == CONFIG_ROUTE_SEND || r->reply == CONFIG_REPLY_AUTO,
+                   "route %zu: emit with reply %s", i, config_reply_mode_name(r->reply));
+        FUZZ_CHECK(r->timeout_ms >= 1 && r->timeout_ms <= CONFIG_MS_MAX, "route %zu: timeout", i);
+        FUZZ_CHECK(config_method_name(r->method) && config_route_kind_name(r->kind),
+                   "route %zu: names", i);
+        check_path(&r->path);
+        check_template(r);
+        for (size_t j = 0; j < i; j++)
+            FUZZ_CHECK(!config_routes_conflict(&cfg->routes[j], r), "routes %zu and %zu conflict", j, i);
+    }
+    char summary[64];
+    FUZZ_CHECK(config_summary(cfg, summary, sizeof summary) > 0, "config_summary");
+}
+
+/* Renders every route's template with plausible inputs. */
+static void render_routes(const config *cfg)
+{
+    static const span_t capture_values[] = {
+        { "7", 1 }, { "-12", 3 }, { "true", 4 }, { "1.5e3", 5 }, { "a/b", 3 }, { "{\"x\":[1]}", 9 },
+    };
+    span_t captures[16];
+    render_query q = { "full=true&page=2&filter=%7B%22a%22%3A1%7D&q=x", 0, BUF_INIT };
+    q.length = strlen(q.raw);
+    for (size_t i = 0; i < cfg->route_count; i++) {
+        const config_route *r = &cfg->routes[i];
+        size_t nc = r->path.capture_count;
+        if (nc > 16)
+            continue;
+        for (size_t k = 0; k < nc; k++)
+            captures[k] = capture_values[(i + k) % (sizeof capture_values / sizeof capture_values[0])];
+        render_input_t in = {
+            .body = SPAN_LIT("{\"a\":{\"b\":\"42\"},\"n\":1}"),
+            .captures = captures,
+            .capture_count = nc,
+            .query = render_query_lookup,
+            .query_context = &q,
+        };
+        fuzz_render_and_check(&r->data, &in);
+        in.body = span_of("", 0);
+        fuzz_render_and_check(&r->data, &in);
+    }
+    buf_free(&q.value);
+}
+
+config *fuzz_load_and_check(const char *text, size_t length)
+{
+    config_load_options options = fuzz_load_options();
+    config *cfg = (config *)&options; /* not NULL: a failed load must reset it */
+    config_error error;
+    memset(&error, 'x', sizeof error);
+    int rc = config_load_string(text, length, &options, &cfg, &error);
+    if (rc != 0) {
+        FUZZ_CHECK(rc == -1, "config_load_string returned %d", rc);
+        FUZZ_CHECK(cfg == NULL, "a failed load left *out set");
+        FUZZ_CHECK(error.kind != CONFIG_ERROR_NONE, "a failed load without an error kind");
+        FUZZ_CHECK(is_one_line(error.message, sizeof error.message),
+                   "error message is not one line of text: %.*s", (int)sizeof error.message,
+                   error.message);
+        return NULL;
+    }
+    FUZZ_CHECK(rc == 0 && cfg != NULL, "config_load_string returned %d without a config", rc);
+    FUZZ_CHECK(cfg->file == NULL, "a string load has a file name");
+    check_config(cfg);
+    router_t *router = router_new(cfg);
+    FUZZ_CHECK(router != NULL, "router_new failed");
+    router_free(router);
+    render_routes(cfg);
+    return cfg;
+}
+
+int fuzz_render_and_check(const template *t, const render_input_t *in)
+{
+    char error[RENDER_ERROR_SIZE];
+    if (t->uses_body && render_check_body(in->body, error, sizeof error) != 0) {
+        FUZZ_CHECK(is_one_line(error, sizeof error), "render_check_body message");
+        return -1;
+    }
+    buf_t out = BUF_INIT;
+    buf_append(&out, "<", 1); /* rendering appends */
+    memset(error, 'x', sizeof error);
+    int rc = render_template(t, in, &out, error, sizeof error);
+    if (rc == 0) {
+        FUZZ_CHECK(out.len > 1 && out.data[0] == '<', "rendering wrote before its output");
+        jscan_error_t err;
+        FUZZ_CHECK(jscan_document(out.data + 1, out.len - 1, NULL, &err) == 0,
+                   "rendered output is not JSON (%s at byte %zu): %.*s", err.what, err.offset,
+                   (int)(out.len - 1), out.data + 1);
+        FUZZ_CHECK(utf8_valid(out.data + 1, out.len - 1), "rendered output is not UTF-8");
+    } else {
+        FUZZ_CHECK(rc == -1, "render_template returned %d", rc);
+        FUZZ_CHECK(out.len == 1, "a failed render left %zu bytes", out.len - 1);
+        FUZZ_CHECK(is_one_line(error, sizeof error), "render error is not one line of text");
+    }
+    buf_free(&out);
+    return rc;
+}

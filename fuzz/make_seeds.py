@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seed corpora under fuzz/corpus/ (run from anywhere;
+rewrites only the files it names). The frames are real Nest packets from
+../shared/PROTOCOL.md; the configs follow config/examples/."""
+import json, os, shutil
+
+here = os.path.dirname(os.path.abspath(__file__))
+corpus = os.path.join(here, 'corpus')
+
+
+def put(target, name, data):
+    d = os.path.join(corpus, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    with open(os.path.join(d, name), 'wb') as f:
+        f.write(data)
+
+
+def units(b):  # JavaScript String.length of UTF-8 bytes
+    return len(b.decode('utf-8', 'surrogatepass').encode('utf-16-le', 'surrogatepass')) // 2
+
+
+def frame(text):
+    b = text.encode('utf-8') if isinstance(text, str) else text
+    return str(units(b)).encode() + b'#' + b
+
+
+# ---- packets (PROTOCOL.md) -----------------------------------------------------
+replies = {
+    'value': '{"id":"1","response":6}',
+    'last_value': '{"response":"héllo 한국 😀","isDisposed":true,"id":"u1"}',
+    'done': '{"id":"2","isDisposed":true}',
+    'error': '{"id":"3","err":{"statusCode":403,"message":"nope"},"isDisposed":true}',
+    'error_text': '{"err":{"status":"error","message":"text"},"isDisposed":true,"id":"4"}',
+    'no_handler': '{"id":"5","status":"error","err":"There is no matching message handler defined in the remote service."}',
+    'null_response': '{"id":"6","response":null,"isDisposed":true}',
+    'undefined': '{"id":"7"}',
+    'err_null': '{"id":"8","err":null,"response":[1,2],"isDisposed":false}',
+    'weird_values': '{"id":"9","response":{"big":12345678901234567890123,"nul":"\\u0000","lone":"\\ud800","pair":"\\ud83d\\ude00","d":0.1,"e":-1.5e-300},"isDisposed":1}',
+    'repeated_keys': '{"id":"10","response":1,"response":2,"isDisposed":0,"isDisposed":"x"}',
+    'escaped_keys': '{"\\u0069d":"11","resp\\u006fnse":"v","isDisposed":true}',
+    'uuid_id': '{"id":"0c1e6a7e-6f1d-4c53-9a36-d4c2a3f7a0b1","response":{"a":[true,false,null]}}',
+    'emoji': '{"id":"12","response":"😀😀😀🎉","isDisposed":true}',
+    'nested': '{"id":"13","response":[[[[{"a":{"b":[1,{"c":"d"}]}}]]]]}',
+    'whitespace': ' \t\n{ "id" : "14" , "response" : [ 1 , 2 ] }\r\n',
+}
+requests = {
+    'request': '{"pattern":{"cmd":"sum"},"data":[1,2,3],"id":"7"}',
+    'request_spaced': '{"pattern":{ "cmd" : "sum" },"data":[1,2,3],"id":"7"}',
+    'event': '{"pattern":"user_created","data":{"n":"한"}}',
+    'event_metadata': '{"pattern":"e","data":null,"metadata":{}}',
+}
+
+# json: documents, including what jansson rejects and jscan accepts
+json_docs = dict(replies)
+json_docs.update(requests)
+json_docs.update({
+    'scalar_string': '"caf\\u00e9 \\t \\" \\\\ \\/ \\b\\f\\n\\r"',
+    'scalar_numbers': '[0,-0,1e10,1E-5,-1.25e+3,9223372036854775807,-9223372036854775808,1e400]',
+    'literals': '[true,false,null,{},[]]',
+    'big_int': '123456789012345678901234567890',
+    'lone_surrogates': '["\\ud800","\\udc00","\\ud800\\u0041"]',
+    'nul_key': '{"a\\u0000b":1}',
+    'bad_utf8': b'{"id":"1","response":"\xc3\x28"}',
+    'bad_trailing': '{"id":"1"} x',
+    'bad_comma': '{"id":"1",}',
+    'deep': '[' * 40 + ']' * 40,
+    'too_deep': '[' * 600 + ']' * 600,
+    'raw_utf8': '{"k":"Ünïcödé 𝄞 ✓ 日本語"}',
+})
+for k, v in json_docs.items():
+    put('json', k, v)
+
+# frame: [limit selector][k | flags][k chunk sizes][stream]
+def frame_seed(name, stream, limit=8, sizes=b''):
+    put('frame', name, bytes([limit, len(sizes)]) + sizes + stream)
+
+all_frames = b''.join(frame(v) for v in list(replies.values()) + list(requests.values()))
+frame_seed('all_packets_whole', all_frames)
+frame_seed('all_packets_split', all_frames, sizes=bytes([1, 7, 3, 64, 2, 0, 13]))
+frame_seed('emoji_split_in_char', frame(replies['emoji']), sizes=bytes([17, 1, 1, 1, 2]))
+frame_seed('last_value_bytes', frame(replies['last_value']), sizes=bytes([1]))
+frame_seed('small_limit', all_frames, limit=5, sizes=bytes([30]))
+frame_seed('empty_message', b'0#2#{}0#', sizes=bytes([1]))
+frame_seed('bad_prefix', b'2#{}x#{}')
+frame_seed('no_digits', b'#{}')
+frame_seed('too_many_digits', b'1234567890123456#{}')
+frame_seed('inside_pair', b'1#' + '😀'.encode())
+frame_seed('bad_utf8', b'4#"\xed\xa0\x80"')
+frame_seed('overlong', b'3#"\xc0\xaf"', sizes=bytes([2, 1]))
+frame_seed('incomplete', frame(replies['value'])[:-3], sizes=bytes([5]))
+frame_seed('tls_record', b'\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03')
+
+# config: the examples, plus small valid and invalid ones
+examples = os.path.join(here, '..', 'config', 'examples')
+for f in sorted(os.listdir(examples)):
+    with open(os.path.join(examples, f), 'rb') as src:
+        put('config', f, src.read())
+put('config', 'empty_object.json', '{}')
+put('config', 'minimal_route.json', json.dumps({
+    "services": {"s": {"endpoints": ["127.0.0.1:3000"]}},
+    "routes": [{"method": "POST", "service": "s", "pattern": 1, "path": "/a/:b/*c",
+                "data": {"b": "$path.b:int", "c": "$path.c", "q": "$query.q:json",
+                         "h": "$header.X-H:bool", "n": "$body.n.m:number"}}]}))
+put('config', 'env.json', '{"listen":"${HOST}:${PORT:-1}","services":{"s":{"endpoints":["${NOPE:-127.0.0.1:1}"]}},'
+    '"auth":{"bearer_tokens":["${TOKEN}","$${lit}"]}}')
+put('config', 'duplicate_key.json', '{"listen":"127.0.0.1:1","listen":"127.0.0.1:2"}')
+put('config', 'syntax_error.json', '{\n  "services": {\n    "s": [\n}')
+put('config', 'conflict.json', json.dumps({
+    "services": {"s": {"endpoints": ["127.0.0.1:3000"]}},
+    "routes": [{"method": "GET", "service": "s", "pattern": 1, "path": "/a/:x"},
+               {"method": "*", "service": "s", "pattern": 2, "path": "/a/:y"}]}))
+put('config', 'tls_relative.json', json.dumps({
+    "services": {"s": {"endpoints": ["h:1"], "tls": {"ca": "ca.pem", "cert": "c.pem", "key": "k.pem",
+                                                     "verify": False}}}}))
+
+# config_edit: [base][ops...]
+edits = {
+    'routes_as_is': b'\x00', 'ingress_as_is': b'\x01', 'spec_as_is': b'\x02', 'egress_as_is': b'\x03',
+    'routes_set': b'\x00\x00\x05\x30\x00\x09\x44',
+    'routes_text': b'\x00\x01\x0c\x08/x/:y/*z',
+    'routes_delete': b'\x00\x02\x03\x02\x11\x02\x20',
+    'ingress_add': b'\x01\x03\x00\x22\x07\x03\x04\x03\x10',
+    'spec_append': b'\x02\x04\x1e\x1f\x04\x14\x15',
+    'spec_integer': b'\x02\x05\x05\xff\xff\xff\xff\x05\x06\x00\x00\x01\x00',
+    'routes_suffix': b'\x00\x06\x0c\x00\x06\x20\x03\x06\x21\x0e',
+    'egress_rename': b'\x03\x07\x04\x01\x07\x09\x2a',
+}
+for k, v in edits.items():
+    put('config_edit', k, v)
+
+# route: METHOD SP PATH[?QUERY] LF headers LF body
+routes = {
+    'users_get': 'GET /users/7?full=true\nX-Tenant: acme\n\n',
+    'users_me': 'GET /users/me\n\n',
+    'users_delete_me': 'DELETE /users/me\n\n',
+    'users_405': 'PUT /users/7\n\n',
+    'users_post': 'POST /users\n\n{"name":"ann","n":12345678901234567890}',
+    'files_put': 'PUT /files/a/b%2Fc//d.txt\n\n{"meta":{"size":"1.5e3"},"x":"\\u0000"}',
+    'files_raw': 'GET /files/report.pdf/raw?q=%7B%22a%22%3A%5B1%5D%7D\nContent-Length: 42\n\n',
+    'any_rest': 'OPTIONS /any/x/a/b/c\n\n{"a":"007","b":{"c":[1,{"d":null}]},"d":"true","e":"\\ud800"}',
+    'any_fixed': 'POST /any/fixed/z\n\n{"x":{"y":{"z":1}}}',
+    'a_precedence': 'PATCH /a/b/c\n\n',
+    'a_param': 'PATCH /a/2.5/c\n\n',
+    'events': 'POST /events/created?q=%C3%A9\nX-Count: -42\nX-H: {"k":[true]}\n\n{"id":7}',
+    'encoded': 'GET /caf%C3%A9/%2F/%7B%7D\n\n',
+    'raw_utf8': 'GET /ünï/x%20y\n\n',
+    'root': 'HEAD /\n\n',
+    'orders': 'GET /orders?page=-0&filter=%5B%5D&p=1e2\n\n',
+    'orders_items': 'POST /orders/12/items/x/\n\n{"items":[1,2],"n":"-0.5","s":"9223372036854775807"}',
+    'bad_path': 'GET /users/%zz\n\n',
+    'nul_path': 'GET /users/%00\n\n',
+    'no_slash': 'GET users\n\n',
+    'not_found': 'GET /nope/a/b\n\n',
+    'bad_body': 'PUT /files/x\n\n{"meta":',
+    'bad_int': 'GET /users/x1?full=yes\n\n',
+    'ticks': 'GET /ticks\n\n',
+}
+for k, v in routes.items():
+    put('route', k, v)
