@@ -73,7 +73,8 @@ void conn_log_event(conn_log_t *cl, const up_event_t *ev, uint64_t now_ms)
     };
     config_log_level level = ev->type == UP_EV_CONNECTED ? CONFIG_LOG_INFO : CONFIG_LOG_WARN;
     conn_log_entry_t *e = entry_for(cl, ev, now_ms);
-    if (e && !take_token(e, now_ms)) {
+    /* ejections are rare by construction (10 s apart at least): never held back */
+    if (e && ev->type != UP_EV_EJECTED && !take_token(e, now_ms)) {
         e->suppressed++;
         return;
     }

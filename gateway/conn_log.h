@@ -4,6 +4,7 @@
  * service cannot flood the log: each endpoint may log a burst of
  * CONN_LOG_BURST lines, then one more every CONN_LOG_REFILL_MS; lines held
  * back are counted and the next line written says how many ("suppressed").
+ * Ejections (at least 10 s apart per endpoint) are always written.
  *
  * Ownership: the caller owns the conn_log_t and the logger it points to;
  * conn_log_free releases the per-endpoint state. One loop thread.

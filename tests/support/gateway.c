@@ -17,6 +17,7 @@
 #define GWPROC_PROBE_TIMEOUT_MS 2000
 #define GWPROC_MAX_ARGS 32
 #define GWPROC_MAX_ENV 64
+#define GWPROC_MAX_WRAPPER_WORDS 32 /* of PG_GATEWAY_WRAPPER */
 
 static void pause_ms(int ms) {
   struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -47,6 +48,29 @@ static int write_config(const char *config, char *path) {
   return rc;
 }
 
+int gwproc_timeout_scale(void) {
+  const char *s = getenv("PG_TIMEOUT_SCALE");
+  char *end;
+  long v = s && *s ? strtol(s, &end, 10) : 1;
+  if (!s || !*s || *end != '\0' || v < 1 || v > 1000)
+    return 1;
+  return (int)v;
+}
+
+/* Splits $PG_GATEWAY_WRAPPER at spaces into argv (pointers into buf): at
+ * most max words. Their count; 0 when unset or empty. */
+static size_t wrapper_words(char *buf, size_t cap, const char **argv, size_t max) {
+  const char *w = getenv("PG_GATEWAY_WRAPPER");
+  if (!w || !*w || strlen(w) >= cap)
+    return 0;
+  strcpy(buf, w);
+  size_t n = 0;
+  for (char *save = NULL, *t = strtok_r(buf, " \t", &save); t && n < max;
+       t = strtok_r(NULL, " \t", &save))
+    argv[n++] = t;
+  return n;
+}
+
 static int spawn(struct gwproc *g, const struct gwproc_options *o) {
   char port_env[32], admin_env[32];
   snprintf(port_env, sizeof port_env, "GW_PORT=%d", g->port);
@@ -56,9 +80,14 @@ static int spawn(struct gwproc *g, const struct gwproc_options *o) {
   for (size_t i = 0; o->env && o->env[i] && ne < GWPROC_MAX_ENV - 1; i++)
     env[ne++] = o->env[i];
   env[ne] = NULL;
-  const char *argv[GWPROC_MAX_ARGS] = {PG_BINARY, "-c", g->config_path};
-  size_t na = 3;
-  for (size_t i = 0; o->args && o->args[i] && na < GWPROC_MAX_ARGS - 1; i++)
+  /* PG_GATEWAY_WRAPPER: words run before the binary (e.g. valgrind). */
+  char wrapper[1024];
+  const char *argv[GWPROC_MAX_ARGS + GWPROC_MAX_WRAPPER_WORDS];
+  size_t na = wrapper_words(wrapper, sizeof wrapper, argv, GWPROC_MAX_WRAPPER_WORDS);
+  argv[na++] = PG_BINARY;
+  argv[na++] = "-c";
+  argv[na++] = g->config_path;
+  for (size_t i = 0; o->args && o->args[i] && na < GWPROC_MAX_ARGS + GWPROC_MAX_WRAPPER_WORDS - 1; i++)
     argv[na++] = o->args[i];
   argv[na] = NULL;
   struct proc_options po = {.env = env,
@@ -74,7 +103,7 @@ static int probe(struct gwproc *g, const struct gwproc_options *o) {
   struct http_request req = {.method = "GET", .path = "/healthz", .headers = o->ready_headers};
   struct http_response resp;
   int port = o->ready_on_admin ? g->admin_port : g->port;
-  if (http_fetch(port, &req, &resp, GWPROC_PROBE_TIMEOUT_MS) != 0)
+  if (http_fetch(port, &req, &resp, GWPROC_PROBE_TIMEOUT_MS * gwproc_timeout_scale()) != 0)
     return 0;
   int ok = resp.status == 200;
   http_response_free(&resp);
@@ -83,7 +112,7 @@ static int probe(struct gwproc *g, const struct gwproc_options *o) {
 
 /* Polls until ready (0), the process exited (-ECHILD) or the timeout. */
 static int wait_ready(struct gwproc *g, const struct gwproc_options *o) {
-  int64_t deadline = deadline_after(GWPROC_READY_TIMEOUT_MS);
+  int64_t deadline = deadline_after(GWPROC_READY_TIMEOUT_MS * gwproc_timeout_scale());
   for (;;) {
     if (proc_wait(g->proc, 0) >= 0)
       return -ECHILD;

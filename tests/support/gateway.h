@@ -42,6 +42,15 @@
 /* How long gwproc_stop() waits for the exit after SIGTERM. */
 #define GWPROC_STOP_TIMEOUT_MS 30000
 
+/* Debugging and valgrind runs (scripts/valgrind-smoke), off by default:
+ *   PG_GATEWAY_WRAPPER  words (split at spaces) run in front of the binary,
+ *                       e.g. "valgrind --error-exitcode=99"; the process
+ *                       (gwproc_pid) is then the wrapper's.
+ *   PG_TIMEOUT_SCALE    an integer 1..1000 (default 1) that multiplies the
+ *                       readiness wait and probe timeout; tests may scale
+ *                       their own timeouts by gwproc_timeout_scale(). */
+int gwproc_timeout_scale(void);
+
 struct gwproc_options {
   /* "NAME=value" strings added to the gateway's environment (on top of
    * GW_PORT and GW_ADMIN_PORT), NULL-terminated; NULL for none. */

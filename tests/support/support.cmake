@@ -14,3 +14,6 @@ target_sources(pg_testsupport PRIVATE
 # Test certificates made with the openssl tool (tests/support/certs.h).
 target_sources(pg_testsupport PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/certs.c)
+# Admin probes, descriptor counts, open-files limit (tests/support/probe.h).
+target_sources(pg_testsupport PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/probe.c)

@@ -113,6 +113,21 @@ static void a_flapping_endpoint_is_rate_limited(void **state)
     free(text);
 }
 
+static void ejections_are_never_held_back(void **state)
+{
+    fixture_t *f = *state;
+    up_event_t ev = failure("127.0.0.1:3");
+    for (int i = 0; i < 3 * CONN_LOG_BURST; i++)
+        conn_log_event(&f->cl, &ev, 0);
+    up_event_t ejected = { .type = UP_EV_EJECTED, .service = "math", .endpoint = "127.0.0.1:3",
+                           .detail = "consecutive protocol errors", .ejected_ms = 10000 };
+    conn_log_event(&f->cl, &ejected, 1);
+    char *text = logged(f);
+    assert_int_equal(count(text, "upstream connect failed"), CONN_LOG_BURST);
+    assert_int_equal(count(text, "upstream endpoint ejected"), 1);
+    free(text);
+}
+
 static void endpoints_have_their_own_budget(void **state)
 {
     fixture_t *f = *state;
@@ -145,6 +160,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(lines_carry_the_event, setup, teardown),
         cmocka_unit_test_setup_teardown(a_flapping_endpoint_is_rate_limited, setup, teardown),
+        cmocka_unit_test_setup_teardown(ejections_are_never_held_back, setup, teardown),
         cmocka_unit_test_setup_teardown(endpoints_have_their_own_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(a_quiet_endpoint_gets_its_burst_back, setup, teardown),
     };
