@@ -772,8 +772,8 @@ void upstream_close(upstream_t *up)
         up_service_t *svc = up->services[i];
         cancel_list(&svc->waiting);
         timers_stop(&up->timers, &svc->retry_timer);
-        for (size_t i = 0; i < svc->opts.n_endpoints; i++)
-            timers_stop(&up->timers, &svc->endpoints[i].eject_timer);
+        for (size_t e = 0; e < svc->opts.n_endpoints; e++)
+            timers_stop(&up->timers, &svc->endpoints[e].eject_timer);
         for (size_t k = 0; k < conn_count(svc); k++) {
             up_conn_t *c = conn_at(svc, k);
             cancel_list(&c->pending);
