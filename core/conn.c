@@ -34,6 +34,7 @@ void conn_init(up_conn_t *conn, up_endpoint_t *endpoint)
     memset(conn, 0, sizeof *conn);
     conn->state = UP_CONN_DISCONNECTED;
     conn->endpoint = endpoint;
+    up_count(&endpoint->svc->stats->conns[UP_CONN_DISCONNECTED], 1);
     list_init(&conn->pending);
     list_init(&conn->emits);
     timer_entry_init(&conn->connect_timer);
@@ -44,6 +45,16 @@ void conn_init(up_conn_t *conn, up_endpoint_t *endpoint)
 static upstream_t *up_of(up_conn_t *conn)
 {
     return conn->endpoint->svc->up;
+}
+
+/* Every state change goes through here, so that the per-state counts of
+ * the service stay true. */
+static void set_state(up_conn_t *conn, up_conn_state_t state)
+{
+    up_service_stats_t *st = conn->endpoint->svc->stats;
+    up_count(&st->conns[conn->state], -1);
+    up_count(&st->conns[state], 1);
+    conn->state = state;
 }
 
 void conn_set_error(up_conn_t *conn, const char *detail)
@@ -173,7 +184,7 @@ void conn_down(up_conn_t *conn, up_outcome_t outcome, const char *detail)
     up_conn_state_t was = conn->state;
     if (was == UP_CONN_DISCONNECTED)
         return;
-    conn->state = UP_CONN_DISCONNECTED;
+    set_state(conn, UP_CONN_DISCONNECTED);
     conn_set_error(conn, detail);
     up_report(conn, was == UP_CONN_CONNECTED ? UP_EV_DISCONNECTED : UP_EV_CONNECT_FAILED, detail);
     timers_stop(&up->timers, &conn->connect_timer);
@@ -186,7 +197,7 @@ void conn_down(up_conn_t *conn, up_outcome_t outcome, const char *detail)
         conn->endpoint->ejections = 0;
     }
     if (was == UP_CONN_CONNECTING)
-        conn->endpoint->svc->stats.connects_failed++;
+        up_count(&conn->endpoint->svc->stats->connects_failed, 1);
     fail_list(&conn->pending, outcome, detail);
     fail_list(&conn->emits, outcome, detail);
     if (up->closing)
@@ -321,7 +332,7 @@ static void tls_pump(up_sock_t *sock)
             return;
         }
         frame_decoder_commit(&sock->in, got);
-        conn->endpoint->svc->stats.bytes_in += got;
+        up_count(&conn->endpoint->svc->stats->bytes_in, (int64_t)got);
     }
     keep_session(sock);
     sock_flush(sock);
@@ -358,7 +369,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         sock->got_bytes = 1;
         frame_decoder_commit(&sock->in, (size_t)nread);
-        sock->conn->endpoint->svc->stats.bytes_in += (uint64_t)nread;
+        up_count(&sock->conn->endpoint->svc->stats->bytes_in, nread);
         read_frames(sock);
     } else if (nread == UV_ENOBUFS) {
         conn_down(sock->conn, UP_CLOSED, "out of memory reading a reply");
@@ -411,10 +422,10 @@ static void conn_established(up_conn_t *conn)
         return;
     timers_stop(&up->timers, &conn->connect_timer);
     timers_stop(&up->timers, &conn->tls_grace_timer);
-    conn->state = UP_CONN_CONNECTED;
+    set_state(conn, UP_CONN_CONNECTED);
     conn->connected_at = uv_now(up->loop);
     conn->connected_since_wall = up_wall_ms();
-    conn->endpoint->svc->stats.connects_ok++;
+    up_count(&conn->endpoint->svc->stats->connects_ok, 1);
     ep_connected(conn->endpoint);
     up_report(conn, UP_EV_CONNECTED, NULL);
     svc_conn_up(conn->endpoint->svc);
@@ -511,7 +522,7 @@ int conn_start(up_conn_t *conn)
     if (conn->sock == NULL && conn->connected_at)
         conn->reconnects++;
     conn->sock = sock;
-    conn->state = UP_CONN_CONNECTING;
+    set_state(conn, UP_CONN_CONNECTING);
     timers_stop(&up->timers, &conn->reconnect_timer);
     timers_start(&up->timers, &conn->connect_timer, conn->endpoint->svc->opts.connect_timeout_ms,
                  on_connect_timeout);
@@ -644,13 +655,13 @@ static void sock_flush(up_sock_t *sock)
     int connected = conn->state == UP_CONN_CONNECTED;
     if (!sock->tls) {
         if (connected && !sock->writing && sock->out.len) {
-            conn->endpoint->svc->stats.bytes_out += sock->out.len;
+            up_count(&conn->endpoint->svc->stats->bytes_out, (int64_t)sock->out.len);
             write_wire(sock, &sock->out, sock->bytes_written + sock->out.len);
         }
         return;
     }
     if (connected && sock->out.len) {
-        conn->endpoint->svc->stats.bytes_out += sock->out.len;
+        up_count(&conn->endpoint->svc->stats->bytes_out, (int64_t)sock->out.len);
         if (tls_conn_write(sock->tls, sock->out.data, sock->out.len) != TLS_OK) {
             tls_failed(sock, TLS_FAILED);
             return;

@@ -75,9 +75,9 @@ static void req_detach(up_request_t *req)
 
 static void count_outcome(up_request_t *req, up_outcome_t outcome)
 {
-    up_service_stats_t *st = &req->svc->stats;
-    st->outcomes[req->is_event][outcome]++;
-    st->inflight--;
+    up_service_stats_t *st = req->svc->stats;
+    up_count(&st->outcomes[req->is_event][outcome], 1);
+    up_count(&st->inflight, -1);
     req->svc->up->inflight--;
 }
 
@@ -184,6 +184,10 @@ static void on_eject_over(timer_entry_t *e)
     up_service_t *svc = ep->svc;
     ep->ejected_until = 0;
     ep->ejected_until_wall = 0;
+    size_t index = (size_t)(ep - svc->endpoints);
+    if (index < 64)
+        atomic_store_explicit(&svc->stats->ejected, up_read(&svc->stats->ejected) & ~(1ull << index),
+                              memory_order_relaxed);
     if (!svc->active)
         return;
     for (unsigned k = 0; k < svc->opts.pool_size; k++)
@@ -211,6 +215,10 @@ static void maybe_eject(up_endpoint_t *ep, const char *why)
     ep->connect_failures = ep->protocol_errors = 0;
     ep->ejected_until = uv_now(up->loop) + ms;
     ep->ejected_until_wall = up_wall_ms() + ms;
+    size_t index = (size_t)(ep - svc->endpoints);
+    if (index < 64)
+        atomic_store_explicit(&svc->stats->ejected, up_read(&svc->stats->ejected) | (1ull << index),
+                              memory_order_relaxed);
     timers_start(&up->timers, &ep->eject_timer, ms, on_eject_over);
     for (unsigned k = 0; k < svc->opts.pool_size; k++)
         timers_stop(&up->timers, &ep->conns[k].reconnect_timer);
@@ -377,7 +385,7 @@ static up_request_t *submit(up_service_t *svc, submit_kind_t kind, span_t patter
     req->cb = *cb;
     req->ctx = ctx;
     req->phase = REQ_WAITING;
-    svc->stats.inflight++;
+    up_count(&svc->stats->inflight, 1);
     up->inflight++;
     if (!svc->opts.metadata)
         metadata = span_of(NULL, 0);
@@ -462,7 +470,7 @@ void svc_reply(up_conn_t *conn, span_t message)
     if (msg_parse_id(reply.id, &id))
         req = idmap_get(&svc->up->requests, id);
     if (!req || req->conn != conn) {
-        svc->stats.late_replies++;
+        up_count(&svc->stats->late_replies, 1);
         return;
     }
     switch (reply.kind) {
@@ -550,6 +558,8 @@ static int parse_endpoint(const char *address, up_endpoint_t *ep, char *err, siz
 static void service_free(up_service_t *svc)
 {
     for (size_t i = 0; svc->endpoints && i < svc->opts.n_endpoints; i++) {
+        for (unsigned k = 0; svc->endpoints[i].conns_ready && k < svc->opts.pool_size; k++)
+            up_count(&svc->stats->conns[svc->endpoints[i].conns[k].state], -1);
         free(svc->endpoints[i].address);
         free(svc->endpoints[i].host);
         free(svc->endpoints[i].conns);
@@ -583,6 +593,8 @@ up_service_t *up_service_add(upstream_t *up, const up_service_opts_t *opts, char
     svc->opts.name = strdup(opts->name ? opts->name : "");
     svc->opts.endpoints = NULL; /* the endpoints array below holds them */
     svc->opts.tls = NULL;       /* svc->tls below holds what it says */
+    svc->stats = opts->stats ? opts->stats : &svc->own_stats;
+    svc->opts.stats = NULL;
     svc->opts.servername = NULL;
     if (opts->tls) {
         tls_field_t field;
@@ -612,6 +624,7 @@ up_service_t *up_service_add(upstream_t *up, const up_service_opts_t *opts, char
         }
         for (unsigned k = 0; k < opts->pool_size; k++)
             conn_init(&ep->conns[k], ep);
+        ep->conns_ready = 1;
     }
     if (!svc->endpoints) {
         service_free(svc);
@@ -679,7 +692,7 @@ up_service_t *up_service_find(upstream_t *up, const char *name)
 }
 
 const up_service_opts_t *up_service_options(const up_service_t *svc) { return &svc->opts; }
-const up_service_stats_t *up_service_stats(const up_service_t *svc) { return &svc->stats; }
+const up_service_stats_t *up_service_stats(const up_service_t *svc) { return svc->stats; }
 
 size_t up_service_conns_in_state(const up_service_t *svc, up_conn_state_t state)
 {

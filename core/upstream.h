@@ -47,6 +47,7 @@
 #ifndef PG_CORE_UPSTREAM_H
 #define PG_CORE_UPSTREAM_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -81,6 +82,37 @@ const char *up_conn_state_name(up_conn_state_t state);
 
 typedef enum up_connect_mode { UP_CONNECT_EAGER, UP_CONNECT_LAZY } up_connect_mode_t;
 
+/* A counter written by the loop thread that owns it and read by any thread
+ * (a scrape by another worker): relaxed atomic loads and stores, no
+ * read-modify-write, so counting costs what a plain addition does. */
+typedef _Atomic uint64_t up_counter_t;
+
+static inline void up_count(up_counter_t *c, int64_t delta)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)delta,
+                          memory_order_relaxed);
+}
+
+static inline uint64_t up_read(const up_counter_t *c)
+{
+    return atomic_load_explicit((up_counter_t *)c, memory_order_relaxed);
+}
+
+/* Counters of a service, read by /status and /metrics. They may be kept by
+ * the caller (up_service_opts.stats) so that they outlive the service: a
+ * reload that replaces a service keeps counting in the same place. */
+typedef struct up_service_stats {
+    up_counter_t outcomes[2][UP_OUTCOME_COUNT]; /* [0] send, [1] emit */
+    up_counter_t late_replies;                  /* replies for unknown ids */
+    up_counter_t connects_ok;
+    up_counter_t connects_failed;
+    up_counter_t bytes_out;
+    up_counter_t bytes_in;
+    up_counter_t inflight;                      /* requests not yet completed */
+    up_counter_t conns[UP_CONN_STATE_COUNT];    /* connections in each state */
+    up_counter_t ejected;                       /* bit i: endpoint i (< 64) ejected */
+} up_service_stats_t;
+
 /* A service's options. Strings are copied by up_service_add. */
 typedef struct up_service_opts {
     const char *name;
@@ -95,6 +127,8 @@ typedef struct up_service_opts {
     size_t max_message_bytes;
     int metadata;                 /* send packet metadata */
     const tls_client_opts_t *tls; /* NULL: plain TCP; read by up_service_add */
+    up_service_stats_t *stats;    /* where to count (borrowed, must outlive
+                                     the service); NULL: the service's own */
     const char *servername;       /* TLS: the name verified and sent as SNI;
                                      NULL: each endpoint's host */
 } up_service_opts_t;
@@ -106,16 +140,6 @@ typedef struct upstream upstream_t;
 typedef struct up_service up_service_t;
 typedef struct up_request up_request_t;
 
-/* Counters of a service, read by /status and /metrics. */
-typedef struct up_service_stats {
-    uint64_t outcomes[2][UP_OUTCOME_COUNT]; /* [0] send, [1] emit */
-    uint64_t late_replies;                  /* replies for unknown ids */
-    uint64_t connects_ok;
-    uint64_t connects_failed;
-    uint64_t bytes_out;
-    uint64_t bytes_in;
-    uint64_t inflight;                      /* requests not yet completed */
-} up_service_stats_t;
 
 /*
  * Callbacks of one request; never called from inside up_send/up_emit.

@@ -104,6 +104,7 @@ struct up_endpoint {
     char *host;             /* without brackets */
     char port[8];
     up_conn_t *conns;       /* [svc->opts.pool_size] */
+    int conns_ready;        /* conn_init ran on all of them */
     tls_session_t *tls_session; /* the newest, offered on reconnect */
     /* outlier ejection (defaults.h) */
     unsigned connect_failures;  /* in a row, any of its connections */
@@ -124,7 +125,8 @@ struct up_service {
     list_node_t waiting;    /* requests with no connection yet */
     timer_entry_t retry_timer;
     unsigned next_pick;     /* rotates the start of the least-inflight scan */
-    up_service_stats_t stats;
+    up_service_stats_t own_stats;
+    up_service_stats_t *stats; /* &own_stats, or the caller's */
 };
 
 struct upstream {

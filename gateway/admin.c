@@ -149,7 +149,11 @@ static void status(gateway_t *gw, admin_reply_t *r)
     } else {
         buf_append_cstr(b, "null");
     }
-    buf_append_cstr(b, ",\"workers\":1,\"http_connections\":");
+    buf_append_cstr(b, ",\"workers\":");
+    put_u64(b, gw->n_workers);
+    buf_append_cstr(b, ",\"worker\":");
+    put_u64(b, gw->worker);
+    buf_append_cstr(b, ",\"http_connections\":");
     put_u64(b, httpd_connection_count(gw->httpd));
     buf_append_cstr(b, ",\"routes\":");
     put_u64(b, cfg->route_count);
@@ -190,8 +194,7 @@ void admin_answer(gateway_t *gw, const char *method, const char *url, admin_repl
         status(gw, r);
     } else {
         r->content_type = "text/plain; version=0.0.4; charset=utf-8";
-        gateway_t *workers[1] = { gw };
-        failed = metrics_render(&r->body, workers, 1);
+        failed = metrics_render(&r->body, gw->all_metrics, gw->n_workers, gw->cfg);
     }
     if (failed) {
         buf_free(&r->body);

@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gateway/admin.h"
 #include "gateway/exchange.h"
@@ -34,6 +35,8 @@ static void close_upstream(gateway_t *gw)
 {
     generation_t *g = gw->gen;
     gw->gen = NULL;
+    if (gw->up) /* connections closing now are not events worth a log line */
+        upstream_set_event_handler(gw->up, NULL, NULL);
     gen_release_why(g, "the gateway is shutting down");
     if (gw->up)
         upstream_close(gw->up);
@@ -140,6 +143,8 @@ static int start_http(gateway_t *gw)
         .handler_ctx = gw,
         .on_mhd_error = on_mhd_error,
         .on_hangup = exchange_on_hangup,
+        .connections = metrics_http_connections(gw->metrics),
+        .reuse_port = gw->n_workers > 1,
     };
     char err[256];
     gw->httpd = httpd_start(gw->loop, &o, err, sizeof err);
@@ -147,7 +152,7 @@ static int start_http(gateway_t *gw)
         log_msg(&gw->log, CONFIG_LOG_ERROR, "cannot listen", err);
         return -1;
     }
-    if (!cfg->has_admin_listen)
+    if (!cfg->has_admin_listen || gw->worker != 0) /* one admin listener, on worker 0 */
         return 0;
     httpd_options_t a = {
         .listen = &cfg->admin_listen,
@@ -181,7 +186,7 @@ static uint64_t largest_timeout_ms(const config *cfg)
 /* Each HTTP connection and each upstream connection is a descriptor: raise
  * the soft limit (1024 by default) as far as the hard limit allows, and say
  * so when even that is below what the config may need. */
-static void raise_fd_limit(gateway_t *gw)
+static void raise_fd_limit(const config *cfg, size_t workers, const logger_t *log)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -190,29 +195,17 @@ static void raise_fd_limit(gateway_t *gw)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    rlim_t wanted = (rlim_t)gw->cfg->limits.max_connections + 64;
-    for (size_t i = 0; i < gw->cfg->service_count; i++)
-        wanted += (rlim_t)gw->cfg->services[i].pool_size * gw->cfg->services[i].endpoint_count;
+    rlim_t wanted = (rlim_t)cfg->limits.max_connections + 64;
+    for (size_t i = 0; i < cfg->service_count; i++)
+        wanted += (rlim_t)cfg->services[i].pool_size * cfg->services[i].endpoint_count * workers;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < wanted) {
         log_line_t line;
-        if (log_begin(&gw->log, &line, CONFIG_LOG_WARN, "the open-files limit is below what the config may need")) {
+        if (log_begin(log, &line, CONFIG_LOG_WARN, "the open-files limit is below what the config may need")) {
             log_int(&line, "limit", (long long)rl.rlim_cur);
             log_int(&line, "wanted", (long long)wanted);
         }
-        log_end(&gw->log, &line);
+        log_end(log, &line);
     }
-}
-
-/*
- * Settings this build accepts in a config but cannot honour yet: they only
- * change where or how much is served, so they are warned about.
- */
-static void check_unsupported(gateway_t *gw)
-{
-    const config *cfg = gw->cfg;
-    if (cfg->workers != 1)
-        log_msg(&gw->log, CONFIG_LOG_WARN, "workers other than 1 are not supported by this build yet: running one",
-                NULL);
 }
 
 static void log_started(gateway_t *gw)
@@ -226,11 +219,15 @@ static void log_started(gateway_t *gw)
         log_str(&line, "config", gw->cfg->file ? gw->cfg->file : "(embedded default)");
         log_str(&line, "summary", summary);
         log_str(&line, "version", PG_VERSION);
+        log_int(&line, "workers", (long long)gw->n_workers);
     }
     log_end(&gw->log, &line);
 }
 
-int gateway_run(config *cfg)
+/* One worker: its loop, HTTP daemon(s), upstream pools, generation and
+ * reloader; `metrics` is its own (owned by gateway_run, readable by every
+ * worker's scrape). Returns 0, or 1 when it could not start. */
+static int worker_run(config *cfg, unsigned index, metrics_t *const *all_metrics, size_t n_workers)
 {
     uv_loop_t loop;
     gateway_t gw;
@@ -238,25 +235,24 @@ int gateway_run(config *cfg)
     uv_loop_init(&loop);
     gw.loop = &loop;
     gw.cfg = cfg;
+    gw.worker = index;
+    gw.n_workers = n_workers;
+    gw.all_metrics = all_metrics;
+    gw.metrics = all_metrics[index];
     logger_init(&gw.log, cfg->log_level);
     if (getrandom(&gw.rng, sizeof gw.rng, 0) != sizeof gw.rng || gw.rng == 0)
         gw.rng = uv_hrtime() | 1;
-    signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit(&gw);
     list_init(&gw.waiting_list);
     timers_init(&gw.timers, &loop);
     conn_log_init(&gw.conn_log, &gw.log);
     gw.started_ns = uv_hrtime();
     gw.config_loaded_at_ms = wall_clock_ms();
-    gw.metrics = metrics_new(largest_timeout_ms(cfg));
-    if (gw.metrics)
-        metrics_config_loaded(gw.metrics, (double)gw.config_loaded_at_ms / 1000);
+    metrics_config_loaded(gw.metrics, (double)gw.config_loaded_at_ms / 1000);
     gw.up = upstream_new(&loop);
     if (gw.up)
         upstream_set_event_handler(gw.up, on_upstream_event, &gw);
-    check_unsupported(&gw);
     reload_start(&gw.reload, &gw);
-    if (gw.up && gw.metrics)
+    if (gw.up)
         gw.gen = gen_new(cfg, NULL, gw.up, gw.metrics, &gw.log);
     int cfg_taken = gw.gen != NULL; /* else still ours to free */
     int ok = gw.gen && start_http(&gw) == 0;
@@ -268,9 +264,12 @@ int gateway_run(config *cfg)
     if (ok) {
         uv_signal_start(&gw.sigterm, on_signal, SIGTERM);
         uv_signal_start(&gw.sigint, on_signal, SIGINT);
-        log_started(&gw);
+        if (index == 0)
+            log_started(&gw);
     }
     if (!ok) { /* nothing in flight yet: close everything now */
+        if (n_workers > 1) /* the other workers must not serve on alone */
+            kill(getpid(), SIGTERM);
         stop(&gw);
         on_drained_check(&gw.drained);
     }
@@ -278,8 +277,94 @@ int gateway_run(config *cfg)
     if (uv_loop_close(&loop) != 0)
         log_msg(&gw.log, CONFIG_LOG_WARN, "the event loop did not close clean", NULL);
     conn_log_free(&gw.conn_log);
-    metrics_free(gw.metrics);
     if (!cfg_taken)
         config_free(cfg);
     return ok ? 0 : 1;
+}
+
+typedef struct worker_thread {
+    uv_thread_t thread;
+    config *cfg;
+    unsigned index;
+    metrics_t *const *all_metrics;
+    size_t n;
+    int result;
+} worker_thread_t;
+
+static void worker_main(void *arg)
+{
+    worker_thread_t *t = arg;
+    t->result = worker_run(t->cfg, t->index, t->all_metrics, t->n);
+}
+
+/* The number of workers: the config's, or one per CPU for "auto". */
+static size_t worker_count(const config *cfg)
+{
+    if (cfg->workers > 0)
+        return cfg->workers;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 0 ? (size_t)cpus : 1;
+}
+
+/* Each worker has its own copy of the config (a reload replaces it per
+ * worker), loaded the same way as the first. */
+static config *load_copy(const config *cfg, const logger_t *log)
+{
+    config *copy = NULL;
+    config_error error;
+    int rc = cfg->file ? config_load_file(cfg->file, NULL, &copy, &error) : config_load_default(&copy, &error);
+    if (rc != 0)
+        log_msg(log, CONFIG_LOG_ERROR, "cannot load the config for another worker", error.message);
+    return copy;
+}
+
+int gateway_run(config *cfg)
+{
+    logger_t log;
+    logger_init(&log, cfg->log_level);
+    signal(SIGPIPE, SIG_IGN);
+    const size_t total = worker_count(cfg);
+    size_t n = total;
+    raise_fd_limit(cfg, n, &log);
+    metrics_t **metrics = calloc(n, sizeof *metrics);
+    worker_thread_t *threads = calloc(n, sizeof *threads);
+    int ok = metrics && threads;
+    for (size_t i = 0; ok && i < n; i++) {
+        metrics[i] = metrics_new(largest_timeout_ms(cfg));
+        threads[i] = (worker_thread_t){ .cfg = i == 0 ? cfg : load_copy(cfg, &log), .index = (unsigned)i,
+                                        .all_metrics = metrics, .n = n };
+        ok = metrics[i] && threads[i].cfg;
+    }
+    int result = 1;
+    if (ok) {
+        size_t started = 1;
+        for (; started < n; started++)
+            if (uv_thread_create(&threads[started].thread, worker_main, &threads[started]) != 0)
+                break;
+        if (started < n) {
+            log_msg(&log, CONFIG_LOG_ERROR, "cannot start a worker thread", NULL);
+            for (size_t i = started; i < n; i++)
+                config_free(threads[i].cfg);
+            n = started;
+            kill(getpid(), SIGTERM); /* the started ones stop */
+        }
+        result = worker_run(cfg, 0, metrics, n);
+        for (size_t i = 1; i < n; i++) {
+            uv_thread_join(&threads[i].thread);
+            result |= threads[i].result;
+        }
+        if (started < total)
+            result = 1;
+    } else {
+        log_msg(&log, CONFIG_LOG_ERROR, "cannot start the workers", "out of memory");
+        for (size_t i = 0; threads && i < n; i++)
+            if (threads[i].cfg && threads[i].cfg != cfg)
+                config_free(threads[i].cfg);
+        config_free(cfg);
+    }
+    for (size_t i = 0; metrics && i < total; i++)
+        metrics_free(metrics[i]);
+    free(metrics);
+    free(threads);
+    return result;
 }

@@ -41,7 +41,10 @@ typedef struct gateway {
     config *cfg;              /* gen->cfg: the current config */
     logger_t log;
     conn_log_t conn_log;      /* upstream connection events */
-    metrics_t *metrics;
+    metrics_t *metrics;       /* all_metrics[worker] */
+    metrics_t *const *all_metrics; /* every worker's, for /metrics */
+    size_t n_workers;
+    unsigned worker;          /* this one's index; 0 serves admin_listen */
     generation_t *gen;        /* the current config and what was built
                                  from it; exchanges hold their own */
     reloader_t reload;
@@ -80,8 +83,11 @@ typedef struct access_entry {
 void gateway_access_log(gateway_t *gw, const access_entry_t *e);
 
 /*
- * Runs a gateway for `cfg` (ownership passes to it) on a new loop until
- * SIGTERM or SIGINT; returns the process exit code (0 after a signal, 1 when
+ * Runs a gateway for `cfg` (ownership passes to it): `workers` loops, each
+ * in its own thread (the first in the caller's) with its own HTTP daemon
+ * on `listen` (SO_REUSEPORT spreads the connections), upstream pools,
+ * config copy and reloader; worker 0 also serves admin_listen, and /metrics
+ * sums every worker's figures. Until SIGTERM or SIGINT; returns the process exit code (0 after a signal, 1 when
  * the listener cannot start). On the first signal new requests get 503
  * draining with Connection: close, requests in flight finish (up to
  * shutdown_grace_ms, then they get 503 draining too); a second signal ends

@@ -114,7 +114,8 @@ static void service_options(const config_service *s, up_service_opts_t *o, const
     }
 }
 
-static up_service_t *add_service(const config_service *s, upstream_t *up, const logger_t *log)
+static up_service_t *add_service(const config_service *s, upstream_t *up, up_service_stats_t *stats,
+                                 const logger_t *log)
 {
     char (*texts)[HOSTPORT_TEXT_SIZE] = calloc(s->endpoint_count, sizeof *texts);
     const char **endpoints = calloc(s->endpoint_count, sizeof *endpoints);
@@ -131,6 +132,7 @@ static up_service_t *add_service(const config_service *s, upstream_t *up, const 
     up_service_opts_t o;
     tls_client_opts_t tls;
     service_options(s, &o, endpoints, &tls);
+    o.stats = stats;
     if (s->tls && !s->tls->verify) {
         char field[160];
         snprintf(field, sizeof field, "services.%s.tls.verify", s->name);
@@ -199,7 +201,8 @@ static int build(generation_t *g, generation_t *prev, upstream_t *up, metrics_t 
             g->kept++;
         } else {
             gs = calloc(1, sizeof *gs);
-            up_service_t *svc = gs ? add_service(s, up, log) : NULL;
+            up_service_t *svc = gs ? add_service(s, up, metrics_service_counters(metrics, g->service_metric[i]), log)
+                                   : NULL;
             if (!svc) {
                 free(gs);
                 free(fp);

@@ -27,6 +27,7 @@ struct httpd {
     MHD_RequestCompletedCallback on_completed;
     void *handler_ctx;
     list_node_t conns;    /* httpd_conn_t, for the deadline sweep */
+    _Atomic uint64_t *connections;
     uv_timer_t sweep;     /* runs while there are connections */
     uint64_t timed_out;   /* connections closed by a deadline */
 };
@@ -178,6 +179,9 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         if (hc) { /* MHD has not closed the socket yet: stop watching it first */
             list_remove(&hc->link);
+            if (h->connections)
+                atomic_store_explicit(h->connections, atomic_load_explicit(h->connections, memory_order_relaxed) - 1,
+                                      memory_order_relaxed);
             uv_close((uv_handle_t *)&hc->watch, free_conn);
         }
         *socket_context = NULL;
@@ -201,6 +205,9 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
     hc->deadline = uv_now(h->loop) + HTTPD_HEADERS_TIMEOUT_MS;
     hc->watch.data = hc;
     list_push_back(&h->conns, &hc->link);
+    if (h->connections)
+        atomic_store_explicit(h->connections, atomic_load_explicit(h->connections, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
     uv_poll_start(&hc->watch, UV_DISCONNECT, on_client_gone);
     *socket_context = hc;
     if (!uv_is_active((uv_handle_t *)&h->sweep))
@@ -255,10 +262,13 @@ static int listen_address(const hostport *hp, struct sockaddr_storage *ss, char 
 }
 
 /* Whether the port can be bound, for a precise error: MHD only says it failed. */
-static int check_bindable(const struct sockaddr_storage *ss, char *err, size_t errlen, const hostport *hp)
+static int check_bindable(const struct sockaddr_storage *ss, char *err, size_t errlen, const hostport *hp,
+                          int reuse_port)
 {
     int fd = socket(ss->ss_family, SOCK_STREAM, 0), rc = 0, one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuse_port) /* other workers may be bound already */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (fd < 0 || bind(fd, (const struct sockaddr *)ss, len) != 0) {
         snprintf(err, errlen, "%s:%u: %s", hp->host, (unsigned)hp->port, strerror(errno));
@@ -283,7 +293,7 @@ static void init_handles(httpd_t *h, int epoll_fd)
 httpd_t *httpd_start(uv_loop_t *loop, const httpd_options_t *o, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    if (listen_address(o->listen, &ss, err, errlen) || check_bindable(&ss, err, errlen, o->listen))
+    if (listen_address(o->listen, &ss, err, errlen) || check_bindable(&ss, err, errlen, o->listen, o->reuse_port))
         return NULL;
     httpd_t *h = calloc(1, sizeof *h);
     if (!h) {
@@ -296,13 +306,21 @@ httpd_t *httpd_start(uv_loop_t *loop, const httpd_options_t *o, char *err, size_
     h->handler_ctx = o->handler_ctx;
     h->on_request = o->on_request;
     h->on_completed = o->on_completed;
+    h->connections = o->connections;
     list_init(&h->conns);
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* SO_REUSEPORT only when asked: MHD's option set to 0 would also drop
+     * its default SO_REUSEADDR */
+    struct MHD_OptionItem reuse[] = { { MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL },
+                                      { MHD_OPTION_END, 0, NULL } };
+    if (!o->reuse_port)
+        reuse[0] = reuse[1];
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->mhd = MHD_start_daemon(flags, o->listen->port, NULL, NULL, on_access, h,
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h, /* must come first */
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                              MHD_OPTION_ARRAY, reuse,
                               MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
                               MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTPD_MEMORY_PER_CONNECTION,

@@ -30,6 +30,7 @@
 #define PG_GATEWAY_HTTPD_H
 
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -61,6 +62,10 @@ typedef struct httpd_options {
     void (*on_mhd_error)(void *ctx, const char *text); /* MHD's own messages */
     /* The client of a connection with a waiter hung up (see above). */
     void (*on_hangup)(void *ctx, void *waiter);
+    /* Open connections are counted here too (NULL: not), for /metrics. */
+    _Atomic uint64_t *connections;
+    /* Bind with SO_REUSEPORT, so that several workers share the address. */
+    int reuse_port;
 } httpd_options_t;
 
 /*

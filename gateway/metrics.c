@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/gateway.h"
 #include "gateway/procstat.h"
 
 /* ---- storage ---------------------------------------------------------- */
@@ -27,6 +26,15 @@ typedef struct histogram {
 static const char *const method_names[] = { "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "other" };
 #define METHODS (sizeof method_names / sizeof method_names[0])
 
+/* Storage that a scrape on another worker's thread may read while the owner
+ * counts: arrays never move (fixed capacities, entries allocated once and
+ * kept until metrics_free), an entry is filled before the count that
+ * publishes it is stored (release; readers load it with acquire), and every
+ * figure is a relaxed atomic. */
+#define ROUTES_MAX 4096   /* route labels, across reloads */
+#define SERVICES_MAX 1024 /* service names, across reloads */
+#define SERIES_MAX 64     /* method+status pairs per route; more go to code "other" */
+
 typedef struct http_series {
     unsigned method;
     unsigned status;
@@ -35,27 +43,32 @@ typedef struct http_series {
 
 typedef struct route_stats {
     char *label;
-    http_series_t *series;
-    size_t n, cap;
+    http_series_t series[SERIES_MAX];
+    _Atomic size_t n;
+    metric_u64 overflow[METHODS]; /* pairs beyond SERIES_MAX, by method */
     histogram_t duration;
 } route_stats_t;
 
 typedef struct service_stats {
     char *name;
     histogram_t duration;
+    up_service_stats_t upstream; /* counted by the upstream client itself */
 } service_stats_t;
 
 struct metrics {
     size_t n_bounds;
     uint64_t bound_ns[LADDER_MAX];
-    route_stats_t *routes;
-    size_t n_routes;
-    service_stats_t *services;
-    size_t n_services;
+    route_stats_t *routes[ROUTES_MAX];
+    _Atomic size_t n_routes;
+    service_stats_t *services[SERVICES_MAX];
+    _Atomic size_t n_services;
     metric_u64 reloads_ok, reloads_failed;
-    int last_reload_ok;
-    double last_reload_success_s;
+    _Atomic int last_reload_ok;
+    _Atomic double last_reload_success_s;
+    metric_u64 http_connections;
 };
+
+static size_t published(_Atomic size_t *n) { return atomic_load_explicit(n, memory_order_acquire); }
 
 metrics_t *metrics_new(uint64_t largest_timeout_ms)
 {
@@ -68,7 +81,7 @@ metrics_t *metrics_new(uint64_t largest_timeout_ms)
         if (b * 1000 >= (double)largest_timeout_ms)
             break;
     }
-    m->last_reload_ok = 1;
+    atomic_init(&m->last_reload_ok, 1);
     if (metrics_route_index(m, "generic") != METRICS_ROUTE_GENERIC ||
         metrics_route_index(m, "admin") != METRICS_ROUTE_ADMIN ||
         metrics_route_index(m, "unmatched") != METRICS_ROUTE_UNMATCHED) {
@@ -82,48 +95,59 @@ void metrics_free(metrics_t *m)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->n_routes; i++) {
-        free(m->routes[i].label);
-        free(m->routes[i].series);
+    for (size_t i = 0; i < published(&m->n_routes); i++) {
+        free(m->routes[i]->label);
+        free(m->routes[i]);
     }
-    for (size_t i = 0; i < m->n_services; i++)
-        free(m->services[i].name);
-    free(m->routes);
-    free(m->services);
+    for (size_t i = 0; i < published(&m->n_services); i++) {
+        free(m->services[i]->name);
+        free(m->services[i]);
+    }
     free(m);
 }
 
 int metrics_route_index(metrics_t *m, const char *label)
 {
-    for (size_t i = 0; i < m->n_routes; i++)
-        if (strcmp(m->routes[i].label, label) == 0)
+    size_t n = published(&m->n_routes);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m->routes[i]->label, label) == 0)
             return (int)i;
-    route_stats_t *grown = realloc(m->routes, (m->n_routes + 1) * sizeof *grown);
-    if (!grown)
+    if (n == ROUTES_MAX)
+        return METRICS_ROUTE_UNMATCHED; /* absurdly many labels: counted as unmatched */
+    route_stats_t *r = calloc(1, sizeof *r);
+    if (!r || !(r->label = strdup(label))) {
+        free(r);
         return -1;
-    m->routes = grown;
-    route_stats_t *r = &grown[m->n_routes];
-    memset(r, 0, sizeof *r);
-    if (!(r->label = strdup(label)))
-        return -1;
-    return (int)m->n_routes++;
+    }
+    m->routes[n] = r;
+    atomic_store_explicit(&m->n_routes, n + 1, memory_order_release);
+    return (int)n;
 }
 
 int metrics_service_index(metrics_t *m, const char *name)
 {
-    for (size_t i = 0; i < m->n_services; i++)
-        if (strcmp(m->services[i].name, name) == 0)
+    size_t n = published(&m->n_services);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m->services[i]->name, name) == 0)
             return (int)i;
-    service_stats_t *grown = realloc(m->services, (m->n_services + 1) * sizeof *grown);
-    if (!grown)
+    if (n == SERVICES_MAX)
         return -1;
-    m->services = grown;
-    service_stats_t *s = &grown[m->n_services];
-    memset(s, 0, sizeof *s);
-    if (!(s->name = strdup(name)))
+    service_stats_t *sv = calloc(1, sizeof *sv);
+    if (!sv || !(sv->name = strdup(name))) {
+        free(sv);
         return -1;
-    return (int)m->n_services++;
+    }
+    m->services[n] = sv;
+    atomic_store_explicit(&m->n_services, n + 1, memory_order_release);
+    return (int)n;
 }
+
+up_service_stats_t *metrics_service_counters(metrics_t *m, int service)
+{
+    return service >= 0 && (size_t)service < published(&m->n_services) ? &m->services[service]->upstream : NULL;
+}
+
+metric_u64 *metrics_http_connections(metrics_t *m) { return &m->http_connections; }
 
 static void observe(const metrics_t *m, histogram_t *h, uint64_t ns)
 {
@@ -145,58 +169,59 @@ static unsigned method_index(const char *method)
 
 void metrics_http(metrics_t *m, int route, const char *method, unsigned status, uint64_t duration_ns)
 {
-    if (route < 0 || (size_t)route >= m->n_routes)
+    if (route < 0 || (size_t)route >= published(&m->n_routes))
         route = METRICS_ROUTE_UNMATCHED;
-    route_stats_t *r = &m->routes[route];
+    route_stats_t *r = m->routes[route];
     unsigned mi = method_index(method);
     observe(m, &r->duration, duration_ns);
-    for (size_t i = 0; i < r->n; i++) {
+    size_t n = published(&r->n);
+    for (size_t i = 0; i < n; i++) {
         if (r->series[i].method == mi && r->series[i].status == status) {
             metric_add(&r->series[i].count, 1);
             return;
         }
     }
-    if (r->n == r->cap) { /* a new method+status pair: rare */
-        size_t cap = r->cap ? r->cap * 2 : 4;
-        http_series_t *grown = realloc(r->series, cap * sizeof *grown);
-        if (!grown)
-            return;
-        r->series = grown;
-        r->cap = cap;
+    if (n == SERIES_MAX) {
+        metric_add(&r->overflow[mi], 1);
+        return;
     }
-    http_series_t *s = &r->series[r->n++];
+    http_series_t *s = &r->series[n]; /* a new method+status pair: rare */
     s->method = mi;
     s->status = status;
-    atomic_init(&s->count, 1);
+    atomic_store_explicit(&s->count, 1, memory_order_relaxed);
+    atomic_store_explicit(&r->n, n + 1, memory_order_release);
 }
 
 void metrics_upstream_duration(metrics_t *m, int service, uint64_t duration_ns)
 {
-    if (service >= 0 && (size_t)service < m->n_services)
-        observe(m, &m->services[service].duration, duration_ns);
+    if (service >= 0 && (size_t)service < published(&m->n_services))
+        observe(m, &m->services[service]->duration, duration_ns);
 }
 
 void metrics_config_loaded(metrics_t *m, double now_s)
 {
-    m->last_reload_success_s = now_s;
+    atomic_store_explicit(&m->last_reload_success_s, now_s, memory_order_relaxed);
 }
 
 void metrics_reload(metrics_t *m, int ok, double now_s)
 {
     metric_add(ok ? &m->reloads_ok : &m->reloads_failed, 1);
-    m->last_reload_ok = ok;
+    atomic_store_explicit(&m->last_reload_ok, ok, memory_order_relaxed);
     if (ok)
-        m->last_reload_success_s = now_s;
+        atomic_store_explicit(&m->last_reload_success_s, now_s, memory_order_relaxed);
 }
 
 /* ---- rendering --------------------------------------------------------- */
 
+#define MAX_WORKERS 256
+
 typedef struct render {
     buf_t *out;
-    gateway_t *const *workers;
+    metrics_t *const *ms;   /* every worker's */
     size_t n;
+    const config *cfg;      /* the scraping worker's: service names, endpoints */
     int failed;
-    procstat_t proc;    /* read once per scrape */
+    procstat_t proc;        /* read once per scrape */
 } render_t;
 
 typedef struct metric_def {
@@ -256,18 +281,16 @@ static void sample(render_t *r, const char *name, const char *suffix, double val
     put(r, num);
 }
 
-static gateway_t *first(render_t *r) { return r->workers[0]; }
-
-/* Sums one histogram over the workers and writes _bucket, _sum, _count
- * with one label. */
+/* Sums one histogram over the workers (hs[w] NULL: none there) and writes
+ * _bucket, _sum, _count with one label. */
 static void histogram_samples(render_t *r, const char *name, const char *label, const char *value,
-                              const histogram_t *const *hs, size_t n)
+                              const histogram_t *const *hs)
 {
-    const metrics_t *m = first(r)->metrics;
+    const metrics_t *m = r->ms[0];
     uint64_t cumulative = 0, count = 0, sum_ns = 0;
     char le[32];
     for (size_t b = 0; b <= m->n_bounds; b++) {
-        for (size_t w = 0; w < n; w++)
+        for (size_t w = 0; w < r->n; w++)
             cumulative += hs[w] ? metric_get(&hs[w]->buckets[b]) : 0;
         if (b < m->n_bounds)
             snprintf(le, sizeof le, "%g", (double)m->bound_ns[b] / 1e9);
@@ -275,7 +298,7 @@ static void histogram_samples(render_t *r, const char *name, const char *label, 
             snprintf(le, sizeof le, "+Inf");
         sample(r, name, "_bucket", (double)cumulative, label, value, "le", le, NULL);
     }
-    for (size_t w = 0; w < n; w++) {
+    for (size_t w = 0; w < r->n; w++) {
         count += hs[w] ? metric_get(&hs[w]->count) : 0;
         sum_ns += hs[w] ? metric_get(&hs[w]->sum_ns) : 0;
     }
@@ -283,203 +306,238 @@ static void histogram_samples(render_t *r, const char *name, const char *label, 
     sample(r, name, "_count", (double)count, label, value, NULL);
 }
 
-#define MAX_WORKERS 64
-
-static const route_stats_t *route_of(gateway_t *gw, const char *label)
+/* The route of a worker with this label, or NULL. */
+static const route_stats_t *route_named(metrics_t *m, const char *label)
 {
-    int i = -1;
-    for (size_t k = 0; k < gw->metrics->n_routes; k++)
-        if (strcmp(gw->metrics->routes[k].label, label) == 0)
-            i = (int)k;
-    return i < 0 ? NULL : &gw->metrics->routes[i];
+    size_t n = published(&m->n_routes);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m->routes[i]->label, label) == 0)
+            return m->routes[i];
+    return NULL;
+}
+
+static const service_stats_t *service_named(metrics_t *m, const char *name)
+{
+    size_t n = published(&m->n_services);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m->services[i]->name, name) == 0)
+            return m->services[i];
+    return NULL;
+}
+
+/* Calls fn for each route label once, in the order workers first met them
+ * (labels differ between workers only briefly, around a reload). */
+static void each_label(render_t *r, const metric_def_t *def,
+                       void (*fn)(render_t *r, const metric_def_t *def, const char *label))
+{
+    for (size_t w = 0; w < r->n; w++) {
+        metrics_t *m = r->ms[w];
+        size_t n = published(&m->n_routes);
+        for (size_t i = 0; i < n; i++) {
+            const char *label = m->routes[i]->label;
+            int seen = 0;
+            for (size_t v = 0; v < w && !seen; v++)
+                seen = route_named(r->ms[v], label) != NULL;
+            if (!seen)
+                fn(r, def, label);
+        }
+    }
+}
+
+static uint64_t series_total(render_t *r, const char *label, unsigned method, unsigned status)
+{
+    uint64_t total = 0;
+    for (size_t w = 0; w < r->n; w++) {
+        const route_stats_t *rs = route_named(r->ms[w], label);
+        size_t n = rs ? published((_Atomic size_t *)&rs->n) : 0;
+        for (size_t k = 0; k < n; k++)
+            if (rs->series[k].method == method && rs->series[k].status == status)
+                total += metric_get(&rs->series[k].count);
+    }
+    return total;
+}
+
+static void http_requests_of(render_t *r, const metric_def_t *def, const char *label)
+{
+    char code[16];
+    for (size_t w = 0; w < r->n; w++) { /* every method+status pair once */
+        const route_stats_t *rs = route_named(r->ms[w], label);
+        size_t n = rs ? published((_Atomic size_t *)&rs->n) : 0;
+        for (size_t k = 0; k < n; k++) {
+            unsigned method = rs->series[k].method, status = rs->series[k].status;
+            int seen = 0;
+            for (size_t v = 0; v <= w && !seen; v++) {
+                const route_stats_t *prev = route_named(r->ms[v], label);
+                size_t pn = v == w ? k : (prev ? published((_Atomic size_t *)&prev->n) : 0);
+                for (size_t j = 0; j < pn && !seen; j++)
+                    seen = prev->series[j].method == method && prev->series[j].status == status;
+            }
+            if (seen)
+                continue;
+            snprintf(code, sizeof code, "%u", status);
+            sample(r, def->name, "", (double)series_total(r, label, method, status), "route", label, "method",
+                   method_names[method], "code", code, NULL);
+        }
+    }
+    for (unsigned mi = 0; mi < METHODS; mi++) {
+        uint64_t over = 0;
+        for (size_t w = 0; w < r->n; w++) {
+            const route_stats_t *rs = route_named(r->ms[w], label);
+            over += rs ? metric_get(&rs->overflow[mi]) : 0;
+        }
+        if (over)
+            sample(r, def->name, "", (double)over, "route", label, "method", method_names[mi], "code", "other",
+                   NULL);
+    }
 }
 
 static void http_requests(render_t *r, const metric_def_t *def)
 {
-    const metrics_t *m0 = first(r)->metrics;
-    for (size_t ri = 0; ri < m0->n_routes; ri++) {
-        const route_stats_t *r0 = &m0->routes[ri];
-        for (size_t s = 0; s < r0->n; s++) {
-            uint64_t total = 0;
-            for (size_t w = 0; w < r->n; w++) {
-                const route_stats_t *rw = route_of(r->workers[w], r0->label);
-                for (size_t k = 0; rw && k < rw->n; k++)
-                    if (rw->series[k].method == r0->series[s].method && rw->series[k].status == r0->series[s].status)
-                        total += metric_get(&rw->series[k].count);
-            }
-            char code[8];
-            snprintf(code, sizeof code, "%u", r0->series[s].status);
-            sample(r, def->name, "", (double)total, "route", r0->label, "method",
-                   method_names[r0->series[s].method], "code", code, NULL);
-        }
+    each_label(r, def, http_requests_of);
+}
+
+static void http_duration_of(render_t *r, const metric_def_t *def, const char *label)
+{
+    const histogram_t *hs[MAX_WORKERS];
+    uint64_t any = 0;
+    for (size_t w = 0; w < r->n; w++) {
+        const route_stats_t *rs = route_named(r->ms[w], label);
+        hs[w] = rs ? &rs->duration : NULL;
+        any += hs[w] ? metric_get(&hs[w]->count) : 0;
     }
+    if (any)
+        histogram_samples(r, def->name, "route", label, hs);
 }
 
 static void http_duration(render_t *r, const metric_def_t *def)
 {
-    const metrics_t *m0 = first(r)->metrics;
-    for (size_t ri = 0; ri < m0->n_routes; ri++) {
-        const histogram_t *hs[MAX_WORKERS];
-        size_t n = r->n < MAX_WORKERS ? r->n : MAX_WORKERS;
-        uint64_t any = 0;
-        for (size_t w = 0; w < n; w++) {
-            const route_stats_t *rw = route_of(r->workers[w], m0->routes[ri].label);
-            hs[w] = rw ? &rw->duration : NULL;
-            any += hs[w] ? metric_get(&hs[w]->count) : 0;
-        }
-        if (any)
-            histogram_samples(r, def->name, "route", m0->routes[ri].label, hs, n);
-    }
+    each_label(r, def, http_duration_of);
 }
 
 static void http_connections(render_t *r, const metric_def_t *def)
 {
     uint64_t n = 0;
     for (size_t w = 0; w < r->n; w++)
-        n += httpd_connection_count(r->workers[w]->httpd);
+        n += metric_get(&r->ms[w]->http_connections);
     sample(r, def->name, "", (double)n, NULL);
 }
 
-/* Sums a per-service figure over the workers. */
-typedef uint64_t (*service_figure_fn)(const up_service_t *svc, const void *arg);
+/* A per-service upstream counter summed over the workers. */
+typedef const up_counter_t *(*counter_fn)(const up_service_stats_t *st, const void *arg);
 
-static uint64_t sum_service(render_t *r, size_t si, service_figure_fn fn, const void *arg)
+static uint64_t sum_counter(render_t *r, const char *service, counter_fn fn, const void *arg)
 {
     uint64_t total = 0;
-    for (size_t w = 0; w < r->n; w++)
-        if (r->workers[w]->gen && r->workers[w]->gen->services[si])
-            total += fn(r->workers[w]->gen->services[si], arg);
+    for (size_t w = 0; w < r->n; w++) {
+        const service_stats_t *sv = service_named(r->ms[w], service);
+        if (sv)
+            total += up_read(fn(&sv->upstream, arg));
+    }
     return total;
 }
 
-typedef struct outcome_arg {
-    int kind;
-    up_outcome_t outcome;
-} outcome_arg_t;
-
-static uint64_t fig_outcome(const up_service_t *svc, const void *arg)
+static const up_counter_t *c_outcome(const up_service_stats_t *st, const void *arg)
 {
-    const outcome_arg_t *a = arg;
-    return up_service_stats(svc)->outcomes[a->kind][a->outcome];
+    const int *ko = arg; /* kind, outcome */
+    return &st->outcomes[ko[0]][ko[1]];
 }
+static const up_counter_t *c_inflight(const up_service_stats_t *st, const void *arg) { (void)arg; return &st->inflight; }
+static const up_counter_t *c_conns(const up_service_stats_t *st, const void *arg) { return &st->conns[*(const int *)arg]; }
+static const up_counter_t *c_connects(const up_service_stats_t *st, const void *arg)
+{
+    return *(const int *)arg ? &st->connects_ok : &st->connects_failed;
+}
+static const up_counter_t *c_bytes(const up_service_stats_t *st, const void *arg)
+{
+    return *(const int *)arg ? &st->bytes_out : &st->bytes_in;
+}
+static const up_counter_t *c_late(const up_service_stats_t *st, const void *arg) { (void)arg; return &st->late_replies; }
 
 static void upstream_requests(render_t *r, const metric_def_t *def)
 {
-    const config *cfg = first(r)->cfg;
     static const char *const kinds[] = { "send", "emit" };
-    for (size_t si = 0; si < cfg->service_count; si++)
+    for (size_t si = 0; si < r->cfg->service_count; si++)
         for (int kind = 0; kind < 2; kind++)
             for (int o = 0; o < UP_OUTCOME_COUNT; o++) {
-                outcome_arg_t a = { kind, (up_outcome_t)o };
-                sample(r, def->name, "", (double)sum_service(r, si, fig_outcome, &a), "service",
-                       cfg->services[si].name, "kind", kinds[kind], "outcome", up_outcome_name((up_outcome_t)o),
-                       NULL);
+                const char *name = r->cfg->services[si].name;
+                int ko[2] = { kind, o };
+                sample(r, def->name, "", (double)sum_counter(r, name, c_outcome, ko), "service", name, "kind",
+                       kinds[kind], "outcome", up_outcome_name((up_outcome_t)o), NULL);
             }
 }
 
 static void upstream_duration(render_t *r, const metric_def_t *def)
 {
-    const config *cfg = first(r)->cfg;
-    for (size_t si = 0; si < cfg->service_count; si++) {
+    for (size_t si = 0; si < r->cfg->service_count; si++) {
+        const char *name = r->cfg->services[si].name;
         const histogram_t *hs[MAX_WORKERS];
-        size_t n = r->n < MAX_WORKERS ? r->n : MAX_WORKERS;
-        for (size_t w = 0; w < n; w++) {
-            metrics_t *m = r->workers[w]->metrics;
-            int idx = -1;
-            for (size_t k = 0; k < m->n_services; k++)
-                if (strcmp(m->services[k].name, cfg->services[si].name) == 0)
-                    idx = (int)k;
-            hs[w] = idx < 0 ? NULL : &m->services[idx].duration;
+        for (size_t w = 0; w < r->n; w++) {
+            const service_stats_t *sv = service_named(r->ms[w], name);
+            hs[w] = sv ? &sv->duration : NULL;
         }
-        histogram_samples(r, def->name, "service", cfg->services[si].name, hs, n);
+        histogram_samples(r, def->name, "service", name, hs);
     }
-}
-
-static uint64_t fig_inflight(const up_service_t *svc, const void *arg)
-{
-    (void)arg;
-    return up_service_stats(svc)->inflight;
 }
 
 static void upstream_inflight_samples(render_t *r, const metric_def_t *def)
 {
-    const config *cfg = first(r)->cfg;
-    for (size_t si = 0; si < cfg->service_count; si++)
-        sample(r, def->name, "", (double)sum_service(r, si, fig_inflight, NULL), "service", cfg->services[si].name,
-               NULL);
-}
-
-static uint64_t fig_conns(const up_service_t *svc, const void *arg)
-{
-    return up_service_conns_in_state(svc, *(const up_conn_state_t *)arg);
+    for (size_t si = 0; si < r->cfg->service_count; si++) {
+        const char *name = r->cfg->services[si].name;
+        sample(r, def->name, "", (double)sum_counter(r, name, c_inflight, NULL), "service", name, NULL);
+    }
 }
 
 static void upstream_connections(render_t *r, const metric_def_t *def)
 {
-    const config *cfg = first(r)->cfg;
-    for (size_t si = 0; si < cfg->service_count; si++)
+    for (size_t si = 0; si < r->cfg->service_count; si++)
         for (int st = 0; st < UP_CONN_STATE_COUNT; st++) {
-            up_conn_state_t state = (up_conn_state_t)st;
-            sample(r, def->name, "", (double)sum_service(r, si, fig_conns, &state), "service",
-                   cfg->services[si].name, "state", up_conn_state_name(state), NULL);
+            const char *name = r->cfg->services[si].name;
+            sample(r, def->name, "", (double)sum_counter(r, name, c_conns, &st), "service", name, "state",
+                   up_conn_state_name((up_conn_state_t)st), NULL);
         }
-}
-
-static uint64_t fig_connects(const up_service_t *svc, const void *arg)
-{
-    const up_service_stats_t *st = up_service_stats(svc);
-    return *(const int *)arg ? st->connects_ok : st->connects_failed;
 }
 
 static void upstream_connects(render_t *r, const metric_def_t *def)
 {
-    const config *cfg = first(r)->cfg;
-    for (size_t si = 0; si < cfg->service_count; si++)
-        for (int ok = 1; ok >= 0; ok--)
-            sample(r, def->name, "", (double)sum_service(r, si, fig_connects, &ok), "service",
-                   cfg->services[si].name, "result", ok ? "ok" : "failed", NULL);
-}
-
-static uint64_t fig_bytes(const up_service_t *svc, const void *arg)
-{
-    const up_service_stats_t *st = up_service_stats(svc);
-    return *(const int *)arg ? st->bytes_out : st->bytes_in;
+    for (size_t si = 0; si < r->cfg->service_count; si++)
+        for (int ok = 1; ok >= 0; ok--) {
+            const char *name = r->cfg->services[si].name;
+            sample(r, def->name, "", (double)sum_counter(r, name, c_connects, &ok), "service", name, "result",
+                   ok ? "ok" : "failed", NULL);
+        }
 }
 
 static void upstream_bytes(render_t *r, const metric_def_t *def)
 {
-    const config *cfg = first(r)->cfg;
-    for (size_t si = 0; si < cfg->service_count; si++)
-        for (int sent = 1; sent >= 0; sent--)
-            sample(r, def->name, "", (double)sum_service(r, si, fig_bytes, &sent), "service",
-                   cfg->services[si].name, "direction", sent ? "sent" : "received", NULL);
-}
-
-static uint64_t fig_late(const up_service_t *svc, const void *arg)
-{
-    (void)arg;
-    return up_service_stats(svc)->late_replies;
+    for (size_t si = 0; si < r->cfg->service_count; si++)
+        for (int sent = 1; sent >= 0; sent--) {
+            const char *name = r->cfg->services[si].name;
+            sample(r, def->name, "", (double)sum_counter(r, name, c_bytes, &sent), "service", name, "direction",
+                   sent ? "sent" : "received", NULL);
+        }
 }
 
 static void upstream_late(render_t *r, const metric_def_t *def)
 {
-    const config *cfg = first(r)->cfg;
-    for (size_t si = 0; si < cfg->service_count; si++)
-        sample(r, def->name, "", (double)sum_service(r, si, fig_late, NULL), "service", cfg->services[si].name,
-               NULL);
+    for (size_t si = 0; si < r->cfg->service_count; si++) {
+        const char *name = r->cfg->services[si].name;
+        sample(r, def->name, "", (double)sum_counter(r, name, c_late, NULL), "service", name, NULL);
+    }
 }
 
 static void endpoint_ejected(render_t *r, const metric_def_t *def)
 {
-    const config *cfg = first(r)->cfg;
-    for (size_t si = 0; si < cfg->service_count; si++) {
-        const up_service_t *svc0 = first(r)->gen->services[si];
-        for (size_t e = 0; e < up_service_endpoint_count(svc0); e++) {
-            int ejected = 0; /* in any worker */
-            for (size_t w = 0; w < r->n; w++)
-                ejected |= up_service_endpoint_ejected_until(r->workers[w]->gen->services[si], e) != 0;
-            sample(r, def->name, "", ejected, "service", cfg->services[si].name, "endpoint",
-                   up_service_endpoint_address(svc0, e), NULL);
+    for (size_t si = 0; si < r->cfg->service_count; si++) {
+        const config_service *cs = &r->cfg->services[si];
+        uint64_t mask = 0; /* ejected in any worker */
+        for (size_t w = 0; w < r->n; w++) {
+            const service_stats_t *sv = service_named(r->ms[w], cs->name);
+            mask |= sv ? up_read(&sv->upstream.ejected) : 0;
+        }
+        for (size_t e = 0; e < cs->endpoint_count; e++) {
+            char address[HOSTPORT_TEXT_SIZE];
+            hostport_format(&cs->endpoints[e], address, sizeof address);
+            sample(r, def->name, "", e < 64 && (mask >> e & 1), "service", cs->name, "endpoint", address, NULL);
         }
     }
 }
@@ -491,19 +549,31 @@ static void build_info(render_t *r, const metric_def_t *def)
 
 static void reload_ok(render_t *r, const metric_def_t *def)
 {
-    sample(r, def->name, "", first(r)->metrics->last_reload_ok, NULL);
+    int ok = 1; /* 0 when any worker's last reload failed */
+    for (size_t w = 0; w < r->n; w++)
+        ok &= atomic_load_explicit(&r->ms[w]->last_reload_ok, memory_order_relaxed);
+    sample(r, def->name, "", ok, NULL);
 }
 
 static void reload_time(render_t *r, const metric_def_t *def)
 {
-    sample(r, def->name, "", first(r)->metrics->last_reload_success_s, NULL);
+    double t = 0; /* the latest */
+    for (size_t w = 0; w < r->n; w++) {
+        double v = atomic_load_explicit(&r->ms[w]->last_reload_success_s, memory_order_relaxed);
+        t = v > t ? v : t;
+    }
+    sample(r, def->name, "", t, NULL);
 }
 
 static void reloads(render_t *r, const metric_def_t *def)
 {
-    const metrics_t *m = first(r)->metrics;
-    sample(r, def->name, "", (double)metric_get(&m->reloads_ok), "result", "ok", NULL);
-    sample(r, def->name, "", (double)metric_get(&m->reloads_failed), "result", "failed", NULL);
+    uint64_t ok = 0, bad = 0;
+    for (size_t w = 0; w < r->n; w++) {
+        ok += metric_get(&r->ms[w]->reloads_ok);
+        bad += metric_get(&r->ms[w]->reloads_failed);
+    }
+    sample(r, def->name, "", (double)ok, "result", "ok", NULL);
+    sample(r, def->name, "", (double)bad, "result", "failed", NULL);
 }
 
 #define PROC_SAMPLE(fn, field)                                                                                 \
@@ -554,9 +624,11 @@ static const metric_def_t families[] = {
     { "process_start_time_seconds", "gauge", "When the process started, seconds since the epoch.", proc_start },
 };
 
-int metrics_render(buf_t *out, gateway_t *const *workers, size_t n_workers)
+int metrics_render(buf_t *out, metrics_t *const *workers, size_t n_workers, const config *cfg)
 {
-    render_t r = { .out = out, .workers = workers, .n = n_workers };
+    if (n_workers > MAX_WORKERS)
+        n_workers = MAX_WORKERS;
+    render_t r = { .out = out, .ms = workers, .n = n_workers, .cfg = cfg };
     procstat_read(&r.proc);
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
         const metric_def_t *def = &families[i];

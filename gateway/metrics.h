@@ -14,10 +14,11 @@
  * grows (route templates, plus "generic", "admin", "unmatched"), so a
  * reload keeps the counters of the routes it keeps; services likewise.
  *
- * Threads: a metrics_t belongs to one worker's loop thread. Counters are
- * written with relaxed atomic stores by that thread only and read with
- * relaxed loads, so a scrape from another worker's thread reads whole
- * values without a lock; figures of several workers are summed at scrape.
+ * Threads: a metrics_t belongs to one worker's loop thread, which alone
+ * writes it; a scrape on any worker's thread reads all of them at once and
+ * sums their figures. No locks: every figure is a relaxed atomic, arrays
+ * never move (fixed capacities), and new entries are published with
+ * release stores after they are filled.
  */
 #ifndef PG_GATEWAY_METRICS_H
 #define PG_GATEWAY_METRICS_H
@@ -26,7 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/config.h"
 #include "core/buf.h"
+#include "core/upstream.h"
 
 typedef _Atomic uint64_t metric_u64;
 
@@ -56,6 +59,13 @@ void metrics_free(metrics_t *m);
 int metrics_route_index(metrics_t *m, const char *label);
 int metrics_service_index(metrics_t *m, const char *name);
 
+/* Where the upstream client counts for a service (up_service_opts.stats):
+ * kept across reloads, readable by any worker's scrape. NULL for a bad
+ * index. */
+up_service_stats_t *metrics_service_counters(metrics_t *m, int service);
+/* The gauge of open client connections, counted by the HTTP server. */
+metric_u64 *metrics_http_connections(metrics_t *m);
+
 /* One HTTP request answered. */
 void metrics_http(metrics_t *m, int route, const char *method, unsigned status, uint64_t duration_ns);
 /* One upstream request completed (any outcome but cancelled). */
@@ -66,9 +76,9 @@ void metrics_upstream_duration(metrics_t *m, int service, uint64_t duration_ns);
 void metrics_config_loaded(metrics_t *m, double now_s);
 void metrics_reload(metrics_t *m, int ok, double now_s);
 
-struct gateway;
-
-/* Appends the whole /metrics text for the given workers. 0 or -ENOMEM. */
-int metrics_render(buf_t *out, struct gateway *const *workers, size_t n_workers);
+/* Appends the whole /metrics text, summing the given workers' figures (any
+ * thread may call it while they run); `cfg` (the caller's current config)
+ * names the services and endpoints. 0 or -ENOMEM. */
+int metrics_render(buf_t *out, metrics_t *const *workers, size_t n_workers, const config *cfg);
 
 #endif

@@ -1753,6 +1753,65 @@ static void reload_broken_file_keeps_config(void **state)
     stop_gw();
 }
 
+/* ---- workers ------------------------------------------------------------------------ */
+
+static const char WORKERS_CONFIG[] =
+    "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"admin_listen\": \"127.0.0.1:${GW_ADMIN_PORT}\",\n"
+    "  \"workers\": 2,\n"
+    "  \"services\": { \"nest\": { \"endpoints\": [\"${NEST_ADDR}\"] } },\n"
+    "  \"routes\": [ { \"method\": \"POST\", \"path\": \"/a\", \"service\": \"nest\",\n"
+    "                  \"pattern\": { \"cmd\": \"sum\" } } ] }\n";
+
+/* Two workers share `listen` (SO_REUSEPORT), each with its own pool: the
+ * service sees two connections, /metrics sums both workers exactly, a
+ * reload reaches both, and SIGTERM stops both with exit 0. */
+static void two_workers(void **state)
+{
+    (void)state;
+    struct gwproc *gw = start_gw(WORKERS_CONFIG, NULL, true, NULL);
+    int port = gwproc_port(gw), admin = gw->admin_port;
+    /* both pools connect: two connected connections in the sum */
+    int64_t deadline = deadline_after(30000);
+    for (;;) {
+        scrape_t sc = scrape(admin);
+        double up = metric_or(&sc, "patterngate_upstream_connections", "{\"service\":\"nest\",\"state\":\"connected\"}", 0);
+        scrape_free(&sc);
+        if (up == 2)
+            break;
+        if (deadline_remaining_ms(deadline) <= 0)
+            fail_msg("expected 2 connected connections (one per worker), saw %.0f", up);
+        pause_ms(50);
+    }
+    /* every request on a new connection: the kernel spreads them */
+    const int n = 40;
+    for (int i = 0; i < n; i++) {
+        struct http_response r = request(port, "POST", "/a", NULL, "[1,2]");
+        if (r.status != 200 || r.body_len != 1 || r.body[0] != '3')
+            fail_response(&r, "POST /a", "expected 200 3");
+        http_response_free(&r);
+    }
+    scrape_t sc = scrape(admin);
+    expect_metric(&sc, "patterngate_http_requests_total", "{\"route\":\"/a\",\"method\":\"POST\",\"code\":\"200\"}", n);
+    expect_metric(&sc, "patterngate_upstream_requests_total", "{\"service\":\"nest\",\"kind\":\"send\",\"outcome\":\"ok\"}", n);
+    if (!promtool_check(&sc))
+        fail_msg("promtool rejected the two workers' /metrics");
+    scrape_free(&sc);
+    json_t *st = get_status(admin);
+    expect_int_member(st, "workers", 2, "/status");
+    json_decref(st);
+    /* a reload applies to both workers: every new connection finds /b */
+    rewrite(gw, RELOAD_AB);
+    assert_int_equal(gwproc_signal(gw, SIGHUP), 0);
+    assert_int_equal(gwproc_wait_log(gw, "\"msg\":\"config reloaded\"", 2, 30000), 0);
+    for (int i = 0; i < 20; i++) {
+        struct http_response r = request(port, "POST", "/b", NULL, "[4]");
+        if (r.status != 200)
+            fail_response(&r, "POST /b after the reload", "expected 200 from every worker");
+        http_response_free(&r);
+    }
+    stop_gw();
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 #define T(fn) cmocka_unit_test_teardown(fn, test_teardown)
@@ -1774,6 +1833,7 @@ int main(void)
         T(reload_by_rename_alone),
         T(reload_by_configmap_update),
         T(reload_broken_file_keeps_config),
+        T(two_workers),
     };
     return cmocka_run_group_tests_name("admin_nest12", tests, group_setup, group_teardown);
 }
