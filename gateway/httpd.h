@@ -48,7 +48,7 @@
  */
 #define HTTPD_HEADERS_TIMEOUT_MS 10000
 #define HTTPD_BODY_TIMEOUT_MS 60000
-#define HTTPD_MEMORY_PER_CONNECTION (32 * 1024)
+#define HTTPD_MEMORY_PER_CONNECTION (16 * 1024)
 
 typedef struct httpd httpd_t;
 

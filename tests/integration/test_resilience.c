@@ -1,7 +1,7 @@
 /* Resilience of the built binary (README, "Operations" > "Resilience"):
  * outlier ejection of endpoints that refuse connections or break the
  * protocol, the bounds on unwritten bytes per connection and on requests
- * waiting for a connection, the HTTP limits (32 KiB heads, slow-header and
+ * waiting for a connection, the HTTP limits (16 KiB heads, slow-header and
  * slow-body deadlines), a service flooding replies for unknown ids, a
  * service that stalls, 5000 mostly idle client connections, and garbage on
  * the HTTP port. Real Nest 12 services play the healthy side, scripted raw
@@ -882,7 +882,7 @@ static void oversized_heads(void **state)
         FAIL("a 70 KB request line: %d, expected 414", status);
     free(buf);
     /* just below the limit still works */
-    char big[20000];
+    char big[10000];
     memset(big, 'b', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     char header[sizeof big + 16];
@@ -893,7 +893,7 @@ static void oversized_heads(void **state)
     struct http_response r;
     assert_int_equal(http_fetch(gw->port, &req, &r, REQ_TIMEOUT_MS), 0);
     if (r.status != 200 || strcmp(r.body, "3") != 0)
-        fail_response(&r, "a 20 KB header");
+        fail_response(&r, "a 10 KB header");
     http_response_free(&r);
     expect_post(gw->port, "/sum", "[1,2]", 200, "3");
     stop_gateway();
