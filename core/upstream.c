@@ -178,16 +178,24 @@ static up_conn_t *pick_conn(up_service_t *svc, int *saturated)
 
 int ep_ejected(const up_endpoint_t *ep) { return ep->ejected_until != 0; }
 
+/* The endpoint's bit in stats->ejected, for scrapes on other threads. */
+static void publish_ejected(up_endpoint_t *ep, int ejected)
+{
+    up_service_t *svc = ep->svc;
+    size_t index = (size_t)(ep - svc->endpoints);
+    if (index >= 64)
+        return;
+    uint64_t mask = up_read(&svc->stats->ejected), bit = 1ull << index;
+    atomic_store_explicit(&svc->stats->ejected, ejected ? mask | bit : mask & ~bit, memory_order_relaxed);
+}
+
 static void on_eject_over(timer_entry_t *e)
 {
     up_endpoint_t *ep = LIST_OWNER(e, up_endpoint_t, eject_timer);
     up_service_t *svc = ep->svc;
     ep->ejected_until = 0;
     ep->ejected_until_wall = 0;
-    size_t index = (size_t)(ep - svc->endpoints);
-    if (index < 64)
-        atomic_store_explicit(&svc->stats->ejected, up_read(&svc->stats->ejected) & ~(1ull << index),
-                              memory_order_relaxed);
+    publish_ejected(ep, 0);
     if (!svc->active)
         return;
     for (unsigned k = 0; k < svc->opts.pool_size; k++)
@@ -215,10 +223,7 @@ static void maybe_eject(up_endpoint_t *ep, const char *why)
     ep->connect_failures = ep->protocol_errors = 0;
     ep->ejected_until = uv_now(up->loop) + ms;
     ep->ejected_until_wall = up_wall_ms() + ms;
-    size_t index = (size_t)(ep - svc->endpoints);
-    if (index < 64)
-        atomic_store_explicit(&svc->stats->ejected, up_read(&svc->stats->ejected) | (1ull << index),
-                              memory_order_relaxed);
+    publish_ejected(ep, 1);
     timers_start(&up->timers, &ep->eject_timer, ms, on_eject_over);
     for (unsigned k = 0; k < svc->opts.pool_size; k++)
         timers_stop(&up->timers, &ep->conns[k].reconnect_timer);

@@ -49,7 +49,7 @@ static void on_httpd_closed(void *ctx)
     close_upstream(gw);
 }
 
-static uint64_t wall_clock_ms(void)
+uint64_t gateway_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -246,7 +246,7 @@ static int worker_run(config *cfg, unsigned index, metrics_t *const *all_metrics
     timers_init(&gw.timers, &loop);
     conn_log_init(&gw.conn_log, &gw.log);
     gw.started_ns = uv_hrtime();
-    gw.config_loaded_at_ms = wall_clock_ms();
+    gw.config_loaded_at_ms = gateway_wall_ms();
     metrics_config_loaded(gw.metrics, (double)gw.config_loaded_at_ms / 1000);
     gw.up = upstream_new(&loop);
     if (gw.up)

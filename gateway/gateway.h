@@ -82,6 +82,9 @@ typedef struct access_entry {
 
 void gateway_access_log(gateway_t *gw, const access_entry_t *e);
 
+/* The wall clock in ms since the epoch (status times, reload timestamps). */
+uint64_t gateway_wall_ms(void);
+
 /*
  * Runs a gateway for `cfg` (ownership passes to it): `workers` loops, each
  * in its own thread (the first in the caller's) with its own HTTP daemon

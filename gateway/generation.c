@@ -1,6 +1,7 @@
 #include "gateway/generation.h"
 
-#include <openssl/evp.h>
+#include "gateway/file_digest.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,33 +11,6 @@ struct gen_service {
     char *fingerprint;
     unsigned refs;   /* generations using it */
 };
-
-/* The hex SHA-256 of a file's contents, or "unreadable". */
-static void append_file_digest(buf_t *b, const char *path)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    FILE *f = fopen(path, "rb");
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = f && ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
-    char chunk[8192];
-    size_t n;
-    while (ok && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ok = EVP_DigestUpdate(ctx, chunk, n) == 1;
-    ok = ok && !ferror(f) && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1;
-    if (f)
-        fclose(f);
-    EVP_MD_CTX_free(ctx);
-    if (!ok) {
-        buf_append_cstr(b, "unreadable");
-        return;
-    }
-    for (unsigned i = 0; i < mdlen; i++) {
-        char hex[3];
-        snprintf(hex, sizeof hex, "%02x", md[i]);
-        buf_append(b, hex, 2);
-    }
-}
 
 static void append_field(buf_t *b, const char *key, const char *value)
 {
@@ -78,11 +52,9 @@ static char *fingerprint(const config_service *s)
         const char *names[] = { "ca", "cert", "key" };
         for (int i = 0; i < 3; i++) {
             append_field(&b, names[i], files[i]);
-            if (files[i]) {
-                buf_append_cstr(&b, "sha256=");
-                append_file_digest(&b, files[i]);
-                buf_append(&b, "\n", 1);
-            }
+            char hex[FILE_DIGEST_HEX];
+            if (files[i])
+                append_field(&b, "sha256", file_digest(files[i], hex) == 0 ? hex : "unreadable");
         }
         append_field(&b, "servername", s->tls->servername);
         append_number(&b, "verify", s->tls->verify);

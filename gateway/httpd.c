@@ -29,7 +29,6 @@ struct httpd {
     list_node_t conns;    /* httpd_conn_t, for the deadline sweep */
     _Atomic uint64_t *connections;
     uv_timer_t sweep;     /* runs while there are connections */
-    uint64_t timed_out;   /* connections closed by a deadline */
 };
 
 /* One accepted connection's hang-up watch (MHD's socket_context). */
@@ -131,7 +130,6 @@ static void on_sweep(uv_timer_t *t)
         if (hc->deadline && now >= hc->deadline) {
             hc->deadline = 0;
             shutdown(hc->fd, SHUT_RDWR);
-            h->timed_out++;
             closed = 1;
         }
     }
@@ -365,8 +363,6 @@ void httpd_close(httpd_t *h, void (*done)(void *ctx), void *ctx)
     uv_close((uv_handle_t *)&h->idle, on_handle_closed);
     uv_close((uv_handle_t *)&h->sweep, on_handle_closed);
 }
-
-uint64_t httpd_timed_out(const httpd_t *h) { return h ? h->timed_out : 0; }
 
 unsigned httpd_connection_count(httpd_t *h)
 {

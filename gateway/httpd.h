@@ -83,8 +83,6 @@ void httpd_set_waiter(struct MHD_Connection *connection, void *waiter);
 
 /* Open client connections (0 for NULL). */
 unsigned httpd_connection_count(httpd_t *h);
-/* Connections shut down for a headers or body deadline so far. */
-uint64_t httpd_timed_out(const httpd_t *h);
 
 /*
  * Stops the daemon (every connection must have been resumed and finished:

@@ -6,34 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "gateway/gateway.h"
 
 #define SETTLE_MS 100
 
-/* FNV-1a of the file's bytes; 0 when it cannot be read. Only used to tell
- * whether the bytes changed. */
-static uint64_t file_hash(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    uint64_t h = 1469598103934665603ull;
-    unsigned char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        for (size_t i = 0; i < n; i++)
-            h = (h ^ chunk[i]) * 1099511628211ull;
-    fclose(f);
-    return h ? h : 1;
-}
-
 static double wall_seconds(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)gateway_wall_ms() / 1000;
 }
 
 static void failed(reloader_t *r, const char *trigger, const char *error)
@@ -91,7 +71,7 @@ void reload_now(reloader_t *r, const char *trigger)
     }
     if (gw->stopping)
         return;
-    r->last_hash = file_hash(file);
+    file_digest(file, r->last_digest);
     config *next = NULL;
     config_error error;
     if (config_load_file(file, NULL, &next, &error) != 0) {
@@ -114,7 +94,7 @@ void reload_now(reloader_t *r, const char *trigger)
     gw->gen = gen;
     gw->cfg = gen->cfg;
     gw->log.level = gen->cfg->log_level;
-    gw->config_loaded_at_ms = (uint64_t)(wall_seconds() * 1000);
+    gw->config_loaded_at_ms = gateway_wall_ms();
     size_t kept = gen->kept;
     gen_release(old);
     metrics_reload(gw->metrics, 1, wall_seconds());
@@ -139,8 +119,8 @@ static void on_sighup(uv_signal_t *s, int signum)
 static void on_settled(uv_timer_t *t)
 {
     reloader_t *r = t->data;
-    uint64_t h = file_hash(r->gw->cfg->file);
-    if (h != 0 && h != r->last_hash)
+    char now[FILE_DIGEST_HEX];
+    if (file_digest(r->gw->cfg->file, now) == 0 && strcmp(now, r->last_digest) != 0)
         reload_now(r, "file change");
 }
 
@@ -165,7 +145,7 @@ void reload_start(reloader_t *r, gateway_t *gw)
     const char *file = gw->cfg->file;
     if (!file)
         return;
-    r->last_hash = file_hash(file);
+    file_digest(file, r->last_digest);
     char copy[PATH_MAX];
     snprintf(copy, sizeof copy, "%s", file);
     const char *dir = dirname(copy);

@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "gateway/file_digest.h"
+
 struct gateway;
 
 typedef struct reloader {
@@ -32,7 +34,7 @@ typedef struct reloader {
     uv_fs_event_t watch;
     uv_timer_t settle;        /* debounces bursts of file events */
     int watching;
-    uint64_t last_hash;       /* of the file bytes last loaded or tried */
+    char last_digest[FILE_DIGEST_HEX]; /* of the file last loaded or tried */
 } reloader_t;
 
 /* Starts listening for SIGHUP and, when the config came from a file,

@@ -14,40 +14,20 @@
 
 #include "support/nest.h"
 #include "support/net.h"
+#include "support/gateway.h"
 #include "support/proc.h"
 
-typedef struct result {
-    int status;
-    char *out;
-    char *err;
-} result_t;
-
+typedef struct gwcli_result result_t;
 
 /* Runs `patterngate <args...>` (NULL-terminated) to completion. */
-static result_t run(const char *first, ...)
+#define run(...) checked_run(gwcli_run(60000, __VA_ARGS__))
+
+static result_t checked_run(result_t r)
 {
-    const char *argv[16] = { PG_BINARY };
-    int n = 1;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 15; a = va_arg(ap, const char *))
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    struct proc *p;
-    assert_int_equal(proc_spawn(argv, NULL, &p), 0);
-    result_t r;
-    r.status = proc_read_all(p, 60000, &r.out, &r.err);
     assert_true(r.status >= 0);
-    proc_free(p);
     return r;
 }
 
-static void result_free(result_t *r)
-{
-    free(r->out);
-    free(r->err);
-}
 
 static void call_prints_values(void **state)
 {
@@ -56,23 +36,23 @@ static void call_prints_values(void **state)
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "6\n");
     assert_string_equal(r.err, "");
-    result_free(&r);
+    gwcli_result_free(&r);
 
     r = run("call", g->address, "{\"cmd\":\"echo\"}", "{\"s\":\"héllo 한국 😀\",\"z\":\"\\u0000\\ud800\"}", NULL);
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "{\"s\":\"héllo 한국 😀\",\"z\":\"\\u0000\\ud800\"}\n");
-    result_free(&r);
+    gwcli_result_free(&r);
 
     /* PATTERN that is not JSON is a string pattern; DATA defaults to null */
     r = run("call", g->address, "echo", NULL);
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "null\n");
-    result_free(&r);
+    gwcli_result_free(&r);
 
     r = run("call", g->address, "{\"cmd\":\"nothing\"}", NULL);
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "");
-    result_free(&r);
+    gwcli_result_free(&r);
 }
 
 static void stream_values_arrive_as_they_come(void **state)
@@ -103,23 +83,23 @@ static void errors_go_to_stderr_as_json(void **state)
     assert_string_equal(r.out, "");
     assert_string_equal(r.err, "{\"statusCode\":403,\"error\":\"upstream_error\",\"message\":\"the service replied "
                                "with an error\",\"details\":{\"statusCode\":403,\"message\":\"nope\"}}\n");
-    result_free(&r);
+    gwcli_result_free(&r);
 
     r = run("call", g->address, "{\"cmd\":\"throw\"}", NULL);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "{\"statusCode\":500,\"error\":\"upstream_error\""));
     assert_non_null(strstr(r.err, "\"details\":{\"status\":\"error\",\"message\":\"Internal server error\"}"));
-    result_free(&r);
+    gwcli_result_free(&r);
 
     r = run("call", g->address, "no_such", NULL);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "{\"statusCode\":501,\"error\":\"no_handler\""));
-    result_free(&r);
+    gwcli_result_free(&r);
 
     r = run("call", "--timeout", "300", g->address, "{\"cmd\":\"delay\"}", "{\"ms\":5000,\"value\":1}", NULL);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "{\"statusCode\":504,\"error\":\"upstream_timeout\""));
-    result_free(&r);
+    gwcli_result_free(&r);
 
     char refused[32];
     snprintf(refused, sizeof refused, "127.0.0.1:%d", testnet_free_port());
@@ -127,7 +107,7 @@ static void errors_go_to_stderr_as_json(void **state)
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "{\"statusCode\":503,\"error\":\"upstream_unavailable\""));
     assert_non_null(strstr(r.err, "connection refused"));
-    result_free(&r);
+    gwcli_result_free(&r);
 }
 
 static void emit_delivers_an_event(void **state)
@@ -135,15 +115,15 @@ static void emit_delivers_an_event(void **state)
     struct nest_group *g = *state;
     result_t r = run("call", g->address, "{\"cmd\":\"recorded_clear\"}", NULL);
     assert_int_equal(r.status, 0);
-    result_free(&r);
+    gwcli_result_free(&r);
     r = run("emit", g->address, "record", "{\"who\":\"Zoë\"}", NULL);
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "");
     assert_string_equal(r.err, "");
-    result_free(&r);
+    gwcli_result_free(&r);
     r = run("call", g->address, "{\"cmd\":\"recorded\"}", NULL);
     assert_string_equal(r.out, "[{\"who\":\"Zoë\"}]\n");
-    result_free(&r);
+    gwcli_result_free(&r);
 }
 
 static void bad_usage_exits_2(void **state)
@@ -152,17 +132,17 @@ static void bad_usage_exits_2(void **state)
     result_t r = run("call", g->address, "x", "{not json", NULL);
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "DATA is not valid JSON: expected a string key at byte 1"));
-    result_free(&r);
+    gwcli_result_free(&r);
     r = run("call", "nohost", "x", NULL);
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "expected \"host:port\""));
-    result_free(&r);
+    gwcli_result_free(&r);
     r = run("call", "--bogus", g->address, "x", NULL);
     assert_int_equal(r.status, 2);
-    result_free(&r);
+    gwcli_result_free(&r);
     r = run("emit", NULL);
     assert_int_equal(r.status, 2);
-    result_free(&r);
+    gwcli_result_free(&r);
 }
 
 int main(void)

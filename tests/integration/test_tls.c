@@ -735,37 +735,17 @@ static void bad_tls_files_stop_the_start(void **state)
 
 /* ---- patterngate call / emit ------------------------------------------------------------------- */
 
-typedef struct result {
-    int status;
-    char *out;
-    char *err;
-} result_t;
+typedef struct gwcli_result result_t;
 
 /* Runs `patterngate <args...>` (NULL-terminated) to completion. */
-static result_t run(const char *first, ...)
+#define run(...) checked_run(gwcli_run(CLI_TIMEOUT_MS, __VA_ARGS__))
+
+static result_t checked_run(result_t r)
 {
-    const char *argv[24] = { PG_BINARY };
-    int n = 1;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 23; a = va_arg(ap, const char *))
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    struct proc *p;
-    assert_int_equal(proc_spawn(argv, NULL, &p), 0);
-    result_t r;
-    r.status = proc_read_all(p, CLI_TIMEOUT_MS, &r.out, &r.err);
     assert_true(r.status >= 0);
-    proc_free(p);
     return r;
 }
 
-static void result_free(result_t *r)
-{
-    free(r->out);
-    free(r->err);
-}
 
 static void expect_run(const result_t *r, const char *what, int status, const char *out,
                        const char *const *err_needles)
@@ -790,38 +770,38 @@ static void cli_call_and_emit(void **state)
     result_t r = run("call", "--tls-ca", ca, "--servername", "localhost", addr, "{\"cmd\":\"sum\"}",
                      "[1,2]", NULL);
     expect_run(&r, "call --tls-ca --servername", 0, "3\n", NULL);
-    result_free(&r);
+    gwcli_result_free(&r);
 
     r = run("call", "--tls-ca", ca, addr, "{\"cmd\":\"sum\"}", "[1,2]", NULL);
     expect_run(&r, "call --tls-ca (the IP verified)", 0, "3\n", NULL);
-    result_free(&r);
+    gwcli_result_free(&r);
 
     r = run("call", "--insecure", addr, "{\"cmd\":\"sum\"}", "[1,2]", NULL);
     expect_run(&r, "call --insecure", 0, "3\n", NULL);
-    result_free(&r);
+    gwcli_result_free(&r);
 
     r = run("call", "--tls-ca", g_certs.other_ca_crt, "--servername", "localhost", addr,
             "{\"cmd\":\"sum\"}", "[1,2]", NULL);
     expect_run(&r, "call with the wrong CA", 1, "",
                (const char *const[]){ "\"error\":\"upstream_unavailable\"", "certificate verify failed",
                                       NULL });
-    result_free(&r);
+    gwcli_result_free(&r);
 
     r = run("call", "--tls-ca", ca, "--tls-cert", g_certs.client_crt, "--tls-key", g_certs.client_key,
             maddr, "{\"cmd\":\"sum\"}", "[1,2]", NULL);
     expect_run(&r, "call with a client certificate", 0, "3\n", NULL);
-    result_free(&r);
+    gwcli_result_free(&r);
 
     r = run("call", "--tls-ca", ca, maddr, "{\"cmd\":\"sum\"}", "[1,2]", NULL);
     expect_run(&r, "call without the client certificate", 1, "",
                (const char *const[]){ "\"error\":\"upstream_unavailable\"", NULL });
-    result_free(&r);
+    gwcli_result_free(&r);
 
     /* emit: the event arrives (the service records it) */
     r = run("emit", "--tls-ca", ca, "--tls-cert", g_certs.client_crt, "--tls-key", g_certs.client_key,
             maddr, "record", "{\"who\":\"Zo\xc3\xab\"}", NULL);
     expect_run(&r, "emit over mTLS", 0, "", NULL);
-    result_free(&r);
+    gwcli_result_free(&r);
     int64_t deadline = deadline_after(POLL_TIMEOUT_MS);
     for (;;) {
         r = run("call", "--tls-ca", ca, "--tls-cert", g_certs.client_crt, "--tls-key", g_certs.client_key,
@@ -829,7 +809,7 @@ static void cli_call_and_emit(void **state)
         bool done = r.status == 0 && strcmp(r.out, "[{\"who\":\"Zo\xc3\xab\"}]\n") == 0;
         if (!done && deadline_remaining_ms(deadline) == 0)
             expect_run(&r, "the emitted event recorded", 0, "[{\"who\":\"Zo\xc3\xab\"}]\n", NULL);
-        result_free(&r);
+        gwcli_result_free(&r);
         if (done)
             break;
         pause_ms(POLL_PAUSE_MS);

@@ -5,6 +5,7 @@
 #include "support/net.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,4 +384,33 @@ int gwproc_wait_log(struct gwproc *g, const char *needle, int min_count, int tim
       return -ETIMEDOUT;
     pause_ms(GWPROC_POLL_INTERVAL_MS);
   }
+}
+
+struct gwcli_result gwcli_run(int timeout_ms, const char *first, ...)
+{
+  const char *argv[33] = {PG_BINARY};
+  int n = 1;
+  va_list ap;
+  va_start(ap, first);
+  for (const char *a = first; a && n < 32; a = va_arg(ap, const char *))
+    argv[n++] = a;
+  va_end(ap);
+  argv[n] = NULL;
+  struct gwcli_result r = {0};
+  struct proc *p;
+  int rc = proc_spawn(argv, NULL, &p);
+  if (rc < 0) {
+    r.status = rc;
+    return r;
+  }
+  r.status = proc_read_all(p, timeout_ms, &r.out, &r.err);
+  proc_free(p);
+  return r;
+}
+
+void gwcli_result_free(struct gwcli_result *r)
+{
+  free(r->out);
+  free(r->err);
+  r->out = r->err = NULL;
 }

@@ -149,4 +149,20 @@ int gwproc_log_count(struct gwproc *g, const char *needle);
  * having written it. Never a sleep as synchronization: it polls. */
 int gwproc_wait_log(struct gwproc *g, const char *needle, int min_count, int timeout_ms);
 
+/* ---- the command line ------------------------------------------------------- */
+
+/* What `patterngate <args...>` did: its exit status (see proc.h), or a
+ * negative errno when it could not be run; its whole stdout and stderr
+ * (heap strings, never NULL when status >= 0). */
+struct gwcli_result {
+  int status;
+  char *out;
+  char *err;
+};
+
+/* Runs the built binary with the arguments (NULL-terminated, at most 31)
+ * to completion, waiting up to timeout_ms. */
+struct gwcli_result gwcli_run(int timeout_ms, const char *first, ...);
+void gwcli_result_free(struct gwcli_result *r);
+
 #endif
