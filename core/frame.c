@@ -109,21 +109,37 @@ static int read_digits(frame_decoder_t *d)
 static int read_body(frame_decoder_t *d)
 {
     const unsigned char *p = (const unsigned char *)d->in.data;
-    size_t end = d->in.len;
-    while (d->units < d->want_units && d->scan < end) {
-        if (p[d->scan] < 0x80) {
-            d->scan++;
-            d->units++;
+    size_t end = d->in.len, scan = d->scan;
+    uint64_t units = d->units, want = d->want_units;
+    while (units < want && scan < end) {
+        /* ASCII runs, 8 bytes at a time, while the frame cannot end inside */
+        while (want - units >= 8 && end - scan >= 8) {
+            uint64_t w;
+            memcpy(&w, p + scan, 8);
+            if (w & UINT64_C(0x8080808080808080))
+                break;
+            scan += 8;
+            units += 8;
+        }
+        if (units == want || scan == end)
+            break;
+        if (p[scan] < 0x80) {
+            scan++;
+            units++;
             continue;
         }
-        int len = utf8_sequence(p + d->scan, end - d->scan);
+        int len = utf8_sequence(p + scan, end - scan);
         if (len == 0)
             break; /* a character split across reads: wait for the rest */
-        if (len < 0)
-            return broken(d, "invalid UTF-8 at byte %zu of a message", d->scan - d->body);
-        d->units += len == 4 ? 2 : 1;
-        d->scan += (size_t)len;
+        if (len < 0) {
+            d->scan = scan;
+            return broken(d, "invalid UTF-8 at byte %zu of a message", scan - d->body);
+        }
+        units += len == 4 ? 2 : 1;
+        scan += (size_t)len;
     }
+    d->scan = scan;
+    d->units = units;
     if (d->scan - d->body > d->max_bytes)
         return broken(d, "message exceeds the limit of %zu bytes", d->max_bytes);
     if (d->units > d->want_units)

@@ -5,30 +5,32 @@
 
 #include "core/utf8.h"
 
+/*
+ * The scanner walks a pointer through [base, end): the hot loops keep it in
+ * a local (a register), and each step returns the new position, or NULL
+ * after recording what went wrong and where in *err.
+ */
 typedef struct scanner {
-    const unsigned char *p;
-    size_t n;
-    size_t i;
+    const unsigned char *base;
+    const unsigned char *end;
     jscan_error_t *err;
 } scanner_t;
 
-static int fail(scanner_t *s, const char *what)
+static const unsigned char *fail_at(const scanner_t *s, const unsigned char *at, const char *what)
 {
     if (s->err) {
-        s->err->offset = s->i;
+        s->err->offset = (size_t)(at - s->base);
         s->err->what = what;
     }
-    return -1;
+    return NULL;
 }
 
-static void skip_ws(scanner_t *s)
+/* Most bytes are not whitespace: one compare rejects them. */
+static inline const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end)
 {
-    while (s->i < s->n) {
-        unsigned char c = s->p[s->i];
-        if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
-            return;
-        s->i++;
-    }
+    while (p < end && *p <= ' ' && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
 }
 
 static int is_hex(unsigned char c)
@@ -36,199 +38,259 @@ static int is_hex(unsigned char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-static int scan_escape(scanner_t *s)
+/* p on the byte after a backslash; returns the byte after the escape. */
+static const unsigned char *scan_escape(const scanner_t *s, const unsigned char *p)
 {
-    /* s->i is on the byte after the backslash */
-    if (s->i >= s->n)
-        return fail(s, "unterminated string");
-    switch (s->p[s->i]) {
+    const unsigned char *end = s->end;
+    if (p >= end)
+        return fail_at(s, p, "unterminated string");
+    switch (*p) {
     case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-        s->i++;
-        return 0;
+        return p + 1;
     case 'u':
-        for (int k = 1; k <= 4; k++) {
-            if (s->i + k >= s->n || !is_hex(s->p[s->i + k])) {
-                s->i += k;
-                return fail(s, "invalid \\u escape");
-            }
-        }
-        s->i += 5;
-        return 0;
+        for (int k = 1; k <= 4; k++)
+            if (p + k >= end || !is_hex(p[k]))
+                return fail_at(s, p + k, "invalid \\u escape");
+        return p + 5;
     default:
-        return fail(s, "invalid escape");
+        return fail_at(s, p, "invalid escape");
     }
 }
 
-static int scan_string(scanner_t *s)
-{
-    s->i++; /* opening quote */
-    for (;;) {
-        if (s->i >= s->n)
-            return fail(s, "unterminated string");
-        unsigned char c = s->p[s->i];
-        if (c == '"') {
-            s->i++;
-            return 0;
-        }
-        if (c == '\\') {
-            s->i++;
-            if (scan_escape(s))
-                return -1;
-        } else if (c < 0x20) {
-            return fail(s, "control character in string");
-        } else if (c < 0x80) {
-            s->i++;
-        } else {
-            int len = utf8_sequence(s->p + s->i, s->n - s->i);
-            if (len <= 0)
-                return fail(s, "invalid UTF-8");
-            s->i += (size_t)len;
-        }
-    }
-}
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
 
-static int scan_digits(scanner_t *s)
+/*
+ * Nonzero when one of the 8 bytes of w may need a closer look in a string:
+ * '"', '\\', a control character or a non-ASCII byte. (The zero-byte test
+ * can flag a byte after a real hit too; the caller then just looks byte by
+ * byte, so a false alarm only costs time.)
+ */
+static inline uint64_t string_special(uint64_t w)
 {
-    size_t start = s->i;
-    while (s->i < s->n && s->p[s->i] >= '0' && s->p[s->i] <= '9')
-        s->i++;
-    return s->i > start ? 0 : fail(s, "invalid number");
-}
-
-static int scan_number(scanner_t *s)
-{
-    if (s->p[s->i] == '-')
-        s->i++;
-    if (s->i < s->n && s->p[s->i] == '0')
-        s->i++;
-    else if (scan_digits(s))
-        return -1;
-    if (s->i < s->n && s->p[s->i] == '.') {
-        s->i++;
-        if (scan_digits(s))
-            return -1;
-    }
-    if (s->i < s->n && (s->p[s->i] == 'e' || s->p[s->i] == 'E')) {
-        s->i++;
-        if (s->i < s->n && (s->p[s->i] == '+' || s->p[s->i] == '-'))
-            s->i++;
-        if (scan_digits(s))
-            return -1;
-    }
-    return 0;
-}
-
-static int scan_literal(scanner_t *s, const char *word, size_t len)
-{
-    if (s->n - s->i < len || memcmp(s->p + s->i, word, len) != 0)
-        return fail(s, "unexpected character");
-    s->i += len;
-    return 0;
-}
-
-static int scan_scalar(scanner_t *s)
-{
-    switch (s->p[s->i]) {
-    case '"': return scan_string(s);
-    case 't': return scan_literal(s, "true", 4);
-    case 'f': return scan_literal(s, "false", 5);
-    case 'n': return scan_literal(s, "null", 4);
-    case '-': case '0': case '1': case '2': case '3': case '4':
-    case '5': case '6': case '7': case '8': case '9':
-        return scan_number(s);
-    default:
-        return fail(s, "unexpected character");
-    }
-}
-
-/* Expects `"key" :` at the cursor (after whitespace). */
-static int scan_key_colon(scanner_t *s)
-{
-    skip_ws(s);
-    if (s->i >= s->n)
-        return fail(s, "unexpected end of input");
-    if (s->p[s->i] != '"')
-        return fail(s, "expected a string key");
-    if (scan_string(s))
-        return -1;
-    skip_ws(s);
-    if (s->i >= s->n)
-        return fail(s, "unexpected end of input");
-    if (s->p[s->i] != ':')
-        return fail(s, "expected ':'");
-    s->i++;
-    return 0;
+    uint64_t quote = w ^ (ONES * '"'), backslash = w ^ (ONES * '\\');
+    return (((quote - ONES) & ~quote) | ((backslash - ONES) & ~backslash) | (w - ONES * 0x20) | w)
+           & HIGHS;
 }
 
 /*
- * One value, iteratively: `stack` holds one bit per open container (1 for an
- * object), so hostile nesting costs no C stack.
+ * The first flagged byte of a string_special() mask. Exact: the tests'
+ * borrows only run towards later bytes, so the lowest flag is a real one.
  */
-static int scan_any(scanner_t *s)
+static inline size_t first_flagged(uint64_t mask)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (size_t)__builtin_ctzll(mask) / 8;
+#else
+    (void)mask;
+    return 0; /* the caller then walks byte by byte */
+#endif
+}
+
+/* 1 for the bytes a string holds as they are: printable ASCII but '"', '\\'. */
+static const unsigned char plain_in_string[256] = {
+    [0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,      /* 0x22 '"' */
+    [0x30] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x40] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x50] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,      /* 0x5c '\\' */
+    [0x60] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    [0x70] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+/*
+ * p on the opening quote; returns the byte after the closing one. Short
+ * strings (most keys and values) go byte by byte, which costs less than
+ * the latency of a word test; runs longer than that go 8 bytes at a time.
+ */
+static inline __attribute__((always_inline)) const unsigned char *scan_string(const scanner_t *s, const unsigned char *p)
+{
+    const unsigned char *end = s->end;
+    p++;
+    for (;;) {
+        const unsigned char *stop = end - p > 16 ? p + 16 : end;
+        while (p < stop && plain_in_string[*p])
+            p++;
+        if (p == stop && p < end) {
+            uint64_t w, mask = 0;
+            while (end - p >= 8) {
+                memcpy(&w, p, 8);
+                if ((mask = string_special(w)) != 0)
+                    break;
+                p += 8;
+            }
+            if (mask)
+                p += first_flagged(mask);
+            continue;
+        }
+        if (p >= end)
+            return fail_at(s, p, "unterminated string");
+        unsigned char c = *p;
+        if (c == '"')
+            return p + 1;
+        if (c == '\\') {
+            if (!(p = scan_escape(s, p + 1)))
+                return NULL;
+        } else if (c < 0x20) {
+            return fail_at(s, p, "control character in string");
+        } else {
+            int len = utf8_sequence(p, (size_t)(end - p));
+            if (len <= 0)
+                return fail_at(s, p, "invalid UTF-8");
+            p += len;
+        }
+    }
+}
+
+static inline const unsigned char *scan_digits(const scanner_t *s, const unsigned char *p)
+{
+    const unsigned char *start = p, *end = s->end;
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    return p > start ? p : fail_at(s, p, "invalid number");
+}
+
+static const unsigned char *scan_number(const scanner_t *s, const unsigned char *p)
+{
+    const unsigned char *end = s->end;
+    if (*p == '-')
+        p++;
+    if (p < end && *p == '0')
+        p++;
+    else if (!(p = scan_digits(s, p)))
+        return NULL;
+    if (p < end && *p == '.' && !(p = scan_digits(s, p + 1)))
+        return NULL;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (!(p = scan_digits(s, p)))
+            return NULL;
+    }
+    return p;
+}
+
+static const unsigned char *scan_literal(const scanner_t *s, const unsigned char *p,
+                                         const char *word, size_t len)
+{
+    if ((size_t)(s->end - p) < len || memcmp(p, word, len) != 0)
+        return fail_at(s, p, "unexpected character");
+    return p + len;
+}
+
+static inline const unsigned char *scan_scalar(const scanner_t *s, const unsigned char *p)
+{
+    switch (*p) {
+    case '"': return scan_string(s, p);
+    case 't': return scan_literal(s, p, "true", 4);
+    case 'f': return scan_literal(s, p, "false", 5);
+    case 'n': return scan_literal(s, p, "null", 4);
+    case '-': case '0': case '1': case '2': case '3': case '4':
+    case '5': case '6': case '7': case '8': case '9':
+        return scan_number(s, p);
+    default:
+        return fail_at(s, p, "unexpected character");
+    }
+}
+
+/* Expects `"key" :` at p (after whitespace); returns the byte after ':'. */
+static inline __attribute__((always_inline)) const unsigned char *scan_key_colon(const scanner_t *s, const unsigned char *p)
+{
+    const unsigned char *end = s->end;
+    p = skip_ws(p, end);
+    if (p >= end)
+        return fail_at(s, p, "unexpected end of input");
+    if (*p != '"')
+        return fail_at(s, p, "expected a string key");
+    if (!(p = scan_string(s, p)))
+        return NULL;
+    p = skip_ws(p, end);
+    if (p >= end)
+        return fail_at(s, p, "unexpected end of input");
+    if (*p != ':')
+        return fail_at(s, p, "expected ':'");
+    return p + 1;
+}
+
+/*
+ * One value starting at p (after whitespace), iteratively: `stack` holds one
+ * bit per open container (1 for an object), so hostile nesting costs no C
+ * stack. Returns the byte after the value.
+ */
+static const unsigned char *scan_any(const scanner_t *s, const unsigned char *p)
+{
+    const unsigned char *end = s->end;
     uint64_t stack[JSCAN_MAX_DEPTH / 64];
     size_t depth = 0;
+    int in_object = 0; /* the innermost open container is an object */
 
     for (;;) {
-        skip_ws(s);
-        if (s->i >= s->n)
-            return fail(s, "unexpected end of input");
-        unsigned char c = s->p[s->i];
+        p = skip_ws(p, end);
+        if (p >= end)
+            return fail_at(s, p, "unexpected end of input");
+        unsigned char c = *p;
         if (c == '{' || c == '[') {
             if (depth == JSCAN_MAX_DEPTH)
-                return fail(s, "nesting too deep");
+                return fail_at(s, p, "nesting too deep");
             uint64_t bit = (uint64_t)1 << (depth % 64);
-            if (c == '{')
+            in_object = c == '{';
+            if (in_object)
                 stack[depth / 64] |= bit;
             else
                 stack[depth / 64] &= ~bit;
             depth++;
-            s->i++;
-            skip_ws(s);
-            if (s->i < s->n && s->p[s->i] == (c == '{' ? '}' : ']')) {
-                s->i++;
+            p = skip_ws(p + 1, end);
+            if (p < end && *p == (in_object ? '}' : ']')) {
+                p++;
                 depth--;
+                in_object = depth && (stack[(depth - 1) / 64] >> ((depth - 1) % 64)) & 1;
             } else {
-                if (c == '{' && scan_key_colon(s))
-                    return -1;
+                if (in_object && !(p = scan_key_colon(s, p)))
+                    return NULL;
                 continue; /* the first element's value */
             }
-        } else if (scan_scalar(s)) {
-            return -1;
+        } else if (!(p = scan_scalar(s, p))) {
+            return NULL;
         }
         /* A value ended: close containers or move to the next element. */
         while (depth > 0) {
-            int in_object = (stack[(depth - 1) / 64] >> ((depth - 1) % 64)) & 1;
-            skip_ws(s);
-            if (s->i >= s->n)
-                return fail(s, "unexpected end of input");
-            unsigned char d = s->p[s->i];
+            p = skip_ws(p, end);
+            if (p >= end)
+                return fail_at(s, p, "unexpected end of input");
+            unsigned char d = *p;
             if (d == ',') {
-                s->i++;
-                if (in_object && scan_key_colon(s))
-                    return -1;
+                p++;
+                if (in_object && !(p = scan_key_colon(s, p)))
+                    return NULL;
                 break;
             }
             if (d != (in_object ? '}' : ']'))
-                return fail(s, in_object ? "expected ',' or '}'" : "expected ',' or ']'");
-            s->i++;
+                return fail_at(s, p, in_object ? "expected ',' or '}'" : "expected ',' or ']'");
+            p++;
             depth--;
+            in_object = depth && (stack[(depth - 1) / 64] >> ((depth - 1) % 64)) & 1;
         }
         if (depth == 0)
-            return 0;
+            return p;
     }
+}
+
+static scanner_t scanner_of(const char *text, size_t n, jscan_error_t *err)
+{
+    const unsigned char *base = (const unsigned char *)text;
+    return (scanner_t){ base, base + n, err };
 }
 
 int jscan_value(const char *text, size_t n, size_t *pos, span_t *value, jscan_error_t *err)
 {
-    scanner_t s = { (const unsigned char *)text, n, *pos, err };
-    skip_ws(&s);
-    size_t start = s.i;
-    if (scan_any(&s))
+    scanner_t s = scanner_of(text, n, err);
+    const unsigned char *start = skip_ws(s.base + *pos, s.end);
+    const unsigned char *stop = scan_any(&s, start);
+    if (!stop)
         return -1;
     if (value)
-        *value = span_of(text + start, s.i - start);
-    *pos = s.i;
+        *value = span_of((const char *)start, (size_t)(stop - start));
+    *pos = (size_t)(stop - s.base);
     return 0;
 }
 
@@ -237,10 +299,12 @@ int jscan_document(const char *text, size_t n, span_t *value, jscan_error_t *err
     size_t pos = 0;
     if (jscan_value(text, n, &pos, value, err))
         return -1;
-    scanner_t s = { (const unsigned char *)text, n, pos, err };
-    skip_ws(&s);
-    if (s.i != n)
-        return fail(&s, "unexpected characters after the value");
+    scanner_t s = scanner_of(text, n, err);
+    const unsigned char *p = skip_ws(s.base + pos, s.end);
+    if (p != s.end) {
+        fail_at(&s, p, "unexpected characters after the value");
+        return -1;
+    }
     return 0;
 }
 
@@ -271,40 +335,37 @@ void jscan_members_init(jscan_members_t *it, const char *text, size_t n, size_t 
 
 int jscan_members_next(jscan_members_t *it, span_t *key, span_t *value)
 {
-    scanner_t s = { (const unsigned char *)it->text, it->n, it->pos, &it->err };
+    scanner_t s = scanner_of(it->text, it->n, &it->err);
     if (it->state == 2)
         return 0;
-    skip_ws(&s);
-    if (s.i >= s.n)
-        return fail(&s, "unexpected end of input");
-    if (s.p[s.i] == '}') {
-        it->pos = s.i + 1;
+    const unsigned char *p = skip_ws(s.base + it->pos, s.end);
+    if (p >= s.end) {
+        fail_at(&s, p, "unexpected end of input");
+        return -1;
+    }
+    if (*p == '}') {
+        it->pos = (size_t)(p + 1 - s.base);
         it->state = 2;
         return 0;
     }
     if (it->state == 1) {
-        if (s.p[s.i] != ',')
-            return fail(&s, "expected ',' or '}'");
-        s.i++;
-        skip_ws(&s);
+        if (*p != ',') {
+            fail_at(&s, p, "expected ',' or '}'");
+            return -1;
+        }
+        p = skip_ws(p + 1, s.end);
     }
-    if (s.i >= s.n)
-        return fail(&s, "unexpected end of input");
-    if (s.p[s.i] != '"')
-        return fail(&s, "expected a string key");
-    size_t key_start = s.i;
-    if (scan_string(&s))
+    const unsigned char *key_start = p;
+    if (!(p = scan_key_colon(&s, p)))
         return -1;
-    *key = span_of(it->text + key_start, s.i - key_start);
-    skip_ws(&s);
-    if (s.i >= s.n)
-        return fail(&s, "unexpected end of input");
-    if (s.p[s.i] != ':')
-        return fail(&s, "expected ':'");
-    s.i++;
-    if (jscan_value(it->text, it->n, &s.i, value, &it->err))
+    const unsigned char *key_end = p - 1; /* on the ':' */
+    while (key_end[-1] != '"')
+        key_end--; /* back over the whitespace between the key and ':' */
+    *key = span_of((const char *)key_start, (size_t)(key_end - key_start));
+    size_t pos = (size_t)(p - s.base);
+    if (jscan_value(it->text, it->n, &pos, value, &it->err))
         return -1;
-    it->pos = s.i;
+    it->pos = pos;
     it->state = 1;
     return 1;
 }

@@ -1,6 +1,7 @@
 #include "core/utf8.h"
 
 #include <stdint.h>
+#include <string.h>
 
 int utf8_sequence(const unsigned char *p, size_t n)
 {
@@ -56,10 +57,25 @@ int utf8_valid(const char *s, size_t n)
 size_t utf8_utf16_units(const char *s, size_t n)
 {
     /* Every byte that is not a continuation byte starts a code point; a lead
-     * byte >= 0xF0 starts a 4-byte one, which is a surrogate pair in UTF-16. */
+     * byte >= 0xF0 starts a 4-byte one, which is a surrogate pair in UTF-16.
+     * So units = bytes - continuation bytes + 4-byte leads, counted 8 bytes
+     * at a time: bit 7 of (w << k) is bit 7-k of the same byte. */
     const unsigned char *p = (const unsigned char *)s;
-    size_t units = 0;
-    for (size_t i = 0; i < n; i++)
-        units += (size_t)((p[i] & 0xC0) != 0x80) + (size_t)(p[i] >= 0xF0);
+    size_t units = n, i = 0;
+    for (; n - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t high = w & UINT64_C(0x8080808080808080);
+        if (!high)
+            continue;
+        uint64_t continuation = high & ~(w << 1);
+        uint64_t four_byte_lead = high & (w << 1) & (w << 2) & (w << 3);
+        units -= (size_t)__builtin_popcountll(continuation);
+        units += (size_t)__builtin_popcountll(four_byte_lead);
+    }
+    for (; i < n; i++) {
+        units -= (size_t)((p[i] & 0xC0) == 0x80);
+        units += (size_t)(p[i] >= 0xF0);
+    }
     return units;
 }

@@ -324,8 +324,14 @@ static void route_configured(exchange_t *ex)
 static void check_declared_length(exchange_t *ex)
 {
     const char *length = header(ex, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (length && strtoull(length, NULL, 10) > ex->gen->cfg->limits.max_body_bytes)
+    if (!length)
+        return;
+    unsigned long long declared = strtoull(length, NULL, 10);
+    if (declared > ex->gen->cfg->limits.max_body_bytes)
         fail_simple(ex, 413, "payload_too_large", "the body is larger than max_body_bytes");
+    else if (declared > 0)
+        (void)buf_reserve(&ex->body, (size_t)declared); /* one allocation, no regrowth;
+                                                         failure shows in take_body */
 }
 
 static void start(exchange_t *ex)
@@ -484,6 +490,8 @@ static void on_value(void *ctx, span_t value)
     }
     if (ex->nvalues++)
         buf_append(&ex->values, ",", 1);
+    else
+        (void)buf_reserve(&ex->values, value.n); /* exact for the usual single value */
     buf_append_span(&ex->values, value);
 }
 
@@ -527,11 +535,13 @@ static void build_reply(exchange_t *ex)
         return;
     }
     int as_array = ex->reply != CONFIG_REPLY_AUTO || ex->nvalues > 1;
-    if (as_array)
-        buf_append(&body, "[", 1);
+    if (!as_array) {
+        set_response(ex, ex->ok_status, &ex->values); /* the one value, not copied */
+        return;
+    }
+    buf_append(&body, "[", 1);
     buf_append(&body, ex->values.data ? ex->values.data : "", ex->values.len);
-    if (as_array)
-        buf_append(&body, "]", 1);
+    buf_append(&body, "]", 1);
     set_response(ex, ex->ok_status, &body);
 }
 
@@ -663,12 +673,18 @@ static render_lookup_result lookup_query(void *ctx, const char *name, size_t len
     return q.result;
 }
 
-/* The packet data of a configured route, rendered from its template. */
-static int render_data(exchange_t *ex, buf_t *data, char *why, size_t whylen)
+/*
+ * The packet data of a configured route, rendered from its template into
+ * *rendered, or (the whole body as data) pointing into the body itself.
+ */
+static int render_data(exchange_t *ex, buf_t *rendered, span_t *data, char *why, size_t whylen)
 {
     const template *t = &ex->route->data;
-    if (t->uses_body && render_check_body(span_of(ex->body.data, ex->body.len), why, whylen))
+    span_t body = span_of(ex->body.data, ex->body.len);
+    if (t->uses_body && render_check_body(body, why, whylen))
         return -1;
+    if (render_whole_body(t, body, data))
+        return 0; /* forwarded as received: no copy */
     render_input_t in = {
         .body = span_of(ex->body.data, ex->body.len),
         .captures = ex->match.captures,
@@ -678,7 +694,10 @@ static int render_data(exchange_t *ex, buf_t *data, char *why, size_t whylen)
         .header = lookup_header,
         .header_context = ex,
     };
-    return render_template(t, &in, data, why, whylen) == 0 ? 0 : -1;
+    if (render_template(t, &in, rendered, why, whylen))
+        return -1;
+    *data = span_of(rendered->data, rendered->len);
+    return 0;
 }
 
 static void dispatch(exchange_t *ex)
@@ -693,12 +712,11 @@ static void dispatch(exchange_t *ex)
     span_t pattern, data;
     if (ex->route) {
         pattern = span_of(ex->route->pattern_json, ex->route->pattern_length);
-        if (render_data(ex, &rendered, why, sizeof why)) {
+        if (render_data(ex, &rendered, &data, why, sizeof why)) {
             buf_free(&rendered);
             fail_simple(ex, 400, "bad_request", why);
             return;
         }
-        data = span_of(rendered.data, rendered.len);
     } else if (generic_parse_body(span_of(ex->body.data, ex->body.len), &pattern, &data, why, sizeof why)) {
         fail_simple(ex, 400, "bad_request", why);
         return;

@@ -440,6 +440,22 @@ int render_template(const template *t, const render_input_t *in, buf_t *out, cha
     return rc;
 }
 
+bool render_whole_body(const template *t, span_t body, span_t *data)
+{
+    if (t->count != 1 || t->items[0].kind != TEMPLATE_ITEM_SLOT)
+        return false;
+    const template_slot *slot = &t->items[0].slot;
+    if (slot->source != TEMPLATE_SOURCE_BODY || slot->member_count != 0 ||
+        (slot->conversion != TEMPLATE_CONVERT_NONE && slot->conversion != TEMPLATE_CONVERT_JSON))
+        return false;
+    span_t value = trim_body(body);
+    /* JSON conversion of a string re-reads its content as JSON: not a pass-through */
+    if (slot->conversion == TEMPLATE_CONVERT_JSON && jscan_type_of(value) == JSCAN_STRING)
+        return false;
+    *data = value.n ? value : span_of("null", 4);
+    return true;
+}
+
 /* ---- body and query helpers ------------------------------------------------ */
 
 /* The offset of the first invalid UTF-8 sequence in p[0..n), or n. */

@@ -104,6 +104,14 @@ int render_template(const template *t, const render_input_t *in, buf_t *out, cha
                     size_t error_size);
 
 /*
+ * When the template is the whole body as it is ("$body" alone), sets *data
+ * to what render_template() would append, without copying: the body's value
+ * inside `body` (checked with render_check_body() first), or a static
+ * "null" for an empty body; returns true. Else returns false.
+ */
+bool render_whole_body(const template *t, span_t body, span_t *data);
+
+/*
  * A ready-made query lookup over the raw query string (the text after '?',
  * still encoded), using urlcode_query_get(): set raw/length, zero `value`,
  * pass &the struct as query_context and render_query_lookup as query, and

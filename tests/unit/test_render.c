@@ -101,6 +101,11 @@ static int render(const request *rq, char **result)
         assert_non_null(*result);
         memcpy(*result, out.data + 1, out.len - 1);
         (*result)[out.len - 1] = '\0';
+        span_t whole;
+        if (render_whole_body(t, body, &whole)) { /* the shortcut must agree */
+            assert_int_equal(whole.n, out.len - 1);
+            assert_memory_equal(whole.p, out.data + 1, whole.n);
+        }
     } else {
         assert_int_equal(out.len, 1); /* restored */
         assert_non_null(memchr(error, '\0', sizeof error));
@@ -201,6 +206,41 @@ static void whole_body_is_byte_exact(void **state)
     body_renders("\"$body\"", "\"caf\xc3\xa9\"", "\"caf\xc3\xa9\"");
     body_renders("\"$body\"", "-0.0e-0", "-0.0e-0");
     body_renders("[\"$body\",\"$body\"]", "7", "[7,7]");
+}
+
+/* Which templates are forwarded without a copy, and that the bytes are the
+ * body's own (render() checks every rendering agrees with the shortcut). */
+static void whole_body_shortcut(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *data, *body;
+        bool taken;
+    } cases[] = {
+        {"\"$body\"", " [1,2] ", true},
+        {"\"$body:json\"", "{\"a\":1}", true},
+        {"\"$body:json\"", "\"[1]\"", false}, /* a string re-read as JSON */
+        {"\"$body.a\"", "{\"a\":1}", false},
+        {"\"$body:int\"", "7", false},
+        {"[\"$body\"]", "7", false},
+        {"\"$path.id\"", "7", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        config *cfg = load_route("/r/:id", cases[i].data);
+        span_t body = span_cstr(cases[i].body), data = {NULL, 0};
+        bool taken = render_whole_body(&cfg->routes[0].data, body, &data);
+        if (taken != cases[i].taken)
+            fail_msg("case %zu (%s): %d", i, cases[i].data, (int)taken);
+        if (taken)
+            assert_true(data.p >= body.p && data.p + data.n <= body.p + body.n);
+        config_free(cfg);
+    }
+    config *cfg = load_route("/r", "\"$body\"");
+    span_t data;
+    assert_true(render_whole_body(&cfg->routes[0].data, span_cstr(" \n"), &data));
+    assert_int_equal(data.n, 4);
+    assert_memory_equal(data.p, "null", 4);
+    config_free(cfg);
 }
 
 static void empty_body_is_null(void **state)
@@ -639,6 +679,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(literal_templates),
         cmocka_unit_test(whole_body_is_byte_exact),
+        cmocka_unit_test(whole_body_shortcut),
         cmocka_unit_test(empty_body_is_null),
         cmocka_unit_test(body_members),
         cmocka_unit_test(path_captures_as_strings),
