@@ -190,6 +190,51 @@ static void large_message_split_everywhere(void **state)
     buf_free(&wire);
 }
 
+/* The decoder skips ASCII 8 bytes at a time but must stop exactly at a
+ * frame's end: frames of every length up to 40, back to back, some with a
+ * non-ASCII character at every position, in one read and byte by byte. */
+static void ascii_runs_end_exactly(void **state)
+{
+    (void)state;
+    buf_t wire = BUF_INIT;
+    char text[64];
+    size_t count = 0, bytes = 0;
+    for (size_t len = 0; len <= 40; len++) {
+        memset(text, 'x', len);
+        text[len] = '\0';
+        assert_int_equal(frame_encode(&wire, span_of(text, len)), 0);
+        count++;
+        bytes += len;
+        if (len >= 2 && len <= 20) {
+            memcpy(text + len - 2, "\xc3\xa9", 2); /* é as the last character */
+            assert_int_equal(frame_encode(&wire, span_of(text, len)), 0);
+            count++;
+            bytes += len;
+        }
+    }
+    for (size_t step = 1; step <= wire.len; step = step == 1 ? wire.len : wire.len + 1) {
+        frame_decoder_t d;
+        frame_decoder_init(&d, 1024);
+        size_t got = 0, total = 0;
+        for (size_t off = 0; off < wire.len; off += step) {
+            size_t n = step < wire.len - off ? step : wire.len - off;
+            assert_int_equal(frame_decoder_feed(&d, wire.data + off, n), 0);
+            span_t m;
+            while (frame_decoder_next(&d, &m) == FRAME_MESSAGE) {
+                got++;
+                total += m.n;
+                for (size_t i = 0; i < m.n; i++)
+                    assert_true(m.p[i] == 'x' || (unsigned char)m.p[i] >= 0x80);
+            }
+        }
+        assert_int_equal(got, count);
+        assert_string_equal(frame_decoder_error(&d), "");
+        assert_int_equal(total, bytes);
+        frame_decoder_free(&d);
+    }
+    buf_free(&wire);
+}
+
 /* Feeds `wire` whole and expects the stream to break with `error`. */
 static void expect_broken(const char *wire, size_t len, size_t limit, const char *error)
 {
@@ -276,6 +321,7 @@ int main(void)
         cmocka_unit_test(every_two_way_split),
         cmocka_unit_test(zero_copy_reads),
         cmocka_unit_test(large_message_split_everywhere),
+        cmocka_unit_test(ascii_runs_end_exactly),
         cmocka_unit_test(broken_streams),
         cmocka_unit_test(split_invalid_utf8_is_caught),
         cmocka_unit_test(empty_message),

@@ -37,6 +37,25 @@ static void units_match_iconv(void **state)
         assert_int_equal(utf8_utf16_units(samples[i], strlen(samples[i])), iconv_units(samples[i]));
 }
 
+/* Counting goes 8 bytes at a time: put each kind of character at every
+ * position of a word, with ASCII runs around it. */
+static void units_match_iconv_at_every_offset(void **state)
+{
+    (void)state;
+    static const char *chars[] = { "\xc3\xa9", "\xed\x95\x9c", "\xf0\x9f\x98\x80",
+                                   "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf" };
+    for (size_t c = 0; c < sizeof chars / sizeof chars[0]; c++) {
+        for (size_t pos = 0; pos < 18; pos++) {
+            char text[64] = "";
+            memset(text, 'a', pos);
+            strcat(text, chars[c]);
+            strcat(text, "bbbbbbbbbbbbbbbbbbb");
+            strcat(text, chars[c]);
+            assert_int_equal(utf8_utf16_units(text, strlen(text)), iconv_units(text));
+        }
+    }
+}
+
 static void protocol_example_is_54_units_61_bytes(void **state)
 {
     (void)state;
@@ -88,6 +107,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(units_match_iconv),
+        cmocka_unit_test(units_match_iconv_at_every_offset),
         cmocka_unit_test(protocol_example_is_54_units_61_bytes),
         cmocka_unit_test(valid_text_is_accepted),
         cmocka_unit_test(invalid_sequences_are_rejected),
