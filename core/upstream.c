@@ -52,10 +52,49 @@ uint64_t up_wall_ms(void)
 
 /* ---- completing requests ------------------------------------------------ */
 
+/*
+ * Finished requests go to a short free list instead of free(): a busy
+ * gateway would otherwise allocate and free one per request.
+ */
 static void req_free(up_request_t *req)
 {
-    buf_free(&req->frame);
-    free(req);
+    upstream_t *up = req->svc->up;
+    if (up->n_spare + 1 > UP_SPARE_REQUESTS || up->closing) {
+        buf_free(&req->frame);
+        free(req);
+        return;
+    }
+    if (req->frame.cap > UP_SPARE_FRAME_BYTES)
+        buf_free(&req->frame);
+    req->ctx = up->spare;
+    up->spare = req;
+    up->n_spare++;
+}
+
+/* A zeroed request, from the free list when it has one. */
+static up_request_t *req_alloc(upstream_t *up)
+{
+    up_request_t *req = up->spare;
+    if (!req)
+        return calloc(1, sizeof *req);
+    up->spare = req->ctx;
+    up->n_spare--;
+    buf_t frame = req->frame; /* kept: its capacity is the point */
+    memset(req, 0, sizeof *req);
+    req->frame = frame;
+    buf_clear(&req->frame);
+    return req;
+}
+
+static void free_spare_requests(upstream_t *up)
+{
+    while (up->spare) {
+        up_request_t *req = up->spare;
+        up->spare = req->ctx;
+        buf_free(&req->frame);
+        free(req);
+    }
+    up->n_spare = 0;
 }
 
 /* Unlinks a request from wherever it is and from the accounting. */
@@ -377,7 +416,7 @@ static up_request_t *submit(up_service_t *svc, submit_kind_t kind, span_t patter
 {
     int is_event = kind == SUBMIT_EMIT;
     upstream_t *up = svc->up;
-    up_request_t *req = calloc(1, sizeof *req);
+    up_request_t *req = req_alloc(up);
     if (!req)
         return NULL;
     list_init(&req->link);
@@ -742,6 +781,7 @@ void upstream_handle_closed(upstream_t *up)
         service_free(up->services[i]);
     free(up->services);
     idmap_free(&up->requests);
+    free_spare_requests(up);
     free(up->tls_read_buf);
     free(up);
 }

@@ -9,6 +9,7 @@
 #include "core/frame.h"
 #include "core/idmap.h"
 #include "core/list.h"
+#include "core/recycle.h"
 #include "core/timers.h"
 #include "core/upstream.h"
 
@@ -149,7 +150,15 @@ struct upstream {
     up_event_fn on_event;
     void *event_ctx;
     int closing;
+    up_request_t *spare;    /* finished requests kept for reuse, linked by
+                               their `ctx`; at most UP_SPARE_REQUESTS */
+    size_t n_spare;
 };
+
+/* Enough for the requests of a busy moment; past it they are freed. */
+#define UP_SPARE_REQUESTS (PG_RECYCLE ? 256 : 0)
+/* A spare keeps its frame buffer up to this capacity. */
+#define UP_SPARE_FRAME_BYTES 4096
 
 /* conn.c */
 void conn_init(up_conn_t *conn, up_endpoint_t *endpoint);

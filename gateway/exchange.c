@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/json_write.h"
+#include "core/recycle.h"
 #include "core/utf8.h"
 #include "gateway/admin.h"
 #include "gateway/errors.h"
@@ -55,6 +56,8 @@ typedef struct exchange {
     size_t nvalues;
     buf_t values;                /* the values so far, comma-separated */
     buf_t query_value;           /* the last query parameter looked up */
+    buf_t metadata;              /* the packet's metadata, while dispatching */
+    buf_t rendered;              /* the packet's data from a template, idem */
     /* the response */
     unsigned status;
     buf_t response;
@@ -129,9 +132,8 @@ static enum MHD_Result send_response(exchange_t *ex)
             MHD_add_response_header(r, "X-Accel-Buffering", "no");
         }
     } else if (ex->response.len && ex->status != 204 && ex->status != 304) {
-        r = MHD_create_response_from_buffer(ex->response.len, ex->response.data, MHD_RESPMEM_MUST_FREE);
-        if (r)
-            ex->response = (buf_t)BUF_INIT; /* MHD frees it */
+        /* the exchange owns the bytes and lives until MHD is done sending */
+        r = MHD_create_response_from_buffer(ex->response.len, ex->response.data, MHD_RESPMEM_PERSISTENT);
     } else {
         r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     }
@@ -535,8 +537,14 @@ static void build_reply(exchange_t *ex)
         return;
     }
     int as_array = ex->reply != CONFIG_REPLY_AUTO || ex->nvalues > 1;
-    if (!as_array) {
-        set_response(ex, ex->ok_status, &ex->values); /* the one value, not copied */
+    if (!as_array) { /* the one value is the body: swap buffers, copy nothing */
+        buf_t old = ex->response;
+        ex->response = ex->values;
+        ex->values = old;
+        buf_clear(&ex->values);
+        ex->status = ex->ok_status;
+        ex->json_body = 1;
+        ex->state = EX_READY;
         return;
     }
     buf_append(&body, "[", 1);
@@ -589,18 +597,74 @@ static void on_done(void *ctx, up_outcome_t outcome, span_t err, const char *det
 
 static const up_callbacks_t upstream_callbacks = { on_value, on_done };
 
+/* Spare exchanges per gateway, and what each keeps of its buffers. */
+#define EX_SPARE_MAX (PG_RECYCLE ? 256 : 0)
+#define EX_SPARE_BUF_BYTES 4096
+
+static void release_buffers(exchange_t *ex, size_t keep)
+{
+    buf_t *bufs[] = { &ex->body, &ex->values, &ex->query_value, &ex->metadata,
+                      &ex->rendered, &ex->response, &ex->out };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        if (bufs[i]->cap > keep)
+            buf_free(bufs[i]);
+        buf_clear(bufs[i]);
+    }
+}
+
 static void free_exchange(exchange_t *ex)
 {
-    ex->gw->exchanges--;
-    buf_free(&ex->body);
-    buf_free(&ex->values);
-    buf_free(&ex->query_value);
-    buf_free(&ex->response);
-    buf_free(&ex->out);
-    timers_stop(&ex->gw->timers, &ex->keepalive);
-    router_match_free(&ex->match);
+    gateway_t *gw = ex->gw;
+    gw->exchanges--;
+    timers_stop(&gw->timers, &ex->keepalive);
     gen_release(ex->gen);
-    free(ex);
+    if (gw->n_spare_exchanges + 1 > EX_SPARE_MAX) {
+        release_buffers(ex, 0);
+        router_match_free(&ex->match);
+        free(ex);
+        return;
+    }
+    release_buffers(ex, EX_SPARE_BUF_BYTES);
+    ex->gw = (gateway_t *)gw->spare_exchanges; /* the free list's link */
+    gw->spare_exchanges = ex;
+    gw->n_spare_exchanges++;
+}
+
+/* A zeroed exchange, from the free list (with its buffers) when it has one. */
+static exchange_t *alloc_exchange(gateway_t *gw)
+{
+    exchange_t *ex = gw->spare_exchanges;
+    if (!ex) {
+        ex = calloc(1, sizeof *ex);
+        if (ex)
+            router_match_init(&ex->match);
+        return ex;
+    }
+    gw->spare_exchanges = (exchange_t *)ex->gw;
+    gw->n_spare_exchanges--;
+    exchange_t kept = *ex;
+    memset(ex, 0, sizeof *ex);
+    ex->body = kept.body;
+    ex->values = kept.values;
+    ex->query_value = kept.query_value;
+    ex->metadata = kept.metadata;
+    ex->rendered = kept.rendered;
+    ex->response = kept.response;
+    ex->out = kept.out;
+    ex->match = kept.match; /* router_match() resets it */
+    return ex;
+}
+
+void exchange_free_spares(gateway_t *gw)
+{
+    while (gw->spare_exchanges) {
+        exchange_t *ex = gw->spare_exchanges;
+        gw->spare_exchanges = (exchange_t *)ex->gw;
+        release_buffers(ex, 0);
+        router_match_free(&ex->match);
+        free(ex);
+    }
+    gw->n_spare_exchanges = 0;
 }
 
 /* The client hung up while its request waited (httpd's watch): cancel it
@@ -708,12 +772,12 @@ static void dispatch(exchange_t *ex)
         fail_simple(ex, 413, "payload_too_large", "the body is larger than max_body_bytes");
         return;
     }
-    buf_t rendered = BUF_INIT;
+    buf_t *rendered = &ex->rendered;
+    buf_clear(rendered);
     span_t pattern, data;
     if (ex->route) {
         pattern = span_of(ex->route->pattern_json, ex->route->pattern_length);
-        if (render_data(ex, &rendered, &data, why, sizeof why)) {
-            buf_free(&rendered);
+        if (render_data(ex, rendered, &data, why, sizeof why)) {
             fail_simple(ex, 400, "bad_request", why);
             return;
         }
@@ -722,16 +786,16 @@ static void dispatch(exchange_t *ex)
         return;
     }
     if (gw->waiting >= ex->gen->cfg->limits.max_inflight) {
-        buf_free(&rendered);
         ex->retry_after = 1;
         fail_simple(ex, 503, "overloaded", "too many requests in flight (max_inflight)");
         return;
     }
-    buf_t metadata = BUF_INIT;
+    buf_t *metadata = &ex->metadata;
+    buf_clear(metadata);
     if (ex->gen->cfg->services[ex->service_index].metadata)
-        build_metadata(ex, &metadata);
+        build_metadata(ex, metadata);
     up_service_t *svc = ex->gen->services[ex->service_index];
-    span_t meta = span_of(metadata.data, metadata.len);
+    span_t meta = span_of(metadata->data, metadata->len);
     uint32_t timeout = (uint32_t)ex->timeout_ms;
     ex->streaming = !ex->is_emit && (ex->reply == CONFIG_REPLY_NDJSON || ex->reply == CONFIG_REPLY_SSE);
     ex->upstream_started_ns = uv_hrtime();
@@ -741,8 +805,6 @@ static void dispatch(exchange_t *ex)
         ex->req = up_stream(svc, pattern, data, meta, timeout, &upstream_callbacks, ex);
     else
         ex->req = up_send(svc, pattern, data, meta, timeout, &upstream_callbacks, ex);
-    buf_free(&rendered);
-    buf_free(&metadata);
     if (!ex->req) {
         fail_simple(ex, 503, "overloaded", "out of memory");
         return;
@@ -763,11 +825,10 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection
     exchange_t *ex = *con_cls;
     if (!ex) {
         gateway_t *gw = cls;
-        ex = calloc(1, sizeof *ex);
+        ex = alloc_exchange(gw);
         if (!ex)
             return MHD_NO;
         list_init(&ex->waiting_link);
-        router_match_init(&ex->match);
         timer_entry_init(&ex->keepalive);
         *con_cls = ex;
         gw->exchanges++;

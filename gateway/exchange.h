@@ -14,7 +14,9 @@
  *                                      the connection closed
  *
  * An exchange is allocated on the first call of the access handler and
- * freed when MHD reports the request completed.
+ * freed when MHD reports the request completed: into a short free list of
+ * the gateway's (its buffers, up to a few KiB, kept with it), so that a
+ * keep-alive client's requests reuse memory instead of allocating it.
  */
 #ifndef PG_GATEWAY_EXCHANGE_H
 #define PG_GATEWAY_EXCHANGE_H
@@ -35,5 +37,8 @@ void exchange_on_hangup(void *ctx, void *waiter);
 
 void exchange_on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                            enum MHD_RequestTerminationCode toe);
+
+/* Frees the exchanges kept for reuse (once the HTTP daemon is closed). */
+void exchange_free_spares(struct gateway *gw);
 
 #endif

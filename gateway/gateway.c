@@ -46,6 +46,7 @@ static void on_httpd_closed(void *ctx)
 {
     gateway_t *gw = ctx;
     gw->httpd = NULL;
+    exchange_free_spares(gw); /* MHD has completed every exchange */
     close_upstream(gw);
 }
 

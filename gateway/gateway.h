@@ -56,6 +56,8 @@ typedef struct gateway {
     size_t waiting;           /* exchanges with a request upstream */
     list_node_t waiting_list; /* those exchanges */
     size_t exchanges;         /* exchanges alive */
+    struct exchange *spare_exchanges; /* finished ones kept for reuse */
+    size_t n_spare_exchanges;
     size_t suspended;         /* connections MHD holds suspended: it must
                                  not be stopped while there are any */
     uint64_t rng;             /* request ids */
