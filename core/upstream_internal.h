@@ -156,7 +156,7 @@ struct upstream {
 };
 
 /* Enough for the requests of a busy moment; past it they are freed. */
-#define UP_SPARE_REQUESTS (PG_RECYCLE ? 256 : 0)
+#define UP_SPARE_REQUESTS (PG_RECYCLE ? 128 : 0)
 /* A spare keeps its frame buffer up to this capacity. */
 #define UP_SPARE_FRAME_BYTES 4096
 

@@ -598,7 +598,7 @@ static void on_done(void *ctx, up_outcome_t outcome, span_t err, const char *det
 static const up_callbacks_t upstream_callbacks = { on_value, on_done };
 
 /* Spare exchanges per gateway, and what each keeps of its buffers. */
-#define EX_SPARE_MAX (PG_RECYCLE ? 256 : 0)
+#define EX_SPARE_MAX (PG_RECYCLE ? 128 : 0)
 #define EX_SPARE_BUF_BYTES 4096
 
 static void release_buffers(exchange_t *ex, size_t keep)
