@@ -307,7 +307,8 @@ static const unsigned char *scan_any(const scanner_t *s, const unsigned char *p)
 
 static scanner_t scanner_of(const char *text, size_t n, jscan_error_t *err)
 {
-    const unsigned char *base = (const unsigned char *)text;
+    /* an empty text may come as NULL, and NULL + 0 is undefined */
+    const unsigned char *base = (const unsigned char *)(text ? text : "");
     return (scanner_t){ base, base + n, err };
 }
 

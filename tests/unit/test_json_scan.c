@@ -33,6 +33,19 @@ static void accepts_valid_documents(void **state)
     }
 }
 
+/* An empty text may come as {NULL, 0} (an empty header or query value). */
+static void empty_text_as_null(void **state)
+{
+    (void)state;
+    span_t v;
+    jscan_error_t err = {99, NULL};
+    assert_int_equal(jscan_document(NULL, 0, &v, &err), -1);
+    assert_int_equal(err.offset, 0);
+    assert_string_equal(err.what, "unexpected end of input");
+    size_t pos = 0;
+    assert_int_equal(jscan_value(NULL, 0, &pos, &v, NULL), -1);
+}
+
 static void rejects_invalid_documents(void **state)
 {
     (void)state;
@@ -233,6 +246,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(accepts_valid_documents),
+        cmocka_unit_test(empty_text_as_null),
         cmocka_unit_test(rejects_invalid_documents),
         cmocka_unit_test(error_says_what_and_where),
         cmocka_unit_test(nesting_is_bounded),
