@@ -146,6 +146,8 @@ static bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' ||
 /* The body's JSON value without the whitespace around it; n == 0: empty. */
 static span_t trim_body(span_t body)
 {
+    if (body.n == 0)
+        return span_of("", 0); /* an absent body is {NULL, 0}: no arithmetic on NULL */
     size_t start = 0, end = body.n;
     while (start < end && is_json_space(body.p[start]))
         start++;

@@ -240,6 +240,9 @@ static void whole_body_shortcut(void **state)
     assert_true(render_whole_body(&cfg->routes[0].data, span_cstr(" \n"), &data));
     assert_int_equal(data.n, 4);
     assert_memory_equal(data.p, "null", 4);
+    assert_true(render_whole_body(&cfg->routes[0].data, span_of(NULL, 0), &data)); /* no body */
+    assert_int_equal(data.n, 4);
+    assert_memory_equal(data.p, "null", 4);
     config_free(cfg);
 }
 
