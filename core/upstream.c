@@ -66,7 +66,7 @@ static void req_free(up_request_t *req)
     }
     if (req->frame.cap > UP_SPARE_FRAME_BYTES)
         buf_free(&req->frame);
-    req->ctx = up->spare;
+    req->next_spare = up->spare;
     up->spare = req;
     up->n_spare++;
 }
@@ -77,7 +77,7 @@ static up_request_t *req_alloc(upstream_t *up)
     up_request_t *req = up->spare;
     if (!req)
         return calloc(1, sizeof *req);
-    up->spare = req->ctx;
+    up->spare = req->next_spare;
     up->n_spare--;
     buf_t frame = req->frame; /* kept: its capacity is the point */
     memset(req, 0, sizeof *req);
@@ -90,7 +90,7 @@ static void free_spare_requests(upstream_t *up)
 {
     while (up->spare) {
         up_request_t *req = up->spare;
-        up->spare = req->ctx;
+        up->spare = req->next_spare;
         buf_free(&req->frame);
         free(req);
     }

@@ -42,6 +42,7 @@ struct up_request {
     const char *detail;
     up_callbacks_t cb;
     void *ctx;
+    up_request_t *next_spare; /* in up->spare once finished */
 };
 
 /*
@@ -150,8 +151,8 @@ struct upstream {
     up_event_fn on_event;
     void *event_ctx;
     int closing;
-    up_request_t *spare;    /* finished requests kept for reuse, linked by
-                               their `ctx`; at most UP_SPARE_REQUESTS */
+    up_request_t *spare;    /* finished requests kept for reuse; at most
+                               UP_SPARE_REQUESTS */
     size_t n_spare;
 };
 

@@ -81,6 +81,7 @@ typedef struct exchange {
     buf_t out;                   /* stream bytes not yet taken by MHD */
     size_t out_pos;
     timer_entry_t keepalive;     /* sse: a comment after 15 s of silence */
+    struct exchange *next_spare; /* in gw->spare_exchanges once finished */
 } exchange_t;
 
 /* What a stream may hold for a client that reads slowly, beyond the value
@@ -625,7 +626,7 @@ static void free_exchange(exchange_t *ex)
         return;
     }
     release_buffers(ex, EX_SPARE_BUF_BYTES);
-    ex->gw = (gateway_t *)gw->spare_exchanges; /* the free list's link */
+    ex->next_spare = gw->spare_exchanges;
     gw->spare_exchanges = ex;
     gw->n_spare_exchanges++;
 }
@@ -640,7 +641,7 @@ static exchange_t *alloc_exchange(gateway_t *gw)
             router_match_init(&ex->match);
         return ex;
     }
-    gw->spare_exchanges = (exchange_t *)ex->gw;
+    gw->spare_exchanges = ex->next_spare;
     gw->n_spare_exchanges--;
     exchange_t kept = *ex;
     memset(ex, 0, sizeof *ex);
@@ -659,7 +660,7 @@ void exchange_free_spares(gateway_t *gw)
 {
     while (gw->spare_exchanges) {
         exchange_t *ex = gw->spare_exchanges;
-        gw->spare_exchanges = (exchange_t *)ex->gw;
+        gw->spare_exchanges = ex->next_spare;
         release_buffers(ex, 0);
         router_match_free(&ex->match);
         free(ex);

@@ -71,13 +71,6 @@ typedef struct soak {
 
 static struct gwproc *g_gw;
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
         if (g_gw)                                                                                  \
@@ -106,7 +99,7 @@ static void *client_main(void *arg)
         if (atomic_load(&s->pause)) {
             atomic_fetch_add(&s->idle, 1);
             while (atomic_load(&s->pause) && !atomic_load(&s->stop))
-                pause_ms(10);
+                deadline_pause_ms(10);
             atomic_fetch_sub(&s->idle, 1);
             continue;
         }
@@ -139,7 +132,7 @@ static void *client_main(void *arg)
             record_bad(s, "%d after %lld ms for %s: %.200s", r.status, ms, body, r.body);
         }
         http_response_free(&r);
-        pause_ms(SOAK_PACE_MS); /* steady load that leaves CPU to tests running beside */
+        deadline_pause_ms(SOAK_PACE_MS); /* steady load that leaves CPU to tests running beside */
     }
     return NULL;
 }
@@ -151,7 +144,7 @@ static long long wait_recovered(soak_t *s, int64_t since, int timeout_ms)
     while (atomic_load(&s->last_ok_at) <= since) {
         if (deadline_remaining_ms(deadline) == 0)
             return -1;
-        pause_ms(20);
+        deadline_pause_ms(20);
     }
     return atomic_load(&s->last_ok_at) - since;
 }
@@ -170,7 +163,7 @@ static sample_t quiet_sample(soak_t *s, struct gwproc *gw)
     while (atomic_load(&s->idle) < SOAK_CLIENTS) {
         if (deadline_remaining_ms(deadline) == 0)
             FAIL("the clients did not pause within %d ms", POLL_TIMEOUT_MS);
-        pause_ms(20);
+        deadline_pause_ms(20);
     }
     double conns = -1, connected = 0;
     const char *up[] = { "service=\"nest\"", "state=\"connected\"", NULL };
@@ -184,7 +177,7 @@ static sample_t quiet_sample(soak_t *s, struct gwproc *gw)
         if (deadline_remaining_ms(deadline) == 0)
             FAIL("the gateway did not settle: %g client connections, %g upstream connected", conns,
                  connected);
-        pause_ms(50);
+        deadline_pause_ms(50);
     }
     struct gwproc_usage u;
     if (gwproc_usage(gw, &u) != 0)
@@ -200,7 +193,7 @@ static sample_t quiet_sample(soak_t *s, struct gwproc *gw)
 static long long chaos_cycle(soak_t *s, struct nest_service *svc, int down_ms)
 {
     nest_kill(svc);
-    pause_ms(down_ms); /* the schedule's down-phase, not a synchronization */
+    deadline_pause_ms(down_ms); /* the schedule's down-phase, not a synchronization */
     if (nest_restart_same_port(svc) != 0)
         FAIL("the Nest service did not restart on port %d", svc->port);
     int64_t up_at = deadline_now_ms();
@@ -209,7 +202,7 @@ static long long chaos_cycle(soak_t *s, struct nest_service *svc, int down_ms)
         FAIL("no request succeeded within %d ms of the service's restart", SOAK_UP_MS);
     int left = SOAK_UP_MS - (int)(deadline_now_ms() - up_at);
     if (left > 0)
-        pause_ms(left); /* the rest of the up-phase, under load */
+        deadline_pause_ms(left); /* the rest of the up-phase, under load */
     return recovered;
 }
 
@@ -239,7 +232,7 @@ static void soak_kill_restart(void **state)
         assert_int_equal(pthread_create(&threads[i], NULL, client_main, s), 0);
     if (wait_recovered(s, 0, POLL_TIMEOUT_MS) < 0)
         FAIL("no request succeeded at the start");
-    pause_ms(SOAK_WARMUP_MS); /* warm-up under load */
+    deadline_pause_ms(SOAK_WARMUP_MS); /* warm-up under load */
     long long recover[SOAK_CYCLES + 1];
     recover[0] = chaos_cycle(s, &svc, DOWN_MS[0]);
     sample_t check = quiet_sample(s, gw);

@@ -89,13 +89,6 @@ static int test_teardown(void **state)
     return 0;
 }
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static void print_log_tail(void)
 {
     if (g_gw)
@@ -275,7 +268,7 @@ static void poll_json(int port, const char *method, const char *path, const char
         }
         if (rc == 0)
             http_response_free(&r);
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
 }
 
@@ -303,7 +296,7 @@ static void poll_error(int port, const char *method, const char *path, const cha
         }
         if (rc == 0)
             http_response_free(&r);
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
 }
 
@@ -989,7 +982,7 @@ static void status_after_requests(void **state)
         json_decref(st);
         if (up)
             break;
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
     enum { N = 5 };
     for (int i = 0; i < N; i++)
@@ -1074,7 +1067,7 @@ static void status_after_requests(void **state)
             fail_json(st, "services.down never showed a disconnected connection with last_error "
                           "\"...connection refused...\" and a last_error_at");
         json_decref(st);
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
     stop_gw();
 }
@@ -1119,7 +1112,7 @@ static void metrics_count_exactly(void **state)
         if (reached || deadline_remaining_ms(deadline) == 0)
             break;
         scrape_free(&after);
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
     struct {
         const char *name, *labels;
@@ -1221,7 +1214,7 @@ static void sigterm_drains(void **state)
     bg_request_t *b = bg_start(port, "/slow", "{\"ms\":3000,\"value\":\"finished\"}");
     int64_t deadline = deadline_after(REQ_TIMEOUT_MS);
     while (!atomic_load(&b->sent) && deadline_remaining_ms(deadline) > 0)
-        pause_ms(10);
+        deadline_pause_ms(10);
     /* a later request on a later connection went to the service and back:
      * the slow one, already written, was read before it */
     check_json(port, "POST", "/sum", "[1,1]", 200, "2");
@@ -1492,7 +1485,7 @@ static void reload_by_sighup_adds_a_route(void **state)
             fail_scrape(&s, "a SIGHUP with the file unchanged did not reload it: "
                             "config_reloads_total{result=\"ok\"} stayed %g", now_ok);
         scrape_free(&s);
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
     check_json(port, "POST", "/b", "\"y\"", 200, "\"y\"");
     since_after = nest_conn_identity(admin, &rec_after);
@@ -1681,7 +1674,7 @@ static void reload_broken(struct gwproc *gw, const char *config, const char *err
         }
         json_decref(line);
         scrape_free(&s);
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
     expect_metric(&s, "patterngate_config_last_reload_successful", "{}", 0);
     scrape_free(&s);
@@ -1733,7 +1726,7 @@ static void reload_broken_file_keeps_config(void **state)
         if (deadline_remaining_ms(deadline) == 0)
             fail_scrape(&s, "config_last_reload_successful did not return to 1 after a good file");
         scrape_free(&s);
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
     if (metric(&s, "patterngate_config_reloads_total", RELOADS_OK) < 1 ||
         metric(&s, "patterngate_config_reloads_total", RELOADS_FAILED) < 2)
@@ -1780,7 +1773,7 @@ static void two_workers(void **state)
             break;
         if (deadline_remaining_ms(deadline) <= 0)
             fail_msg("expected 2 connected connections (one per worker), saw %.0f", up);
-        pause_ms(50);
+        deadline_pause_ms(50);
     }
     /* every request on a new connection: the kernel spreads them */
     const int n = 40;

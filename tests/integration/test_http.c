@@ -385,13 +385,6 @@ static void check_error(int port, const char *method, const char *path, const ch
     http_response_free(&r);
 }
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* Polls `method path` until it answers status with exactly body, or fails
  * after POLL_TIMEOUT_MS showing the last response. */
 static void poll_until(int port, const char *method, const char *path, const char *req_body,
@@ -416,7 +409,7 @@ static void poll_until(int port, const char *method, const char *path, const cha
             http_response_free(&r);
         if (done)
             return;
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
 }
 
@@ -494,7 +487,7 @@ static void bg_wait_in_flight(bg_request_t *b, int port)
 {
     int64_t deadline = deadline_after(REQ_TIMEOUT_MS);
     while (!atomic_load(&b->sent) && deadline_remaining_ms(deadline) > 0)
-        pause_ms(10);
+        deadline_pause_ms(10);
     check(port, "POST", "/sum", "[1,1]", 200, "2");
     if (atomic_load(&b->done)) {
         bg_join(b);
@@ -1013,7 +1006,7 @@ static void body_in_slow_pieces(void **state)
     assert_int_equal(http_send_raw(c, head, (size_t)n, REQ_TIMEOUT_MS), 0);
     http_expect(c, "POST");
     for (size_t off = 0; off < strlen(body); off += 7) {
-        pause_ms(100); /* the point of the test: the body trickles in */
+        deadline_pause_ms(100); /* the point of the test: the body trickles in */
         size_t len = strlen(body) - off < 7 ? strlen(body) - off : 7;
         assert_int_equal(http_send_raw(c, body + off, len, REQ_TIMEOUT_MS), 0);
     }
@@ -1254,7 +1247,7 @@ static void max_inflight_overloaded(void **state)
     bg_request_t *b = bg_start(port, "POST", "/slow", "{\"ms\":6000,\"value\":\"b\"}");
     int64_t deadline = deadline_after(REQ_TIMEOUT_MS);
     while (!atomic_load(&b->sent) && deadline_remaining_ms(deadline) > 0)
-        pause_ms(10);
+        deadline_pause_ms(10);
     /* poll until a third request is refused (b's bytes came first) */
     deadline = deadline_after(5000);
     struct http_response r;
@@ -1263,7 +1256,7 @@ static void max_inflight_overloaded(void **state)
         if (r.status != 200 || deadline_remaining_ms(deadline) == 0)
             break;
         http_response_free(&r);
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
     bool slow_done = atomic_load(&a->done) || atomic_load(&b->done);
     bg_join(a);
@@ -1311,7 +1304,7 @@ static struct http_conn *open_served(int port)
         http_close(c);
         if (deadline_remaining_ms(deadline) == 0)
             fail_msg("no connection was served within %d ms", POLL_TIMEOUT_MS);
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
 }
 
@@ -1460,7 +1453,7 @@ static void sigterm_new_requests_draining(void **state)
         if (rc != 0 || r.status != 200 || deadline_remaining_ms(deadline) == 0)
             break;
         http_response_free(&r);
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
     if (rc != 0)
         fail_msg("a new request during the drain got no response (%s), expected 503 draining",
@@ -1734,7 +1727,7 @@ static void raw_values_byte_exact(void **state)
     snprintf(needle, sizeof needle, "\"data\":%s", HOSTILE);
     int64_t deadline = deadline_after(POLL_TIMEOUT_MS);
     while (!(frame = raw_frame_with(&e->script, "\"pattern\":\"ev\"")) && deadline_remaining_ms(deadline) > 0)
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     if (!frame || !strstr(frame, needle) || strstr(frame, "\"id\":"))
         fail_msg("the event packet is wrong: %s", frame ? frame : "(none arrived)");
     free(frame);

@@ -59,13 +59,6 @@ static struct nest_service *g_nest;
 static struct testnet_upstream *g_ups[MAX_UPSTREAMS];
 static int g_nups;
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static void print_log_tail(void)
 {
     if (g_gw)
@@ -209,8 +202,36 @@ static void wait_admin_200(struct gwproc *gw, const char *path)
             return;
         if (deadline_remaining_ms(deadline) == 0)
             FAIL("GET %s on the admin listener never answered 200 (last %d)", path, status);
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
+}
+
+/* Starts the Nest service and the gateway on config with NEST_ADDR (and
+ * extra_env, "NAME=value" or NULL) in its environment; returns once
+ * /readyz says 200. *nest (when not NULL) gets the service's address. */
+static struct gwproc *start_nest_gateway(const char *config, const char *extra_env, const char **nest)
+{
+    const char *address = start_nest();
+    static char nest_env[64];
+    snprintf(nest_env, sizeof nest_env, "NEST_ADDR=%s", address);
+    const char *env[] = { nest_env, extra_env, NULL };
+    struct gwproc *gw = start_gateway(config, env);
+    wait_admin_200(gw, "/readyz");
+    if (nest)
+        *nest = address;
+    return gw;
+}
+
+/* The same with a scripted raw service too, at RAW_ADDR (also written to
+ * raw_addr, RAW_ADDR_MAX bytes). */
+#define RAW_ADDR_MAX 32
+static struct gwproc *start_raw_gateway(const char *config, testnet_script_fn script, void *arg,
+                                        char *raw_addr, const char **nest)
+{
+    static char raw_env[64];
+    start_raw(script, arg, raw_addr, RAW_ADDR_MAX);
+    snprintf(raw_env, sizeof raw_env, "RAW_ADDR=%s", raw_addr);
+    return start_nest_gateway(config, raw_env, nest);
 }
 
 static json_t *get_status(struct gwproc *gw)
@@ -312,7 +333,7 @@ static void wait_fds_at_most(struct gwproc *gw, int limit, const char *what)
         if (deadline_remaining_ms(deadline) == 0)
             FAIL("%s: the gateway still has %d descriptors open, expected at most %d", what, n,
                  limit);
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
 }
 
@@ -524,7 +545,7 @@ static void eject_refusing_endpoint(void **state)
     while ((fails = metric(gw, "patterngate_upstream_connects_total", failed)) < 7) {
         if (deadline_remaining_ms(deadline) == 0)
             FAIL("solo: only %g failed connects within %d ms", fails, POLL_TIMEOUT_MS);
-        pause_ms(200);
+        deadline_pause_ms(200);
     }
     if (endpoint_ejected(gw, "solo", dead2_addr))
         FAIL("the only endpoint of solo was ejected after %g failed connects", fails);
@@ -570,14 +591,9 @@ static const char EJECT_PROTOCOL_CONFIG[] =
 static void eject_protocol_breaking_endpoint(void **state)
 {
     (void)state;
-    const char *nest = start_nest();
-    char raw_addr[32], nest_env[64], raw_env[64];
-    start_raw(garbage_script, NULL, raw_addr, sizeof raw_addr);
-    snprintf(nest_env, sizeof nest_env, "NEST_ADDR=%s", nest);
-    snprintf(raw_env, sizeof raw_env, "RAW_ADDR=%s", raw_addr);
-    const char *env[] = { nest_env, raw_env, NULL };
-    struct gwproc *gw = start_gateway(EJECT_PROTOCOL_CONFIG, env);
-    wait_admin_200(gw, "/readyz");
+    const char *nest;
+    char raw_addr[RAW_ADDR_MAX];
+    struct gwproc *gw = start_raw_gateway(EJECT_PROTOCOL_CONFIG, garbage_script, NULL, raw_addr, &nest);
     int oks = 0;
     int bad = sum_until_ejected(gw, raw_addr, true, &oks);
     fprintf(stderr, "garbage endpoint ejected: %d requests answered 502, %d answered 200\n", bad, oks);
@@ -671,14 +687,8 @@ static void *sink_client(void *arg)
 static void bounded_unwritten_bytes(void **state)
 {
     (void)state;
-    const char *nest = start_nest();
-    char raw_addr[32], nest_env[64], raw_env[64];
-    start_raw(never_read_script, NULL, raw_addr, sizeof raw_addr);
-    snprintf(nest_env, sizeof nest_env, "NEST_ADDR=%s", nest);
-    snprintf(raw_env, sizeof raw_env, "RAW_ADDR=%s", raw_addr);
-    const char *env[] = { nest_env, raw_env, NULL };
-    struct gwproc *gw = start_gateway(SINK_CONFIG, env);
-    wait_admin_200(gw, "/readyz");
+    char raw_addr[RAW_ADDR_MAX];
+    struct gwproc *gw = start_raw_gateway(SINK_CONFIG, never_read_script, NULL, raw_addr, NULL);
 
     char *body = malloc(SINK_BODY_BYTES + 3);
     assert_non_null(body);
@@ -748,15 +758,9 @@ static const char WAITING_CONFIG[] =
 static void bounded_waiting_requests(void **state)
 {
     (void)state;
-    const char *nest = start_nest();
-    char raw_addr[32], nest_env[64], raw_env[64];
+    char raw_addr[RAW_ADDR_MAX];
     /* a TLS service whose handshake is never answered: its requests wait */
-    start_raw(never_read_script, NULL, raw_addr, sizeof raw_addr);
-    snprintf(nest_env, sizeof nest_env, "NEST_ADDR=%s", nest);
-    snprintf(raw_env, sizeof raw_env, "RAW_ADDR=%s", raw_addr);
-    const char *env[] = { nest_env, raw_env, NULL };
-    struct gwproc *gw = start_gateway(WAITING_CONFIG, env);
-    wait_admin_200(gw, "/readyz");
+    struct gwproc *gw = start_raw_gateway(WAITING_CONFIG, never_read_script, NULL, raw_addr, NULL);
 
     mux_req_t *reqs = calloc(WAITING_SENT, sizeof *reqs);
     assert_non_null(reqs);
@@ -820,17 +824,6 @@ static const char NEST_CONFIG[] =
     "  \"routes\": [\n"
     "    { \"method\": \"POST\", \"path\": \"/sum\", \"service\": \"good\", \"pattern\": { \"cmd\": \"sum\" } } ] }\n";
 
-static struct gwproc *start_nest_gateway(const char *config, const char *extra_env)
-{
-    const char *nest = start_nest();
-    static char nest_env[64];
-    snprintf(nest_env, sizeof nest_env, "NEST_ADDR=%s", nest);
-    const char *env[] = { nest_env, extra_env, NULL };
-    struct gwproc *gw = start_gateway(config, env);
-    wait_admin_200(gw, "/readyz");
-    return gw;
-}
-
 /* Sends raw bytes on a new connection; the status of the answer. */
 static int raw_status(int port, const char *bytes, size_t len)
 {
@@ -853,7 +846,7 @@ static int raw_status(int port, const char *bytes, size_t len)
 static void oversized_heads(void **state)
 {
     (void)state;
-    struct gwproc *gw = start_nest_gateway(NEST_CONFIG, NULL);
+    struct gwproc *gw = start_nest_gateway(NEST_CONFIG, NULL, NULL);
     char *buf = malloc(HUGE_BYTES + 256);
     assert_non_null(buf);
     /* one huge header */
@@ -931,7 +924,7 @@ static void slow_check(slow_client_t *s)
 static void slow_clients_are_cut_off(void **state)
 {
     (void)state;
-    struct gwproc *gw = start_nest_gateway(NEST_CONFIG, NULL);
+    struct gwproc *gw = start_nest_gateway(NEST_CONFIG, NULL, NULL);
     static const char partial_head[] = "POST /sum HTTP/1.1\r\nHost: x\r\nContent-Type: appl";
     static const char partial_body[] =
         "POST /sum HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -1024,16 +1017,14 @@ static void unknown_reply_flood(void **state)
     (void)state;
     static atomic_llong frames;
     atomic_store(&frames, 0);
-    char raw_addr[32], raw_env[64];
-    start_raw(flood_script, &frames, raw_addr, sizeof raw_addr);
-    snprintf(raw_env, sizeof raw_env, "RAW_ADDR=%s", raw_addr);
-    struct gwproc *gw = start_nest_gateway(FLOOD_CONFIG, raw_env);
+    char raw_addr[RAW_ADDR_MAX];
+    struct gwproc *gw = start_raw_gateway(FLOOD_CONFIG, flood_script, &frames, raw_addr, NULL);
     const char *late[] = { "service=\"flood\"", NULL };
     int64_t deadline = deadline_after(POLL_TIMEOUT_MS);
     while (metric(gw, "patterngate_upstream_late_replies_total", late) < 1000) {
         if (deadline_remaining_ms(deadline) == 0)
             FAIL("the flood is not counted as late replies");
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
     double before = metric(gw, "patterngate_upstream_late_replies_total", late);
     long long max_latency = 0;
@@ -1095,10 +1086,8 @@ static void stalled_service_times_out(void **state)
     (void)state;
     static atomic_int received;
     atomic_store(&received, 0);
-    char raw_addr[32], raw_env[64];
-    start_raw(stall_script, &received, raw_addr, sizeof raw_addr);
-    snprintf(raw_env, sizeof raw_env, "RAW_ADDR=%s", raw_addr);
-    struct gwproc *gw = start_nest_gateway(STALL_CONFIG, raw_env);
+    char raw_addr[RAW_ADDR_MAX];
+    struct gwproc *gw = start_raw_gateway(STALL_CONFIG, stall_script, &received, raw_addr, NULL);
     enum { N = 50 };
     mux_req_t *reqs = calloc(N, sizeof *reqs);
     assert_non_null(reqs);
@@ -1157,7 +1146,7 @@ static void many_idle_connections(void **state)
         fprintf(stderr, "skipped: the open-files hard limit is %ld, below 12000\n", nofile);
         skip();
     }
-    struct gwproc *gw = start_nest_gateway(MANY_CONFIG, NULL);
+    struct gwproc *gw = start_nest_gateway(MANY_CONFIG, NULL, NULL);
     expect_post(gw->port, "/sum", "[1,2]", 200, "3");
     int base_fds = gw_fds(gw);
     int *fds = malloc(MANY_CONNS * sizeof *fds);
@@ -1219,7 +1208,7 @@ static void many_idle_connections(void **state)
 static void garbage_and_truncated_requests(void **state)
 {
     (void)state;
-    struct gwproc *gw = start_nest_gateway(NEST_CONFIG, NULL);
+    struct gwproc *gw = start_nest_gateway(NEST_CONFIG, NULL, NULL);
     expect_post(gw->port, "/sum", "[1,2]", 200, "3");
     int base_fds = gw_fds(gw);
     static const char full[] =
@@ -1275,7 +1264,7 @@ static void garbage_and_truncated_requests(void **state)
     while ((open_conns = metric(gw, "patterngate_http_connections", NULL)) > 0) {
         if (deadline_remaining_ms(deadline) == 0)
             FAIL("the gateway still counts %.0f client connections", open_conns);
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
     wait_fds_at_most(gw, base_fds + 2, "after the garbage connections");
     for (int i = 0; i < 20; i++)

@@ -99,13 +99,6 @@ static bool gateway_stop(struct gwproc *gw)
     return false;
 }
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* Entries of /proc/PID/fd: the gateway's open descriptors, or -1. */
 static int open_fds(pid_t pid)
 {
@@ -1066,7 +1059,7 @@ static void clients_leave_mid_stream(void **state)
     int64_t deadline = deadline_after(POLL_TIMEOUT_MS);
     int fds;
     while ((fds = open_fds(pid)) > fds0 && deadline_remaining_ms(deadline) > 0)
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     if (fds > fds0) {
         print_log_tail();
         fprintf(stderr, "the gateway's descriptors now:\n");
@@ -1378,7 +1371,7 @@ static void raw_slow_reader_overloaded(void **state)
         struct gwproc_usage u = usage_of(e->gw);
         if (u.rss_kb > max_rss)
             max_rss = u.rss_kb;
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
     int done = atomic_load(&e->state.flood_done);
     if (done != 1) {

@@ -61,13 +61,6 @@ static int group_setup(void **state, group_t *g)
 static int group_setup_v12(void **state) { return group_setup(state, &g_v12); }
 static int group_setup_v10(void **state) { return group_setup(state, &g_v10); }
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static void print_log_tail(void)
 {
     if (g_gw)
@@ -314,7 +307,7 @@ static void wait_log_line(const char *const *needles)
             print_log_tail();
             fail_msg("no gateway log line with %s within %d ms", all, POLL_TIMEOUT_MS);
         }
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
 }
 
@@ -432,7 +425,7 @@ static void poll_sum(const char *service)
         http_response_free(&r);
         if (ok)
             return;
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
 }
 
@@ -812,7 +805,7 @@ static void cli_call_and_emit(void **state)
         gwcli_result_free(&r);
         if (done)
             break;
-        pause_ms(POLL_PAUSE_MS);
+        deadline_pause_ms(POLL_PAUSE_MS);
     }
 }
 

@@ -3,6 +3,7 @@
 #ifndef PG_TESTS_SUPPORT_DEADLINE_H
 #define PG_TESTS_SUPPORT_DEADLINE_H
 
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <time.h>
@@ -28,6 +29,15 @@ static inline int deadline_remaining_ms(int64_t deadline)
     if (left <= 0)
         return 0;
     return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* Sleeps ms milliseconds, across signals: the pause between two polls of a
+ * condition (never a synchronization by itself). */
+static inline void deadline_pause_ms(int ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 #endif

@@ -20,12 +20,6 @@
 #define GWPROC_MAX_ENV 64
 #define GWPROC_MAX_WRAPPER_WORDS 32 /* of PG_GATEWAY_WRAPPER */
 
-static void pause_ms(int ms) {
-  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
-}
-
 /* Writes config to a new temporary file; its name goes to path. */
 static int write_config(const char *config, char *path) {
   const char *dir = getenv("TMPDIR");
@@ -123,7 +117,7 @@ static int wait_ready(struct gwproc *g, const struct gwproc_options *o) {
     }
     if (deadline_remaining_ms(deadline) == 0)
       return -ETIMEDOUT;
-    pause_ms(GWPROC_POLL_INTERVAL_MS);
+    deadline_pause_ms(GWPROC_POLL_INTERVAL_MS);
   }
 }
 
@@ -382,7 +376,7 @@ int gwproc_wait_log(struct gwproc *g, const char *needle, int min_count, int tim
       return -ECHILD;
     if (deadline_remaining_ms(deadline) == 0)
       return -ETIMEDOUT;
-    pause_ms(GWPROC_POLL_INTERVAL_MS);
+    deadline_pause_ms(GWPROC_POLL_INTERVAL_MS);
   }
 }
 
