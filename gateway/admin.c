@@ -14,6 +14,11 @@ int admin_is_path(const char *url)
            strcmp(url, "/metrics") == 0;
 }
 
+int admin_is_probe(const char *url)
+{
+    return strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0;
+}
+
 static void put_cstr(buf_t *b, const char *s) { json_append_string(b, s, strlen(s)); }
 
 static void put_u64(buf_t *b, uint64_t v) { buf_append_u64(b, v); }

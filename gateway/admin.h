@@ -27,6 +27,11 @@ typedef struct admin_reply {
 /* 1 for /healthz, /readyz, /status, /metrics. */
 int admin_is_path(const char *url);
 
+/* 1 for the probes, /healthz and /readyz: open without a token even on a
+ * shared `listen` with auth (SPEC.md, Hardening); the rest of the admin
+ * API needs the token there. */
+int admin_is_probe(const char *url);
+
 /* Fills r (its body owned by the caller after the call) for any url: 404
  * for a path that is not an admin path, 405 for a method other than GET or
  * HEAD, 503 when out of memory. */

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "core/json_write.h"
 #include "core/recycle.h"
@@ -17,6 +19,7 @@
 #include "gateway/errors.h"
 #include "gateway/gateway.h"
 #include "gateway/generic.h"
+#include "gateway/http_head.h"
 #include "gateway/render.h"
 #include "gateway/stream.h"
 #include "core/urlcode.h"
@@ -172,6 +175,17 @@ static int usable_request_id(const char *id)
     return 1;
 }
 
+/* 32 random hex digits. */
+static void new_request_id(gateway_t *gw, char *out, size_t size)
+{
+    uint64_t a, b;
+    gw->rng ^= gw->rng << 13; gw->rng ^= gw->rng >> 7; gw->rng ^= gw->rng << 17;
+    a = gw->rng;
+    gw->rng ^= gw->rng << 13; gw->rng ^= gw->rng >> 7; gw->rng ^= gw->rng << 17;
+    b = gw->rng;
+    snprintf(out, size, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+}
+
 static void assign_request_id(exchange_t *ex)
 {
     const char *given = header(ex, "X-Request-Id");
@@ -179,14 +193,7 @@ static void assign_request_id(exchange_t *ex)
         snprintf(ex->request_id, sizeof ex->request_id, "%s", given);
         return;
     }
-    gateway_t *gw = ex->gw;
-    uint64_t a, b;
-    gw->rng ^= gw->rng << 13; gw->rng ^= gw->rng >> 7; gw->rng ^= gw->rng << 17;
-    a = gw->rng;
-    gw->rng ^= gw->rng << 13; gw->rng ^= gw->rng >> 7; gw->rng ^= gw->rng << 17;
-    b = gw->rng;
-    snprintf(ex->request_id, sizeof ex->request_id, "%016llx%016llx", (unsigned long long)a,
-             (unsigned long long)b);
+    new_request_id(ex->gw, ex->request_id, sizeof ex->request_id);
 }
 
 static void add_metadata_field(buf_t *m, const char *key, const char *value)
@@ -223,9 +230,12 @@ static int authorized(exchange_t *ex)
     if (cfg->bearer_token_count == 0)
         return 1;
     const char *auth = header(ex, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!auth || strncmp(auth, "Bearer ", 7) != 0)
+    /* RFC 9110 §11.1: the scheme name is case-insensitive, then 1*SP */
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
         return 0;
     const char *token = auth + 7;
+    while (*token == ' ')
+        token++;
     size_t n = strlen(token);
     int ok = 0;
     for (size_t i = 0; i < cfg->bearer_token_count; i++)
@@ -298,7 +308,9 @@ static void route_configured(exchange_t *ex)
     switch (rc) {
     case ROUTER_FOUND:
         break;
-    case ROUTER_METHOD_NOT_ALLOWED:
+    case ROUTER_METHOD_NOT_ALLOWED: /* counted under the path's route */
+        ex->label = ex->match.route->path.text;
+        ex->label_metric = ex->gen->route_metric[ex->match.route_index];
         ex->allow = ex->match.allow;
         fail_simple(ex, 405, "method_not_allowed", "the path exists, but not for this method");
         return;
@@ -337,13 +349,38 @@ static void check_declared_length(exchange_t *ex)
                                                          failure shows in take_body */
 }
 
+/* A head that another HTTP parser could read differently (http_head.h):
+ * refused, and the connection closed, before anything else is decided. */
+static int refuse_ambiguous_head(exchange_t *ex)
+{
+    char why[HTTP_HEAD_WHY_SIZE];
+    http_head_verdict_t v = http_head_inspect(ex->conn, ex->method, why, sizeof why);
+    if (v == HTTP_HEAD_OK)
+        return 0;
+    ex->close_after = 1;
+    if (v == HTTP_HEAD_CODING)
+        fail_simple(ex, 501, "not_implemented", why);
+    else
+        fail_simple(ex, 400, "bad_request", why);
+    return 1;
+}
+
 static void start(exchange_t *ex)
 {
     assign_request_id(ex);
     ex->label = "unmatched";
     ex->label_metric = METRICS_ROUTE_UNMATCHED;
+    if (refuse_ambiguous_head(ex))
+        return;
     if (!ex->gen->cfg->has_admin_listen && admin_is_path(ex->url)) {
-        answer_admin(ex); /* probes need no token */
+        if (!admin_is_probe(ex->url) && !authorized(ex)) { /* probes need no token */
+            ex->label = "admin";
+            ex->label_metric = METRICS_ROUTE_ADMIN;
+            ex->challenge = 1;
+            fail_simple(ex, 401, "unauthorized", "a valid bearer token is required");
+            return;
+        }
+        answer_admin(ex);
         return;
     }
     if (ex->gw->stopping) {
@@ -465,7 +502,8 @@ static void stream_value(exchange_t *ex, span_t value)
 {
     if (ex->stream_done)
         return;
-    if (ex->out.len - ex->out_pos > STREAM_BUFFER_MAX) {
+    uint64_t limit = ex->gen->cfg->limits.max_reply_bytes;
+    if (ex->out.len - ex->out_pos > (STREAM_BUFFER_MAX < limit ? STREAM_BUFFER_MAX : limit)) {
         /* the client reads too slowly: stop the stream rather than buffer
          * without bound (the cancel takes effect when this callback returns) */
         up_cancel(ex->req);
@@ -484,11 +522,39 @@ static void stream_value(exchange_t *ex, span_t value)
     }
 }
 
+/* A reply past limits.max_reply_bytes: the request is cancelled (the
+ * service's later values are dropped as late replies) and answered 502. */
+static void reply_too_large(exchange_t *ex)
+{
+    char why[160];
+    snprintf(why, sizeof why, "the reply of service %s is larger than limits.max_reply_bytes (%llu bytes)",
+             ex->gen->cfg->services[ex->service_index].name,
+             (unsigned long long)ex->gen->cfg->limits.max_reply_bytes);
+    up_cancel(ex->req); /* takes effect when this callback returns */
+    stop_waiting(ex);
+    buf_free(&ex->values);
+    ex->nvalues = 0;
+    if (ex->stream_started) {
+        stream_fail(ex, (gw_error_t){ 502, "bad_upstream_message" }, why, span_of(NULL, 0));
+        return;
+    }
+    fail_simple(ex, 502, "bad_upstream_message", why);
+    resume(ex);
+}
+
 static void on_value(void *ctx, span_t value)
 {
     exchange_t *ex = ctx;
+    uint64_t limit = ex->gen->cfg->limits.max_reply_bytes;
     if (ex->streaming) {
-        stream_value(ex, value);
+        if (value.n > limit)
+            reply_too_large(ex);
+        else
+            stream_value(ex, value);
+        return;
+    }
+    if (ex->values.len + value.n + 1 > limit) {
+        reply_too_large(ex);
         return;
     }
     if (ex->nvalues++)
@@ -888,7 +954,6 @@ void exchange_on_completed(void *cls, struct MHD_Connection *connection, void **
 {
     (void)cls;
     (void)connection;
-    (void)toe;
     exchange_t *ex = *con_cls;
     if (!ex)
         return;
@@ -897,6 +962,8 @@ void exchange_on_completed(void *cls, struct MHD_Connection *connection, void **
         up_cancel(ex->req);
         stop_waiting(ex);
     }
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && ex->state != EX_SENT)
+        ex->status = 499; /* the client left before its answer (nginx's code) */
     account(ex);
     resumed(ex);
     free_exchange(ex);
@@ -918,4 +985,30 @@ void exchange_abort_waiting(gateway_t *gw)
         fail_simple(ex, 503, "draining", "the gateway shut down before the reply came");
         resume(ex);
     }
+}
+
+void exchange_on_refused(void *ctx, unsigned status, const char *code, const char *message, buf_t *wire)
+{
+    gateway_t *gw = ctx;
+    char id[40];
+    new_request_id(gw, id, sizeof id);
+    buf_t body = BUF_INIT;
+    gw_error_body(&body, (gw_error_t){ (int)status, code }, message, span_of(NULL, 0));
+    const char *reason = MHD_get_reason_phrase_for(status);
+    char date[64], head[320];
+    time_t now = time(NULL);
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &utc);
+    snprintf(head, sizeof head,
+             "HTTP/1.1 %u %s\r\nDate: %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
+             "X-Request-Id: %s\r\nContent-Length: %zu\r\n\r\n",
+             status, reason ? reason : "", date, id, body.len);
+    buf_append_cstr(wire, head);
+    buf_append(wire, body.data ? body.data : "", body.len);
+    buf_free(&body);
+    metrics_http(gw->metrics, METRICS_ROUTE_UNMATCHED, "", status, 0);
+    gateway_access_log(gw, &(access_entry_t){ .method = "", .path = "", .route = "unmatched",
+                                              .status = status, .request_id = id,
+                                              .bytes = wire->len });
 }

@@ -23,6 +23,7 @@ struct httpd {
     void *done_ctx;
     void (*on_mhd_error)(void *ctx, const char *text);
     void (*on_hangup)(void *ctx, void *waiter);
+    void (*on_refused)(void *ctx, unsigned status, const char *code, const char *message, buf_t *wire);
     MHD_AccessHandlerCallback on_request;
     MHD_RequestCompletedCallback on_completed;
     void *handler_ctx;
@@ -31,7 +32,37 @@ struct httpd {
     uv_timer_t sweep;     /* runs while there are connections */
 };
 
-/* One accepted connection's hang-up watch (MHD's socket_context). */
+/*
+ * Where an accepted connection is, for its deadlines (see httpd.h):
+ *
+ *   HEAD ----headers in----> BODY ----body in----> HANDLER
+ *    ^  (HTTPD_HEADERS_      (HTTPD_BODY_          (no deadline: the
+ *    |   TIMEOUT_MS)          TIMEOUT_MS)           handler bounds it)
+ *    |                                                  |
+ *    |                   request completed              |
+ *    |   IDLE <---------------------------------------- '
+ *    |    |  (quiet for HTTPD_IDLE_WATCH_MS, by the sweep)
+ *    |    v
+ *    '- IDLE_WATCHED   (watching for the next request's first byte)
+ *
+ * A keep-alive connection's next request usually arrives at once and goes
+ * straight from IDLE to BODY. One that does not gets a readable watch, and
+ * its first byte starts the same header deadline as a new connection's
+ * first request, so trickling a request head byte by byte on a keep-alive
+ * connection is cut off as it is on a new one. The watch is armed only
+ * after a quiet spell so that busy connections pay no system call for it.
+ */
+typedef enum hc_phase {
+    HC_HEAD,         /* waiting for a request's head */
+    HC_BODY,         /* head in, waiting for the body */
+    HC_HANDLER,      /* the request is the handler's */
+    HC_IDLE,         /* between requests */
+    HC_IDLE_WATCHED, /* between requests, watching for a first byte */
+    HC_REFUSED,      /* answered by refuse_length(), closing */
+} hc_phase_t;
+
+/* One accepted connection's hang-up watch and deadlines (MHD's
+ * socket_context). */
 typedef struct httpd_conn {
     uv_poll_t watch;
     list_node_t link;     /* in h->conns */
@@ -39,8 +70,10 @@ typedef struct httpd_conn {
     struct MHD_Connection *connection;
     int fd;
     void *waiter;
-    uint64_t deadline;    /* loop ms by which the request's headers or body
-                             must be in; 0: none */
+    hc_phase_t phase;
+    uint64_t deadline;    /* loop ms by which the request's head or body
+                             must be in (HEAD, BODY); 0: none */
+    uint64_t idle_since;  /* loop ms the last request completed (IDLE) */
 } httpd_conn_t;
 
 static void on_timer(uv_timer_t *t);
@@ -96,13 +129,20 @@ void httpd_resume(httpd_t *h, struct MHD_Connection *connection)
     run_soon(h);
 }
 
-static void on_client_gone(uv_poll_t *p, int status, int events)
+static void set_phase(httpd_conn_t *hc, hc_phase_t phase, uint64_t deadline)
 {
-    (void)status;
-    (void)events;
-    httpd_conn_t *hc = p->data;
+    hc->phase = phase;
+    hc->deadline = deadline;
+}
+
+static void on_socket_event(uv_poll_t *p, int status, int events);
+
+/* The client hung up: a connection with a waiter is the handler's to end;
+ * any other gets a 1 s MHD timeout so that MHD closes it. */
+static void client_gone(httpd_conn_t *hc)
+{
     httpd_t *h = hc->h;
-    uv_poll_stop(p); /* once is enough */
+    uv_poll_stop(&hc->watch); /* once is enough */
     if (hc->waiter && h->on_hangup) {
         void *waiter = hc->waiter;
         hc->waiter = NULL;
@@ -113,13 +153,27 @@ static void on_client_gone(uv_poll_t *p, int status, int events)
     run_soon(h); /* MHD's next timeout changed */
 }
 
+static void on_socket_event(uv_poll_t *p, int status, int events)
+{
+    httpd_conn_t *hc = p->data;
+    if (status < 0 || (events & UV_DISCONNECT)) {
+        client_gone(hc);
+        return;
+    }
+    if (hc->phase == HC_IDLE_WATCHED) { /* the next request's first byte */
+        set_phase(hc, HC_HEAD, uv_now(hc->h->loop) + HTTPD_HEADERS_TIMEOUT_MS);
+        uv_poll_start(&hc->watch, UV_DISCONNECT, on_socket_event);
+    }
+}
+
 static void free_conn(uv_handle_t *handle)
 {
     free(handle->data);
 }
 
-/* Slow headers and slow bodies: a connection past its deadline is shut
- * down; MHD then sees the socket fail and closes it. */
+/* Once a second: a connection past its head or body deadline is shut
+ * down (MHD then sees the socket fail and closes it); one that has been
+ * idle for HTTPD_IDLE_WATCH_MS starts watching for its next request. */
 static void on_sweep(uv_timer_t *t)
 {
     httpd_t *h = t->data;
@@ -128,17 +182,26 @@ static void on_sweep(uv_timer_t *t)
     for (list_node_t *n = h->conns.next; n != &h->conns; n = n->next) {
         httpd_conn_t *hc = LIST_OWNER(n, httpd_conn_t, link);
         if (hc->deadline && now >= hc->deadline) {
-            hc->deadline = 0;
+            set_phase(hc, HC_HANDLER, 0); /* nothing more to time */
             shutdown(hc->fd, SHUT_RDWR);
             closed = 1;
+        } else if (hc->phase == HC_IDLE && now - hc->idle_since >= HTTPD_IDLE_WATCH_MS) {
+            set_phase(hc, HC_IDLE_WATCHED, 0);
+            uv_poll_start(&hc->watch, UV_READABLE | UV_DISCONNECT, on_socket_event);
         }
     }
     if (closed)
         run_soon(h);
 }
 
+static httpd_conn_t *conn_of(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
 /* Wraps the access handler to keep the deadlines: from the first call of a
- * request (headers in) the body has HTTPD_BODY_TIMEOUT_MS; once the body is
+ * request (head in) the body has HTTPD_BODY_TIMEOUT_MS; once the body is
  * in (a later call with no data) there is none (waiting for a service is
  * bounded by its timeout). */
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, const char *url,
@@ -146,13 +209,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
                                  size_t *upload_data_size, void **con_cls)
 {
     httpd_t *h = cls;
-    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    httpd_conn_t *hc = info ? info->socket_context : NULL;
+    httpd_conn_t *hc = conn_of(connection);
     if (hc) {
-        if (*con_cls == NULL)
-            hc->deadline = uv_now(h->loop) + HTTPD_BODY_TIMEOUT_MS;
-        else if (*upload_data_size == 0)
-            hc->deadline = 0;
+        if (*con_cls == NULL) {
+            if (hc->phase == HC_IDLE_WATCHED) /* the watch missed the first byte */
+                uv_poll_start(&hc->watch, UV_DISCONNECT, on_socket_event);
+            set_phase(hc, HC_BODY, uv_now(h->loop) + HTTPD_BODY_TIMEOUT_MS);
+        } else if (*upload_data_size == 0 && hc->phase == HC_BODY) {
+            set_phase(hc, HC_HANDLER, 0);
+        }
     }
     return h->on_request(h->handler_ctx, connection, url, method, version, upload_data, upload_data_size, con_cls);
 }
@@ -161,10 +226,13 @@ static void on_request_done(void *cls, struct MHD_Connection *connection, void *
                             enum MHD_RequestTerminationCode toe)
 {
     httpd_t *h = cls;
-    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    httpd_conn_t *hc = info ? info->socket_context : NULL;
-    if (hc)
-        hc->deadline = 0; /* idle until the next request: MHD's idle timeout */
+    httpd_conn_t *hc = conn_of(connection);
+    if (hc) { /* idle until the next request (MHD's idle timeout) */
+        if (hc->phase == HC_IDLE_WATCHED)
+            uv_poll_start(&hc->watch, UV_DISCONNECT, on_socket_event);
+        set_phase(hc, HC_IDLE, 0);
+        hc->idle_since = uv_now(h->loop);
+    }
     if (h->on_completed)
         h->on_completed(h->handler_ctx, connection, con_cls, toe);
 }
@@ -200,13 +268,13 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
     hc->h = h;
     hc->connection = connection;
     hc->fd = info->connect_fd;
-    hc->deadline = uv_now(h->loop) + HTTPD_HEADERS_TIMEOUT_MS;
+    set_phase(hc, HC_HEAD, uv_now(h->loop) + HTTPD_HEADERS_TIMEOUT_MS);
     hc->watch.data = hc;
     list_push_back(&h->conns, &hc->link);
     if (h->connections)
         atomic_store_explicit(h->connections, atomic_load_explicit(h->connections, memory_order_relaxed) + 1,
                               memory_order_relaxed);
-    uv_poll_start(&hc->watch, UV_DISCONNECT, on_client_gone);
+    uv_poll_start(&hc->watch, UV_DISCONNECT, on_socket_event);
     *socket_context = hc;
     if (!uv_is_active((uv_handle_t *)&h->sweep))
         uv_timer_start(&h->sweep, on_sweep, 1000, 1000);
@@ -214,10 +282,39 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
 
 void httpd_set_waiter(struct MHD_Connection *connection, void *waiter)
 {
-    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    httpd_conn_t *hc = info ? info->socket_context : NULL;
+    httpd_conn_t *hc = conn_of(connection);
     if (hc)
         hc->waiter = waiter;
+}
+
+/*
+ * libmicrohttpd 0.9.75 answers a malformed or oversized Content-Length
+ * itself, and writes its answer's status line and headers twice (its
+ * error path runs the reply state machine once more). It calls no handler
+ * then, but it does log why, while the connection is the one whose head it
+ * has just read and not handed to a handler: that connection alone has a
+ * request head (REQUEST_HEADER_SIZE answers) and is in no handler phase.
+ * It gets the gateway's own answer instead, written here, and is shut
+ * down, so that MHD's writes fail and it closes the connection: the client
+ * sees one answer.
+ */
+static void refuse_length(httpd_t *h, unsigned status, const char *code, const char *message)
+{
+    if (!h->on_refused)
+        return;
+    for (list_node_t *n = h->conns.next; n != &h->conns; n = n->next) {
+        httpd_conn_t *hc = LIST_OWNER(n, httpd_conn_t, link);
+        if (hc->phase == HC_BODY || hc->phase == HC_HANDLER || hc->phase == HC_REFUSED ||
+            !MHD_get_connection_info(hc->connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE))
+            continue;
+        buf_t wire = BUF_INIT;
+        h->on_refused(h->handler_ctx, status, code, message, &wire);
+        if (wire.len)
+            (void)!send(hc->fd, wire.data, wire.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        buf_free(&wire);
+        shutdown(hc->fd, SHUT_RDWR);
+        set_phase(hc, HC_REFUSED, 0);
+    }
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -228,6 +325,10 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(text);
     while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
         text[--n] = 0;
+    if (strncmp(text, "Failed to parse `Content-Length'", 32) == 0)
+        refuse_length(h, 400, "bad_request", "the Content-Length header is not a decimal number");
+    else if (strncmp(text, "Too large value of 'Content-Length'", 35) == 0)
+        refuse_length(h, 413, "payload_too_large", "the Content-Length header is too large");
     if (h->on_mhd_error)
         h->on_mhd_error(h->handler_ctx, text);
 }
@@ -301,6 +402,7 @@ httpd_t *httpd_start(uv_loop_t *loop, const httpd_options_t *o, char *err, size_
     h->loop = loop;
     h->on_mhd_error = o->on_mhd_error;
     h->on_hangup = o->on_hangup;
+    h->on_refused = o->on_refused;
     h->handler_ctx = o->handler_ctx;
     h->on_request = o->on_request;
     h->on_completed = o->on_completed;

@@ -34,20 +34,28 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/buf.h"
 #include "core/hostport.h"
 
 /*
  * Limits against slow or greedy clients (README "Resilience"):
  * - the request line and headers of a request must fit in the connection's
  *   memory pool (MHD answers 414 or 431 beyond it);
- * - a new connection's first request must have its headers in within
- *   HTTPD_HEADERS_TIMEOUT_MS, and every request its body within
- *   HTTPD_BODY_TIMEOUT_MS of its headers; past that the connection is shut
- *   down (no answer: the client was not sending one);
+ * - every request must have its head in within HTTPD_HEADERS_TIMEOUT_MS:
+ *   a new connection's first request from the accept, a keep-alive
+ *   connection's next request from its first byte (seen by a readable
+ *   watch armed once the connection has been quiet for
+ *   HTTPD_IDLE_WATCH_MS, so at most that plus the sweep's second late);
+ *   bytes trickled in do not extend it;
+ * - every request must have its body in within HTTPD_BODY_TIMEOUT_MS of
+ *   its head;
+ *   past either the connection is shut down (no answer: the client was
+ *   not sending one);
  * - between requests, idle_timeout_s (MHD's inactivity timeout).
  */
 #define HTTPD_HEADERS_TIMEOUT_MS 10000
 #define HTTPD_BODY_TIMEOUT_MS 60000
+#define HTTPD_IDLE_WATCH_MS 1000
 #define HTTPD_MEMORY_PER_CONNECTION (16 * 1024)
 
 typedef struct httpd httpd_t;
@@ -62,6 +70,13 @@ typedef struct httpd_options {
     void (*on_mhd_error)(void *ctx, const char *text); /* MHD's own messages */
     /* The client of a connection with a waiter hung up (see above). */
     void (*on_hangup)(void *ctx, void *waiter);
+    /* libmicrohttpd refused a request head itself (a Content-Length that is
+     * not a number, or too large): the handler is not called for it, and
+     * `wire` is to receive the whole HTTP/1.1 response (status line,
+     * headers with Connection: close, body) that is sent instead before
+     * the connection is closed. NULL: MHD's own answer goes out (with its
+     * head written twice by 0.9.75). */
+    void (*on_refused)(void *ctx, unsigned status, const char *code, const char *message, buf_t *wire);
     /* Open connections are counted here too (NULL: not), for /metrics. */
     _Atomic uint64_t *connections;
     /* Bind with SO_REUSEPORT, so that several workers share the address. */

@@ -291,6 +291,7 @@ typedef struct walk {
     int method;            /* config_method, or -1 for one no route names */
     size_t count;          /* request segments */
     unsigned allow;        /* methods of routes that matched the path */
+    size_t on_path;        /* the first such route, or NO_NODE */
     size_t found;          /* route index, or NO_NODE */
 } walk_t;
 
@@ -317,6 +318,8 @@ static bool pick(walk_t *w, const route_list *list)
             return true;
         } else {
             w->allow |= 1u << method;
+            if (w->on_path == NO_NODE)
+                w->on_path = list->items[i];
         }
     }
     if (any == NO_NODE)
@@ -398,7 +401,7 @@ router_result_t router_match(const router_t *r, const char *method, const char *
         return m->outcome = ROUTER_NO_MEMORY;
     if (count < 0)
         return m->outcome = ROUTER_BAD_PATH;
-    walk_t w = {r, m, method_of(method), (size_t)count, 0, NO_NODE};
+    walk_t w = {r, m, method_of(method), (size_t)count, 0, NO_NODE, NO_NODE};
     if (walk_node(&w, 0, 0)) {
         m->route = &r->cfg->routes[w.found];
         m->route_index = w.found;
@@ -410,6 +413,8 @@ router_result_t router_match(const router_t *r, const char *method, const char *
     }
     if (w.allow) {
         format_allow(m, w.allow);
+        m->route = &r->cfg->routes[w.on_path];
+        m->route_index = w.on_path;
         return m->outcome = ROUTER_METHOD_NOT_ALLOWED;
     }
     return m->outcome = ROUTER_NOT_FOUND;

@@ -84,7 +84,8 @@ typedef struct router_segment {
 
 typedef struct router_match {
     router_result_t outcome;
-    /* ROUTER_FOUND: */
+    /* ROUTER_FOUND (and ROUTER_METHOD_NOT_ALLOWED: the first route that
+     * matched the path, whose template names it in metrics and logs): */
     const config_route *route;   /* borrowed from the config */
     size_t route_index;          /* into cfg->routes */
     const span_t *captures;      /* route->path.capture_count decoded */
