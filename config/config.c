@@ -57,11 +57,12 @@ static const char *const top_keys[] = {
 static const char *const auth_keys[] = {"bearer_tokens", NULL};
 static const char *const log_keys[] = {"level", "access", NULL};
 static const char *const limits_keys[] = {
-    "max_body_bytes", "max_connections", "max_inflight", "idle_timeout_ms", NULL,
+    "max_body_bytes", "max_connections", "max_inflight", "idle_timeout_ms", "max_reply_bytes", NULL,
 };
 static const char *const service_keys[] = {
     "endpoints", "pool_size", "connect", "connect_timeout_ms", "timeout_ms",
-    "retry_attempts", "retry_delay_ms", "max_message_bytes", "metadata", "tls", NULL,
+    "retry_attempts", "retry_delay_ms", "max_message_bytes", "incomplete_frame_timeout_ms",
+    "metadata", "tls", NULL,
 };
 static const char *const tls_keys[] = {"ca", "cert", "key", "servername", "verify", NULL};
 static const cfg_int_rule pool_size_rule = {1, CONFIG_POOL_SIZE_MAX,
@@ -82,6 +83,7 @@ static void set_defaults(config *cfg)
     cfg->limits.max_connections = 4096;
     cfg->limits.max_inflight = 10000;
     cfg->limits.idle_timeout_ms = 60000;
+    cfg->limits.max_reply_bytes = 67108864;
 }
 
 static void set_service_defaults(config_service *service)
@@ -93,6 +95,7 @@ static void set_service_defaults(config_service *service)
     service->retry_attempts = PG_DEFAULT_RETRY_ATTEMPTS;
     service->retry_delay_ms = PG_DEFAULT_RETRY_DELAY_MS;
     service->max_message_bytes = PG_DEFAULT_MAX_MESSAGE_BYTES;
+    service->incomplete_frame_timeout_ms = PG_DEFAULT_INCOMPLETE_FRAME_TIMEOUT_MS;
     service->metadata = PG_DEFAULT_METADATA;
     service->generic_api = true;
 }
@@ -212,7 +215,9 @@ static int load_limits(cfg_loader *l, const json_t *root)
         cfg_read_unsigned(l, limits, "max_inflight", &cfg_positive_count,
                           &out->max_inflight) != 0 ||
         cfg_read_integer(l, limits, "idle_timeout_ms", &cfg_positive_ms,
-                         &out->idle_timeout_ms) != 0)
+                         &out->idle_timeout_ms) != 0 ||
+        cfg_read_integer(l, limits, "max_reply_bytes", &cfg_positive_bytes,
+                         &out->max_reply_bytes) != 0)
         return -1;
     cfg_path_pop(&l->path, mark);
     return 0;
@@ -325,6 +330,8 @@ static int load_service_fields(cfg_loader *l, const json_t *object, config_servi
                          &service->retry_delay_ms) != 0 ||
         cfg_read_integer(l, object, "max_message_bytes", &cfg_positive_bytes,
                          &service->max_message_bytes) != 0 ||
+        cfg_read_integer(l, object, "incomplete_frame_timeout_ms", &cfg_positive_ms,
+                         &service->incomplete_frame_timeout_ms) != 0 ||
         cfg_read_bool(l, object, "metadata", &service->metadata) != 0 ||
         load_tls(l, object, service) != 0)
         return -1;

@@ -75,6 +75,8 @@ typedef struct config_limits {
     unsigned max_connections; /* >= 1, default 4096 */
     unsigned max_inflight;    /* >= 1, default 10000 */
     uint64_t idle_timeout_ms; /* >= 1, default 60000 */
+    uint64_t max_reply_bytes; /* >= 1, default 67108864: reply bytes held
+                                 for one request */
 } config_limits;
 
 /* A service's TLS settings. File paths are absolute: a relative path in the
@@ -103,6 +105,7 @@ typedef struct config_service {
     unsigned retry_attempts;      /* >= 0, default 0 */
     uint64_t retry_delay_ms;      /* >= 0, default 100 */
     uint64_t max_message_bytes;   /* >= 1, default 134217728 */
+    uint64_t incomplete_frame_timeout_ms; /* >= 1, default 30000 */
     bool metadata;                /* default true */
     bool generic_api;             /* reachable through /v1/send|emit/NAME */
     config_tls *tls;              /* NULL: plain TCP */

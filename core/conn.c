@@ -40,6 +40,7 @@ void conn_init(up_conn_t *conn, up_endpoint_t *endpoint)
     timer_entry_init(&conn->connect_timer);
     timer_entry_init(&conn->reconnect_timer);
     timer_entry_init(&conn->tls_grace_timer);
+    timer_entry_init(&conn->frame_timer);
 }
 
 static upstream_t *up_of(up_conn_t *conn)
@@ -189,6 +190,7 @@ void conn_down(up_conn_t *conn, up_outcome_t outcome, const char *detail)
     up_report(conn, was == UP_CONN_CONNECTED ? UP_EV_DISCONNECTED : UP_EV_CONNECT_FAILED, detail);
     timers_stop(&up->timers, &conn->connect_timer);
     timers_stop(&up->timers, &conn->tls_grace_timer);
+    timers_stop(&up->timers, &conn->frame_timer);
     sock_release(conn->sock);
     conn->sock = NULL;
     conn->connected_since_wall = 0;
@@ -240,6 +242,35 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(space, space ? (unsigned)(avail > UINT32_MAX ? UINT32_MAX : avail) : 0);
 }
 
+static void on_frame_timeout(timer_entry_t *e)
+{
+    up_conn_t *conn = LIST_OWNER(e, up_conn_t, frame_timer);
+    char detail[160];
+    snprintf(detail, sizeof detail, "a frame from the service stayed incomplete for %u ms (%zu bytes held)",
+             conn->endpoint->svc->opts.incomplete_frame_timeout_ms,
+             conn->sock ? frame_decoder_buffered(&conn->sock->in) : (size_t)0);
+    conn_down(conn, UP_BAD_MESSAGE, detail);
+}
+
+/* A frame that stays incomplete longer than incomplete_frame_timeout_ms
+ * (a service that wrote part of one and stopped) would hold every later
+ * reply on the connection: its deadline starts when the frame does and is
+ * not moved by more of its bytes, only by its end. */
+static void watch_incomplete_frame(up_conn_t *conn, up_sock_t *sock)
+{
+    upstream_t *up = up_of(conn);
+    if (frame_decoder_buffered(&sock->in) == 0) {
+        timers_stop(&up->timers, &conn->frame_timer);
+        return;
+    }
+    uint64_t at = frame_decoder_frame_offset(&sock->in);
+    if (timer_armed(&conn->frame_timer) && conn->frame_at == at)
+        return;
+    conn->frame_at = at;
+    timers_start(&up->timers, &conn->frame_timer, conn->endpoint->svc->opts.incomplete_frame_timeout_ms,
+                 on_frame_timeout);
+}
+
 /* Hands every complete frame to the service; stops if the connection goes
  * down meanwhile (a protocol error, or a callback's doing). */
 static void read_frames(up_sock_t *sock)
@@ -255,6 +286,8 @@ static void read_frames(up_sock_t *sock)
         }
         svc_reply(sock->conn, message);
     }
+    if (sock->conn)
+        watch_incomplete_frame(sock->conn, sock);
 }
 
 static void sock_flush(up_sock_t *sock);

@@ -13,6 +13,7 @@
 #define PG_DEFAULT_RETRY_DELAY_MS 100
 #define PG_DEFAULT_MAX_MESSAGE_BYTES 134217728
 #define PG_DEFAULT_METADATA 1
+#define PG_DEFAULT_INCOMPLETE_FRAME_TIMEOUT_MS 30000
 
 /* Bounds that keep one service from taking unbounded memory (not in
  * SPEC.md's config; README "Resilience"). Beyond them requests fail at once

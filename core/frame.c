@@ -48,10 +48,29 @@ static void compact(frame_decoder_t *d)
     d->start = 0;
 }
 
+/* After a large message the buffer is left as large as it was: give the
+ * memory back once it holds little, so that one big reply does not keep
+ * its size for the life of the connection. */
+#define SHRINK_ABOVE ((size_t)1 << 20)
+
+static int shrink(frame_decoder_t *d, size_t want)
+{
+    if (d->in.cap <= SHRINK_ABOVE || d->in.len + want > SHRINK_ABOVE / 4)
+        return 0;
+    buf_t small = BUF_INIT;
+    if (buf_reserve(&small, d->in.len + want) || buf_append(&small, d->in.data, d->in.len)) {
+        buf_free(&small);
+        return -ENOMEM;
+    }
+    buf_free(&d->in);
+    d->in = small;
+    return 0;
+}
+
 char *frame_decoder_space(frame_decoder_t *d, size_t want, size_t *avail)
 {
     compact(d);
-    if (buf_reserve(&d->in, want ? want : 1)) /* even for 0: never a NULL buffer */
+    if (shrink(d, want ? want : 1) || buf_reserve(&d->in, want ? want : 1)) /* even for 0: never a NULL buffer */
         return NULL;
     *avail = d->in.cap - d->in.len;
     return d->in.data + d->in.len;
@@ -181,6 +200,11 @@ const char *frame_decoder_error(const frame_decoder_t *d)
 size_t frame_decoder_buffered(const frame_decoder_t *d)
 {
     return d->in.len - d->start;
+}
+
+uint64_t frame_decoder_frame_offset(const frame_decoder_t *d)
+{
+    return d->stream_offset + d->start;
 }
 
 int frame_append_prefix(buf_t *out, uint64_t units)

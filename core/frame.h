@@ -48,7 +48,9 @@ void frame_decoder_free(frame_decoder_t *d);
 /*
  * A writable area of at least `want` bytes at the end of the input buffer,
  * for a read to fill; then frame_decoder_commit(d, bytes_read). Returns NULL
- * when memory runs out. Invalidates messages returned earlier.
+ * when memory runs out. Invalidates messages returned earlier. A buffer
+ * that grew past 1 MiB for a large message is given back here once what it
+ * holds is small again.
  */
 char *frame_decoder_space(frame_decoder_t *d, size_t want, size_t *avail);
 void frame_decoder_commit(frame_decoder_t *d, size_t n);
@@ -68,6 +70,11 @@ const char *frame_decoder_error(const frame_decoder_t *d);
 
 /* Bytes held: an incomplete frame and frames not yet pulled out. */
 size_t frame_decoder_buffered(const frame_decoder_t *d);
+
+/* Where the frame being decoded starts, as a byte offset in the whole
+ * stream: it changes exactly when a frame completes, so a caller can tell
+ * a frame that stays incomplete from a stream of complete ones. */
+uint64_t frame_decoder_frame_offset(const frame_decoder_t *d);
 
 /*
  * Appends `<units>#` for a JSON text of `units` UTF-16 units. Encoders that

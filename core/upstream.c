@@ -40,6 +40,7 @@ void up_service_opts_defaults(up_service_opts_t *o)
     o->retry_attempts = PG_DEFAULT_RETRY_ATTEMPTS;
     o->retry_delay_ms = PG_DEFAULT_RETRY_DELAY_MS;
     o->max_message_bytes = PG_DEFAULT_MAX_MESSAGE_BYTES;
+    o->incomplete_frame_timeout_ms = PG_DEFAULT_INCOMPLETE_FRAME_TIMEOUT_MS;
     o->metadata = PG_DEFAULT_METADATA;
 }
 

@@ -125,6 +125,8 @@ typedef struct up_service_opts {
     uint32_t retry_attempts;
     uint32_t retry_delay_ms;
     size_t max_message_bytes;
+    uint32_t incomplete_frame_timeout_ms; /* a frame still incomplete after
+                                     this drops the connection */
     int metadata;                 /* send packet metadata */
     const tls_client_opts_t *tls; /* NULL: plain TCP; read by up_service_add */
     up_service_stats_t *stats;    /* where to count (borrowed, must outlive

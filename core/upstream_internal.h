@@ -88,6 +88,8 @@ struct up_conn {
     timer_entry_t connect_timer;
     timer_entry_t reconnect_timer;
     timer_entry_t tls_grace_timer; /* TLS 1.3: waiting for the server's verdict */
+    timer_entry_t frame_timer;   /* a frame is incomplete (incomplete_frame_timeout_ms) */
+    uint64_t frame_at;           /* the stream offset of that frame */
     unsigned failures;           /* consecutive, for the backoff */
     uint64_t connected_at;       /* loop ms */
     /* for /status */

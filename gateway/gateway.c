@@ -1,5 +1,6 @@
 #include "gateway/gateway.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +145,7 @@ static int start_http(gateway_t *gw)
         .handler_ctx = gw,
         .on_mhd_error = on_mhd_error,
         .on_hangup = exchange_on_hangup,
+        .on_refused = exchange_on_refused,
         .connections = metrics_http_connections(gw->metrics),
         .reuse_port = gw->n_workers > 1,
     };
@@ -324,6 +326,12 @@ int gateway_run(config *cfg)
     logger_t log;
     logger_init(&log, cfg->log_level);
     signal(SIGPIPE, SIG_IGN);
+    /* glibc raises its mmap threshold to the size of the largest block
+     * freed (up to 32 MiB), after which big reply buffers come from the
+     * heap and are not given back: a fixed threshold keeps every block of
+     * 256 KiB or more in its own mapping, returned when freed, so the
+     * memory a large reply took comes back (SECURITY.md, limits). */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     const size_t total = worker_count(cfg);
     size_t n = total;
     raise_fd_limit(cfg, n, &log);

@@ -46,6 +46,7 @@ static char *fingerprint(const config_service *s)
     append_number(&b, "retry_attempts", s->retry_attempts);
     append_number(&b, "retry_delay_ms", s->retry_delay_ms);
     append_number(&b, "max_message_bytes", s->max_message_bytes);
+    append_number(&b, "incomplete_frame_timeout_ms", s->incomplete_frame_timeout_ms);
     append_number(&b, "metadata", s->metadata);
     if (s->tls) {
         const char *files[] = { s->tls->ca, s->tls->cert, s->tls->key };
@@ -78,6 +79,7 @@ static void service_options(const config_service *s, up_service_opts_t *o, const
     o->retry_attempts = s->retry_attempts;
     o->retry_delay_ms = (uint32_t)s->retry_delay_ms;
     o->max_message_bytes = (size_t)s->max_message_bytes;
+    o->incomplete_frame_timeout_ms = (uint32_t)s->incomplete_frame_timeout_ms;
     o->metadata = s->metadata;
     if (s->tls) {
         *tls = (tls_client_opts_t){ s->tls->ca, s->tls->cert, s->tls->key, s->tls->verify };

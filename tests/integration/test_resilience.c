@@ -1272,6 +1272,357 @@ static void garbage_and_truncated_requests(void **state)
     stop_gateway();
 }
 
+/* ---- 8. slowloris on keep-alive connections ------------------------------------ */
+
+static const char KEEPALIVE_CONFIG[] =
+    "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"admin_listen\": \"127.0.0.1:${GW_ADMIN_PORT}\",\n"
+    "  \"limits\": { \"max_connections\": 50, \"idle_timeout_ms\": 120000 },\n"
+    "  \"services\": { \"good\": { \"endpoints\": [\"${NEST_ADDR}\"] } },\n"
+    "  \"routes\": [\n"
+    "    { \"method\": \"POST\", \"path\": \"/sum\", \"service\": \"good\", \"pattern\": { \"cmd\": \"sum\" } } ] }\n";
+
+#define TRICKLERS 50
+
+typedef struct trickler {
+    struct http_conn *conn;
+    int64_t first_byte_at, closed_at;
+    size_t sent;
+} trickler_t;
+
+typedef struct late_client {
+    int port;
+    int64_t started_at, answered_at;
+    int status;
+    char body[64];
+} late_client_t;
+
+static void *late_client_main(void *arg)
+{
+    late_client_t *lc = arg;
+    struct http_request req = { .method = "POST", .path = "/sum", .body = "[1,2]", .body_len = 5 };
+    struct http_response r;
+    lc->started_at = deadline_now_ms();
+    if (http_fetch(lc->port, &req, &r, 60000) == 0) {
+        lc->status = r.status;
+        snprintf(lc->body, sizeof lc->body, "%s", r.body);
+        http_response_free(&r);
+    }
+    lc->answered_at = deadline_now_ms();
+    return NULL;
+}
+
+/* Whether the gateway closed the trickler's connection (read EOF or reset). */
+static bool trickler_closed(trickler_t *t)
+{
+    if (t->closed_at)
+        return true;
+    struct pollfd p = { .fd = http_fd(t->conn), .events = POLLIN };
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    char buf[256];
+    if (read(http_fd(t->conn), buf, sizeof buf) > 0)
+        return false; /* an answer would be wrong, but not a close */
+    t->closed_at = deadline_now_ms();
+    return true;
+}
+
+/* Every request on a keep-alive connection gets the first request's header
+ * deadline: 50 clients that each make one ordinary request and then trickle
+ * the next request's head one byte a second are cut off about 10 s after
+ * their first byte, and a 51st client gets in (max_connections is 50). */
+static void keepalive_slowloris(void **state)
+{
+    (void)state;
+    struct gwproc *gw = start_nest_gateway(KEEPALIVE_CONFIG, NULL, NULL);
+    static const char head[] = "POST /sum HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                               "Content-Length: 5\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    trickler_t *t = calloc(TRICKLERS, sizeof *t);
+    assert_non_null(t);
+    struct http_request req = { .method = "POST", .path = "/sum", .body = "[1,2]", .body_len = 5 };
+    for (int i = 0; i < TRICKLERS; i++) {
+        struct http_response r;
+        assert_int_equal(http_connect(gw->port, REQ_TIMEOUT_MS, &t[i].conn), 0);
+        assert_int_equal(http_request(t[i].conn, &req, &r, REQ_TIMEOUT_MS), 0);
+        if (r.status != 200 || r.conn_closed)
+            fail_response(&r, "the ordinary first request of a keep-alive client");
+        http_response_free(&r);
+    }
+    late_client_t late = { .port = gw->port };
+    pthread_t thread;
+    bool late_started = false;
+    int64_t end = deadline_after(45000);
+    int open = TRICKLERS;
+    while (open > 0 && deadline_remaining_ms(end) > 0) {
+        open = 0;
+        for (int i = 0; i < TRICKLERS; i++) {
+            if (trickler_closed(&t[i]))
+                continue;
+            open++;
+            if (t[i].sent < sizeof head - 1 &&
+                testnet_write_all(http_fd(t[i].conn), head + t[i].sent, 1, REQ_TIMEOUT_MS) == 0) {
+                if (t[i].sent++ == 0)
+                    t[i].first_byte_at = deadline_now_ms();
+            }
+        }
+        if (!late_started) { /* every slot is taken: now the 51st client */
+            assert_int_equal(pthread_create(&thread, NULL, late_client_main, &late), 0);
+            late_started = true;
+        }
+        deadline_pause_ms(1000);
+    }
+    pthread_join(thread, NULL);
+    long long min_ms = -1, max_ms = -1;
+    for (int i = 0; i < TRICKLERS; i++) {
+        long long ms = t[i].closed_at ? t[i].closed_at - t[i].first_byte_at : -1;
+        if (ms >= 0 && (min_ms < 0 || ms < min_ms))
+            min_ms = ms;
+        if (ms < 0 || ms > max_ms)
+            max_ms = ms < 0 ? 999999 : ms;
+        http_close(t[i].conn);
+    }
+    free(t);
+    long long late_ms = late.answered_at - late.started_at;
+    fprintf(stderr, "keep-alive slowloris: %d clients cut off %lld..%lld ms after their first byte; "
+            "the 51st client answered %d after %lld ms\n", TRICKLERS, min_ms, max_ms, late.status, late_ms);
+    if (open > 0)
+        FAIL("%d of %d trickling keep-alive clients were still connected after 45 s", open, TRICKLERS);
+    if (min_ms < 8000 || max_ms > 30000)
+        FAIL("trickling clients were cut off %lld..%lld ms after their first byte, expected about 10 s",
+             min_ms, max_ms);
+    if (late.status != 200 || strcmp(late.body, "3") != 0 || late_ms > 35000)
+        FAIL("the 51st client got %d \"%s\" after %lld ms, expected 200 \"3\" once the tricklers were cut off",
+             late.status, late.body, late_ms);
+    expect_post(gw->port, "/sum", "[1,2]", 200, "3");
+    stop_gateway();
+}
+
+/* ---- 9. replies that pile up: limits.max_reply_bytes ----------------------- */
+
+/* For {"cmd":"flood"}: values of 1 KB for the request's id, without end
+ * (never isDisposed), interleaved for every such request; for
+ * {"cmd":"big"}: one 20 MB value. Counts the flood values written in *arg,
+ * and stops flooding at FLOOD_MAX of them (a gateway without a bound would
+ * otherwise grow until the machine runs out of memory). */
+#define FLOOD_MAX 300000
+#define FLOOD_IDS 8
+
+static void send_big_value(struct testnet_peer *peer, const char *id)
+{
+    size_t len = 20u << 20;
+    char *value = malloc(len + 64);
+    if (!value)
+        return;
+    int k = snprintf(value, 64, "{\"id\":\"%s\",\"response\":\"", id);
+    memset(value + k, 'b', len);
+    strcpy(value + k + len, "\",\"isDisposed\":true}");
+    testnet_peer_send_frame(peer, value);
+    free(value);
+}
+
+static void value_flood_script(struct testnet_peer *peer, void *arg)
+{
+    atomic_llong *written = arg;
+    char filler[1025], ids[FLOOD_IDS][32];
+    int nids = 0;
+    memset(filler, 'v', 1024);
+    filler[1024] = '\0';
+    while (!testnet_peer_stopping(peer)) {
+        char *json;
+        ssize_t n = testnet_read_frame(&peer->reader, &json, nids ? 0 : 500);
+        if (n >= 0) {
+            char id[32] = "";
+            const char *p = strstr(json, "\"id\":\"");
+            if (p)
+                sscanf(p + 6, "%31[^\"]", id);
+            if (strstr(json, "\"big\""))
+                send_big_value(peer, id);
+            else if (nids < FLOOD_IDS)
+                snprintf(ids[nids++], sizeof ids[0], "%s", id);
+            free(json);
+            continue;
+        }
+        if (n != -ETIMEDOUT)
+            return;
+        for (int i = 0; i < nids && atomic_load(written) < FLOOD_MAX; i++) {
+            char frame[1400];
+            snprintf(frame, sizeof frame, "{\"id\":\"%s\",\"response\":\"%s\"}", ids[i], filler);
+            if (testnet_peer_send_frame(peer, frame) != 0)
+                return;
+            atomic_fetch_add(written, 1);
+        }
+        if (nids && atomic_load(written) >= FLOOD_MAX)
+            testnet_peer_sleep(peer, 100);
+    }
+}
+
+static const char REPLY_LIMIT_CONFIG[] =
+    "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"admin_listen\": \"127.0.0.1:${GW_ADMIN_PORT}\",\n"
+    "  \"limits\": { \"max_reply_bytes\": 16777216 },\n"
+    "  \"services\": {\n"
+    "    \"flood\": { \"endpoints\": [\"${RAW_ADDR}\"], \"timeout_ms\": 30000 },\n"
+    "    \"good\": { \"endpoints\": [\"${NEST_ADDR}\"] } },\n"
+    "  \"routes\": [\n"
+    "    { \"method\": \"POST\", \"path\": \"/flood\", \"service\": \"flood\", \"pattern\": { \"cmd\": \"flood\" } },\n"
+    "    { \"method\": \"POST\", \"path\": \"/flood-array\", \"service\": \"flood\", \"pattern\": { \"cmd\": \"flood\" }, \"reply\": \"array\" },\n"
+    "    { \"method\": \"POST\", \"path\": \"/big\", \"service\": \"flood\", \"pattern\": { \"cmd\": \"big\" } },\n"
+    "    { \"method\": \"POST\", \"path\": \"/big-stream\", \"service\": \"flood\", \"pattern\": { \"cmd\": \"big\" }, \"reply\": \"ndjson\" },\n"
+    "    { \"method\": \"POST\", \"path\": \"/sum\", \"service\": \"good\", \"pattern\": { \"cmd\": \"sum\" } } ] }\n";
+
+static uint64_t rss_kb(struct gwproc *gw)
+{
+    struct gwproc_usage u;
+    if (gwproc_usage(gw, &u) != 0)
+        FAIL("cannot read the gateway's memory use");
+    return u.rss_kb;
+}
+
+static void expect_reply_limit(struct gwproc *gw, const char *path)
+{
+    struct http_response r = post(gw->port, path, "{}", REQ_TIMEOUT_MS);
+    if (r.status != 502 || !error_is(r.body, "bad_upstream_message") || !strstr(r.body, "max_reply_bytes"))
+        fail_response(&r, path);
+    http_response_free(&r);
+}
+
+/* A service that streams values without end into an `auto` or `array`
+ * route, or one value larger than the limit: the request is answered 502
+ * once limits.max_reply_bytes (16 MiB here) would be passed, the service's
+ * later values are dropped, and the gateway's memory comes back. */
+static void replies_are_bounded(void **state)
+{
+    (void)state;
+    static atomic_llong written;
+    atomic_store(&written, 0);
+    char raw_addr[RAW_ADDR_MAX];
+    struct gwproc *gw = start_raw_gateway(REPLY_LIMIT_CONFIG, value_flood_script, &written, raw_addr, NULL);
+    expect_post(gw->port, "/sum", "[1,2]", 200, "3");
+    uint64_t before = rss_kb(gw);
+    expect_reply_limit(gw, "/flood");
+    expect_reply_limit(gw, "/flood-array");
+    expect_reply_limit(gw, "/big");
+    /* a stream forwards its values, but not one larger than the limit */
+    struct http_response r = post(gw->port, "/big-stream", "{}", REQ_TIMEOUT_MS);
+    if (r.status != 502 || !error_is(r.body, "bad_upstream_message"))
+        fail_response(&r, "a 20 MB value on an ndjson route");
+    http_response_free(&r);
+    uint64_t peak = peak_rss_kb(gw);
+    /* the flood goes on: its values are late replies now, and dropped */
+    long long at = atomic_load(&written);
+    int64_t deadline = deadline_after(POLL_TIMEOUT_MS);
+    while (atomic_load(&written) < at + 1000 && deadline_remaining_ms(deadline) > 0)
+        deadline_pause_ms(POLL_PAUSE_MS);
+    const char *late[] = { "service=\"flood\"", NULL };
+    double dropped = metric(gw, "patterngate_upstream_late_replies_total", late);
+    expect_post(gw->port, "/sum", "[1,2]", 200, "3");
+    uint64_t after = rss_kb(gw);
+#if !defined(__SANITIZE_ADDRESS__) /* ASan keeps freed memory in quarantine */
+    deadline = deadline_after(POLL_TIMEOUT_MS);
+    while ((after = rss_kb(gw)) > before + 16 * 1024 && deadline_remaining_ms(deadline) > 0)
+        deadline_pause_ms(200);
+#endif
+    fprintf(stderr, "reply limit: RSS %llu kB before, peak %llu kB, %llu kB after; %lld flood values "
+            "written, %.0f late replies dropped\n", (unsigned long long)before, (unsigned long long)peak,
+            (unsigned long long)after, (long long)atomic_load(&written), dropped);
+    if (peak > before + 80 * 1024 + (RSS_LIMIT_KB - 100u * 1024))
+        FAIL("the gateway's RSS peaked at %llu kB from %llu kB: replies are not bounded by 16 MiB",
+             (unsigned long long)peak, (unsigned long long)before);
+    if (dropped < 1000)
+        FAIL("the flood's values after the 502 were not dropped as late replies (%.0f counted)", dropped);
+#if !defined(__SANITIZE_ADDRESS__)
+    if (after > before + 16 * 1024)
+        FAIL("the gateway's RSS stayed at %llu kB after the limit (from %llu kB)", (unsigned long long)after,
+             (unsigned long long)before);
+#endif
+    stop_gateway();
+}
+
+/* ---- 10. a frame that never completes --------------------------------------- */
+
+/* The first connection answers its first request with the start of a
+ * 100 MB frame and then nothing; later connections answer sums. */
+static void truncating_script(struct testnet_peer *peer, void *arg)
+{
+    (void)arg;
+    bool truncated = false;
+    while (!testnet_peer_stopping(peer)) {
+        char *json;
+        ssize_t n = testnet_read_frame(&peer->reader, &json, 500);
+        if (n == -ETIMEDOUT)
+            continue;
+        if (n < 0)
+            return;
+        char id[32] = "", reply[96];
+        const char *p = strstr(json, "\"id\":\"");
+        if (p)
+            sscanf(p + 6, "%31[^\"]", id);
+        free(json);
+        if (peer->index == 0 && !truncated) {
+            snprintf(reply, sizeof reply, "100000000#{\"id\":\"%s\",\"response\":\"", id);
+            testnet_peer_write(peer, reply, strlen(reply));
+            truncated = true;
+            continue;
+        }
+        if (truncated) /* stuck inside that frame: nothing more makes sense */
+            continue;
+        snprintf(reply, sizeof reply, "{\"id\":\"%s\",\"response\":3,\"isDisposed\":true}", id);
+        if (testnet_peer_send_frame(peer, reply) != 0)
+            return;
+    }
+}
+
+static const char TRUNCATED_CONFIG[] =
+    "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"admin_listen\": \"127.0.0.1:${GW_ADMIN_PORT}\",\n"
+    "  \"services\": {\n"
+    "    \"cut\": { \"endpoints\": [\"${RAW_ADDR}\"], \"timeout_ms\": 1000,\n"
+    "             \"incomplete_frame_timeout_ms\": 3000 },\n"
+    "    \"good\": { \"endpoints\": [\"${NEST_ADDR}\"] } },\n"
+    "  \"routes\": [\n"
+    "    { \"method\": \"POST\", \"path\": \"/cut\", \"service\": \"cut\", \"pattern\": { \"cmd\": \"sum\" } },\n"
+    "    { \"method\": \"POST\", \"path\": \"/sum\", \"service\": \"good\", \"pattern\": { \"cmd\": \"sum\" } } ] }\n";
+
+/* A service writes the start of a frame and stops: after
+ * incomplete_frame_timeout_ms the connection is dropped (in the log and in
+ * /status) and the pool reconnects, instead of every later request on it
+ * timing out for good. */
+static void truncated_frame_drops_connection(void **state)
+{
+    (void)state;
+    char raw_addr[RAW_ADDR_MAX];
+    struct gwproc *gw = start_raw_gateway(TRUNCATED_CONFIG, truncating_script, NULL, raw_addr, NULL);
+    expect_error(gw->port, "/cut", "[1,2]", 504, "upstream_timeout");
+    int64_t started = deadline_now_ms(), deadline = deadline_after(POLL_TIMEOUT_MS);
+    int timeouts = 0;
+    for (;;) {
+        struct http_response r = post(gw->port, "/cut", "[1,2]", REQ_TIMEOUT_MS);
+        bool ok = r.status == 200 && strcmp(r.body, "3") == 0;
+        if (!ok && !(r.status == 504 || r.status == 502 || r.status == 503))
+            fail_response(&r, "POST /cut while the frame is incomplete");
+        timeouts += !ok;
+        http_response_free(&r);
+        if (ok)
+            break;
+        if (deadline_remaining_ms(deadline) == 0)
+            FAIL("requests to a service stuck inside a frame never succeeded again");
+    }
+    long long ms = deadline_now_ms() - started;
+    fprintf(stderr, "truncated frame: %d requests failed, answered again after %lld ms\n", timeouts, ms);
+    const char *line[] = { "incomplete", "\"service\":\"cut\"", NULL };
+    if (log_lines_with(gw, line) < 1)
+        FAIL("no log line says the connection was dropped for an incomplete frame");
+    json_t *st = get_status(gw);
+    json_t *ep = status_endpoint(st, "cut", raw_addr);
+    json_t *conn = json_array_get(json_object_get(ep, "connections"), 0);
+    const char *err = json_string_value(json_object_get(conn, "last_error"));
+    if (!err || !strstr(err, "incomplete"))
+        FAIL("/status does not show the incomplete frame as the connection's last error (%s)",
+             err ? err : "null");
+    if (json_integer_value(json_object_get(conn, "reconnects")) < 1)
+        FAIL("/status shows no reconnect after the incomplete frame");
+    json_decref(st);
+    expect_post(gw->port, "/cut", "[1,2]", 200, "3");
+    stop_gateway();
+}
+
 /* ---- main ---------------------------------------------------------------------- */
 
 #define T(fn) cmocka_unit_test_teardown(fn, teardown)
@@ -1296,6 +1647,9 @@ int main(void)
         T(stalled_service_times_out),
         T(many_idle_connections),
         T(garbage_and_truncated_requests),
+        T(keepalive_slowloris),
+        T(replies_are_bounded),
+        T(truncated_frame_drops_connection),
     };
     return cmocka_run_group_tests_name("resilience", tests, NULL, NULL);
 }
