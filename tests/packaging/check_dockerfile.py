@@ -197,7 +197,7 @@ def check_build_stage(c, source, ins, kinds):
     setup = setup_apt_packages(source)
     c.ok(wanted and wanted <= setup, "build stage packages are scripts/setup's",
          str(sorted(wanted - setup)))
-    c.ok("-DPG_TESTS=OFF" in build_runs and "-DCMAKE_BUILD_TYPE=Release" in build_runs,
+    c.ok("-DPATTERNGATE_TESTS=OFF" in build_runs and "-DCMAKE_BUILD_TYPE=Release" in build_runs,
          "build stage: Release build without tests")
     workdir = ([a for s, k, a in ins if s == 0 and k == "WORKDIR"] or ["/"])[-1]
     stage = re.findall(r"\bdocker/stage-libs\.sh\s+(?!-)(\S+)\s+(\S+)", build_runs)
