@@ -38,7 +38,7 @@
 #include "core/hostport.h"
 
 /*
- * Limits against slow or greedy clients (README "Resilience"):
+ * Limits against slow or greedy clients (docs/OPERATIONS.md, "Resilience"):
  * - the request line and headers of a request must fit in the connection's
  *   memory pool (MHD answers 414 or 431 beyond it);
  * - every request must have its head in within HTTPD_HEADERS_TIMEOUT_MS:

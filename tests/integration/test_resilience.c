@@ -1,4 +1,4 @@
-/* Resilience of the built binary (README, "Operations" > "Resilience"):
+/* Resilience of the built binary (docs/OPERATIONS.md, "Resilience"):
  * outlier ejection of endpoints that refuse connections or break the
  * protocol, the bounds on unwritten bytes per connection and on requests
  * waiting for a connection, the HTTP limits (16 KiB heads, slow-header and
@@ -967,7 +967,7 @@ static void slow_clients_are_cut_off(void **state)
     if (body_ms < 50000 || body_ms > 120000)
         FAIL("a client with an unfinished body was closed after %lld ms, expected about 60 s", body_ms);
     if (head.received || body.received)
-        FAIL("the slow clients got an answer (%zu and %zu bytes); the README says they are shut "
+        FAIL("the slow clients got an answer (%zu and %zu bytes); docs/OPERATIONS.md says they are shut "
              "down without one", head.received, body.received);
     stop_gateway();
 }
