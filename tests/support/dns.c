@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +119,43 @@ int dns_query_count(int port, const char *name, int qtype, int timeout_ms) {
 
 /* ---- files ------------------------------------------------------------- */
 
+/* Directories not yet removed by dns_free, removed at exit: a test that
+ * fails halfway (cmocka jumps out of it) leaves nothing in /tmp. Like
+ * proc.h's registry, for the test's main thread only. */
+#define DNS_LIVE_MAX 32
+static char live_dirs[DNS_LIVE_MAX][PATH_MAX];
+static bool cleanup_registered;
+
+static void remove_dir(const char *dir) {
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/hosts", dir);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/hosts.new", dir);
+  unlink(path);
+  rmdir(dir);
+}
+
+static void remove_live_dirs(void) {
+  for (int i = 0; i < DNS_LIVE_MAX; i++)
+    if (live_dirs[i][0])
+      remove_dir(live_dirs[i]);
+}
+
+static void track_dir(const char *dir, bool live) {
+  if (!cleanup_registered && atexit(remove_live_dirs) == 0)
+    cleanup_registered = true;
+  for (int i = 0; i < DNS_LIVE_MAX; i++) {
+    if (live && !live_dirs[i][0]) {
+      snprintf(live_dirs[i], sizeof live_dirs[i], "%s", dir);
+      return;
+    }
+    if (!live && strcmp(live_dirs[i], dir) == 0) {
+      live_dirs[i][0] = '\0';
+      return;
+    }
+  }
+}
+
 static int make_dir(struct dns_server *dns) {
   const char *tmp = getenv("TMPDIR");
   snprintf(dns->dir, sizeof dns->dir, "%s/pg-dns-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -128,6 +166,7 @@ static int make_dir(struct dns_server *dns) {
     return rc;
   }
   snprintf(dns->hosts_path, sizeof dns->hosts_path, "%s/hosts", dns->dir);
+  track_dir(dns->dir, true);
   return 0;
 }
 
@@ -380,11 +419,8 @@ void dns_free(struct dns_server *dns) {
     dns->proc = NULL;
   }
   if (dns->dir[0]) {
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.new", dns->hosts_path);
-    unlink(tmp);
-    unlink(dns->hosts_path);
-    rmdir(dns->dir);
+    remove_dir(dns->dir);
+    track_dir(dns->dir, false);
     dns->dir[0] = '\0';
   }
   for (size_t i = 0; i < DNS_MAX_ARGS; i++) {

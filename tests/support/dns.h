@@ -20,7 +20,8 @@
  * Ownership: struct dns_server is the test's (on its stack or in a
  * fixture); between dns_start() and dns_free() it owns the child process,
  * a private directory under $TMPDIR (or /tmp) with the hosts file, and
- * copies of the options.
+ * copies of the options. The directory is also removed at exit if a
+ * failing test never reached dns_free().
  *
  * Program: `dnsmasq` from the environment variable PG_DNSMASQ, else
  * /usr/sbin/dnsmasq, else from PATH. Missing, dns_start() fails (and says
