@@ -17,3 +17,6 @@ target_sources(pg_testsupport PRIVATE
 # Admin probes, descriptor counts, open-files limit (tests/support/probe.h).
 target_sources(pg_testsupport PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/probe.c)
+# dnsmasq as a real DNS server with a test-written hosts file (tests/support/dns.h).
+target_sources(pg_testsupport PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/dns.c)

@@ -9,6 +9,8 @@ pg_unit_test(timers)
 pg_unit_test(upstream)
 target_link_libraries(test_upstream PRIVATE pg_testsupport)
 pg_unit_test(tls)
+pg_unit_test(resolver)
+target_link_libraries(test_resolver PRIVATE pg_testsupport)
 # config layer
 pg_unit_test(config)
 pg_unit_test(route_path)
