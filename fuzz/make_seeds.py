@@ -159,3 +159,40 @@ routes = {
 }
 for k, v in routes.items():
     put('route', k, v)
+
+# http_head: raw request heads (and bodies), as a client sends them
+heads = {
+    'get': 'GET /sum HTTP/1.1\r\nHost: x\r\n\r\n',
+    'post': 'POST /sum HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n[1,2]',
+    'chunked': 'POST /sum HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n[1,2]\r\n0\r\n\r\n',
+    'bare_lf': 'POST /sum HTTP/1.1\nHost: x\nContent-Length: 5\n\n[1,2]',
+    'empty_value': 'GET / HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-Tab:\t v\t\r\n\r\n',
+    'leading_crlf': '\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n',
+    'http10': 'GET / HTTP/1.0\r\n\r\n',
+    'query': 'GET /a?b=1&c&d=%20 HTTP/1.1\r\nHost: x\r\n\r\n',
+    'two_cl': 'POST /rec HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 41\r\n\r\n[1]',
+    'cl_te': 'POST /rec HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1]\r\n0\r\n\r\n',
+    'space_colon': 'POST /rec HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n',
+    'tab_colon': 'POST /rec HTTP/1.1\r\nHost: x\r\nContent-Length\t: 3\r\n\r\n[1]',
+    'fold_sp': 'POST /rec HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\nContent-Length: 3\r\n\r\n[1]',
+    'fold_tab': 'POST /rec HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tTransfer-Encoding: chunked\r\n\r\n[1]',
+    'bare_cr': 'POST /rec HTTP/1.1\r\nHost: x\r\nX-A: a\rContent-Length: 40\r\nContent-Length: 3\r\n\r\n[1]',
+    'bare_cr_line': 'POST /rec\rX HTTP/1.1\r\nHost: x\r\n\r\n',
+    'te_gzip': 'POST /rec HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n[1]',
+    'te_list': 'POST /rec HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n',
+    'te_param': 'POST /rec HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked;\r\n\r\n0\r\n\r\n',
+    'te_twice': 'POST /rec HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    'te_case': 'POST /rec HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ChUnKeD \r\n\r\n0\r\n\r\n',
+    'ctl_value': 'GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n',
+    'nul_value': 'GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n',
+    'bad_cl': 'POST /rec HTTP/1.1\r\nHost: x\r\nContent-Length: 3x\r\n\r\n[1]',
+    'pipelined': 'GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n',
+    'colon_line': 'POST /rec HTTP/1.1\r\nHost: x\r\n:x\r\nContent-Length: 3\r\n\r\n[1]',
+    'nul_line': 'GET / HTTP/1.1\r\nHost: x\r\n\x00\r\nContent-Length: 3\r\n\r\n[1]',
+    'nul_path': 'GET /a\x00 HTTP/1.1\r\nHost: x\r\n\r\n',
+    'two_spaces': 'GET  /a HTTP/1.1\r\nHost: x\r\n\r\n',
+    'space_in_path': 'GET /a b HTTP/1.1\r\nHost: x\r\n\r\n',
+    'big_headers': 'GET / HTTP/1.1\r\nHost: x\r\n' + ''.join('X-H%d: %s\r\n' % (i, 'v' * 90) for i in range(60)) + '\r\n',
+}
+for k, v in heads.items():
+    put('http_head', k, v)

@@ -41,6 +41,7 @@ typedef struct exchange {
     ex_state_t state;
     const char *method;          /* MHD's, valid for the request */
     const char *url;             /* raw path, still percent-encoded */
+    const char *version;         /* MHD's, valid for the request */
     const char *label;           /* route template, "generic", "admin", "unmatched" */
     int label_metric;            /* its metrics index */
     /* where it goes */
@@ -354,7 +355,7 @@ static void check_declared_length(exchange_t *ex)
 static int refuse_ambiguous_head(exchange_t *ex)
 {
     char why[HTTP_HEAD_WHY_SIZE];
-    http_head_verdict_t v = http_head_inspect(ex->conn, ex->method, why, sizeof why);
+    http_head_verdict_t v = http_head_inspect(ex->conn, ex->method, ex->url, ex->version, why, sizeof why);
     if (v == HTTP_HEAD_OK)
         return 0;
     ex->close_after = 1;
@@ -888,7 +889,6 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection
                                     const char *method, const char *version, const char *upload_data,
                                     size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     exchange_t *ex = *con_cls;
     if (!ex) {
         gateway_t *gw = cls;
@@ -904,6 +904,7 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection
         ex->conn = connection;
         ex->method = method;
         ex->url = url;
+        ex->version = version;
         ex->started_ns = uv_hrtime();
         start(ex);
         return ex->state == EX_READY ? send_response(ex) : MHD_YES;

@@ -39,12 +39,23 @@ static bool inside(span_t block, const char *p, size_t n)
     return p >= block.p && p <= block.p + block.n && n <= (size_t)(block.p + block.n - p);
 }
 
-static bool all_nul(const char *from, const char *to)
+/* [from, to) must be what `crlfs` line ends leave: two NULs each. A bare
+ * LF leaves one; a folded line or a NUL leaves more, or other bytes (and
+ * a line that starts with ':' leaves one NUL more: MHD zeroes the ':' and
+ * then takes the line for the empty one that ends the head). */
+static http_head_verdict_t check_line_ends(const char *from, const char *to, size_t crlfs, char *why,
+                                           size_t whylen)
 {
-    for (; from < to; from++)
-        if (*from != '\0')
-            return false;
-    return true;
+    size_t n = to >= from ? (size_t)(to - from) : 0;
+    for (const char *p = from; p < to; p++)
+        if (*p != '\0')
+            return refuse(HTTP_HEAD_BAD, why, whylen, "a folded header line (obs-fold) or a NUL byte in the "
+                                                      "request head");
+    if (to < from || n > 2 * crlfs)
+        return refuse(HTTP_HEAD_BAD, why, whylen, "a NUL byte, or a line that starts with ':', in the request head");
+    if (n < 2 * crlfs)
+        return refuse(HTTP_HEAD_BAD, why, whylen, "a line of the request head ends with a bare LF, not CRLF");
+    return HTTP_HEAD_OK;
 }
 
 /* Field names are not quoted whole (a name can be long): the first 40
@@ -59,21 +70,72 @@ static void quote_name(span_t name, char out[48])
     out[n] = '\0';
 }
 
+/* The query's arguments as MHD split them in place ("?" and every "&" and
+ * "=" became NULs; '+' became ' '): each starts where the last ended, so a
+ * raw NUL, which would have cut MHD's reading short, leaves bytes over.
+ * One NUL may end the query (a trailing "&"). Returns the end of what the
+ * arguments cover, or NULL when they do not tile the query. */
+static const char *cover_query(const char *pos, const char *end, const http_head_field_t *args, size_t nargs)
+{
+    if (pos == end)
+        return pos;
+    if (*pos++ != '\0') /* the '?' */
+        return NULL;
+    for (size_t i = 0; i < nargs; i++) {
+        if (i > 0 && (pos >= end || *pos++ != '\0')) /* the '&' */
+            return NULL;
+        if (args[i].name.p != pos)
+            return NULL;
+        pos += args[i].name.n;
+        if (args[i].value.p) {
+            if (pos >= end || *pos != '\0' || args[i].value.p != pos + 1) /* the '=' */
+                return NULL;
+            pos = args[i].value.p + args[i].value.n;
+        }
+    }
+    if (pos + 1 == end && *pos == '\0')
+        pos++;
+    return pos;
+}
+
+/* METHOD SP TARGET SP VERSION, one space each (MHD skips extra spaces and
+ * takes spaces inside the target: both are ways to read a line twice).
+ * *line_end gets where the version ends. */
+static http_head_verdict_t check_request_line(span_t block, const http_head_line_t *rl, const char **line_end,
+                                              char *why, size_t whylen)
+{
+    size_t method_len = strnlen(block.p, block.n);
+    const char *url = rl->url, *version = rl->version;
+    if (!url || !version || url != block.p + method_len + 1 || !inside(block, version, strlen(version)) ||
+        version <= url || version[-1] != '\0')
+        return refuse(HTTP_HEAD_BAD, why, whylen, "a malformed request line (one space between its parts)");
+    size_t url_len = strlen(url);
+    if (memchr(url, ' ', url_len))
+        return refuse(HTTP_HEAD_BAD, why, whylen, "a space in the request target");
+    if (cover_query(url + url_len, version - 1, rl->args, rl->nargs) != version - 1)
+        return refuse(HTTP_HEAD_BAD, why, whylen, "a NUL byte in the request line");
+    *line_end = version + strlen(version);
+    return HTTP_HEAD_OK;
+}
+
 /* The layout MHD leaves (see the header): names and values in order,
  * nothing between them but NULs, the ':' NUL and optional whitespace. */
-static http_head_verdict_t check_layout(span_t block, const http_head_field_t *f, size_t n, char *why,
-                                        size_t whylen)
+static http_head_verdict_t check_layout(span_t block, const http_head_line_t *rl, const http_head_field_t *f,
+                                        size_t n, char *why, size_t whylen)
 {
     if (memchr(block.p, '\r', block.n))
         return refuse(HTTP_HEAD_BAD, why, whylen, "a bare CR in the request head");
     const char *pos = block.p, *end = block.p + block.n;
+    http_head_verdict_t v = check_request_line(block, rl, &pos, why, whylen);
+    if (v != HTTP_HEAD_OK)
+        return v;
     for (size_t i = 0; i < n; i++) {
         const char *name = f[i].name.p, *value = f[i].value.p;
-        if (!inside(block, name, f[i].name.n) || name < pos || !inside(block, value, f[i].value.n) ||
+        if (!inside(block, name, f[i].name.n) || name < pos || !value || !inside(block, value, f[i].value.n) ||
             value <= name + f[i].name.n)
             return refuse(HTTP_HEAD_BAD, why, whylen, "a folded header line (obs-fold) in the request head");
-        if (i > 0 && !all_nul(pos, name))
-            return refuse(HTTP_HEAD_BAD, why, whylen, "a folded header line (obs-fold) in the request head");
+        if ((v = check_line_ends(pos, name, 1, why, whylen)) != HTTP_HEAD_OK)
+            return v;
         const char *colon = name + f[i].name.n;
         if (*colon != '\0')
             return refuse(HTTP_HEAD_BAD, why, whylen, "a malformed header line in the request head");
@@ -82,9 +144,7 @@ static http_head_verdict_t check_layout(span_t block, const http_head_field_t *f
                 return refuse(HTTP_HEAD_BAD, why, whylen, "a malformed header line in the request head");
         pos = value + f[i].value.n;
     }
-    if (n > 0 && !all_nul(pos, end))
-        return refuse(HTTP_HEAD_BAD, why, whylen, "a folded header line (obs-fold) in the request head");
-    return HTTP_HEAD_OK;
+    return check_line_ends(pos, end, 2, why, whylen); /* the last line's end and the empty line */
 }
 
 static http_head_verdict_t check_fields(const http_head_field_t *f, size_t n, char *why, size_t whylen)
@@ -163,10 +223,10 @@ static http_head_verdict_t check_framing(const http_head_field_t *f, size_t n, c
     return coding ? check_coding(coding->value, why, whylen) : HTTP_HEAD_OK;
 }
 
-http_head_verdict_t http_head_check(span_t block, const http_head_field_t *fields, size_t n, char *why,
-                                    size_t whylen)
+http_head_verdict_t http_head_check(span_t block, const http_head_line_t *line, const http_head_field_t *fields,
+                                    size_t n, char *why, size_t whylen)
 {
-    http_head_verdict_t v = check_layout(block, fields, n, why, whylen);
+    http_head_verdict_t v = check_layout(block, line, fields, n, why, whylen);
     if (v == HTTP_HEAD_OK)
         v = check_fields(fields, n, why, whylen);
     if (v == HTTP_HEAD_OK)
@@ -189,21 +249,25 @@ static enum MHD_Result collect_field(void *cls, enum MHD_ValueKind kind, const c
         c->overflow = true;
         return MHD_NO;
     }
-    c->fields[c->n++] = (http_head_field_t){ span_of(key, key_size), span_of(value ? value : "", value_size) };
+    /* a query argument without '=' has no value: a NULL span */
+    c->fields[c->n++] = (http_head_field_t){ span_of(key, key_size), span_of(value, value ? value_size : 0) };
     return MHD_YES;
 }
 
-http_head_verdict_t http_head_inspect(struct MHD_Connection *connection, const char *method, char *why,
-                                      size_t whylen)
+http_head_verdict_t http_head_inspect(struct MHD_Connection *connection, const char *method, const char *url,
+                                      const char *version, char *why, size_t whylen)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
     if (!info || !method)
         return refuse(HTTP_HEAD_BAD, why, whylen, "the request head cannot be examined");
-    http_head_field_t fields[HTTP_HEAD_MAX_FIELDS];
-    collect_t c = { fields, 0, false };
+    http_head_field_t fields[HTTP_HEAD_MAX_FIELDS], args[HTTP_HEAD_MAX_FIELDS];
+    collect_t c = { fields, 0, false }, a = { args, 0, false };
     MHD_get_connection_values_n(connection, MHD_HEADER_KIND, collect_field, &c);
-    if (c.overflow)
-        return refuse(HTTP_HEAD_BAD, why, whylen, "more than %d header fields", HTTP_HEAD_MAX_FIELDS);
-    return http_head_check(span_of(method, info->header_size), fields, c.n, why, whylen);
+    MHD_get_connection_values_n(connection, MHD_GET_ARGUMENT_KIND, collect_field, &a);
+    if (c.overflow || a.overflow)
+        return refuse(HTTP_HEAD_BAD, why, whylen, "more than %d header fields or query arguments",
+                      HTTP_HEAD_MAX_FIELDS);
+    http_head_line_t line = { url, version, args, a.n };
+    return http_head_check(span_of(method, info->header_size), &line, fields, c.n, why, whylen);
 }

@@ -145,6 +145,11 @@ static const shape_t SHAPES[] = {
       "bad_request" },
     { "a bare CR in the request line",
       "POST /rec\rX HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n[1]", 400, "bad_request" },
+    { "a header line that starts with ':'",
+      "POST /rec HTTP/1.1\r\nHost: x\r\n:x\r\nContent-Length: 3\r\n\r\n[1]", 400, "bad_request" },
+    { "two spaces after the method", "GET  /recorded HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request" },
+    { "a space in the path", "GET /recorded x HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request" },
+    { "a bare LF", "POST /rec HTTP/1.1\r\nHost: x\nContent-Length: 3\r\n\r\n[1]", 400, "bad_request" },
     { "Transfer-Encoding gzip", "POST /rec HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n[1]", 501,
       "not_implemented" },
     { "Transfer-Encoding gzip, chunked",
@@ -243,20 +248,10 @@ static void smuggling_shapes_are_refused(void **state)
             FAIL("an ordinary emit never reached the service");
         deadline_pause_ms(50);
     }
-    /* bare LF line ends stay accepted (docs/SECURITY.md says why) */
-    static const char bare_lf[] = "POST /sum HTTP/1.1\nHost: x\nContent-Length: 5\nConnection: close\n\n[1,2]";
-    int fd = testnet_connect(gw->port, REQ_TIMEOUT_MS);
-    assert_true(fd >= 0);
-    assert_int_equal(testnet_write_all(fd, bare_lf, strlen(bare_lf), REQ_TIMEOUT_MS), 0);
-    struct testnet_reader rd;
-    testnet_reader_init(&rd, fd);
-    char *all = NULL;
-    if (testnet_read_to_eof(&rd, &all, REQ_TIMEOUT_MS) < 0 || strncmp(all, "HTTP/1.1 200 ", 13) != 0 ||
-        strcmp(strstr(all, "\r\n\r\n") + 4, "3") != 0)
-        FAIL("a request with bare LF line ends: %s", all ? all : "no answer");
-    free(all);
-    testnet_reader_free(&rd);
-    close(fd);
+    /* the gateway cannot tell a bare LF from a NUL in what libmicrohttpd
+     * leaves of a head (gateway/http_head.h): only CRLF is accepted */
+    static const char bare_lf[] = "POST /rec HTTP/1.1\nHost: x\nContent-Length: 3\n\n[1]";
+    expect_refused(gw->port, "bare LF line ends", NULL, bare_lf, 400, "bad_request");
     /* the refused ones are counted and logged like any answer */
     const char *labels[] = { "route=\"unmatched\"", "code=\"400\"", NULL };
     double refused = 0;
