@@ -604,15 +604,19 @@ static jwt_result_t fail(verify_t *v, jwt_result_t r, const char *why)
     return r;
 }
 
-static int all_b64url(const char *p, size_t n)
+/* 1 when p[0..n) is what b64url_decode() accepts, without decoding. */
+static int b64url_valid(const char *p, size_t n)
 {
+    static const int unused_mask[4] = { 0, 0, 0x0F, 0x03 }; /* by n % 4 */
+    if (n % 4 == 1)
+        return 0;
     for (size_t i = 0; i < n; i++)
         if (b64url_value((unsigned char)p[i]) < 0)
             return 0;
-    return 1;
+    return n == 0 || (b64url_value((unsigned char)p[n - 1]) & unused_mask[n % 4]) == 0;
 }
 
-/* Finds the three parts; each must be made of base64url characters only. */
+/* Finds the three parts; each must be canonical base64url. */
 static jwt_result_t split(verify_t *v)
 {
     if (v->n > JWT_MAX_TOKEN)
@@ -625,8 +629,8 @@ static jwt_result_t split(verify_t *v)
         return fail(v, JWT_MALFORMED, "not three base64url parts");
     v->dot1 = (size_t)(d1 - v->token);
     v->dot2 = (size_t)(d2 - v->token);
-    if (!all_b64url(v->token, v->dot1) || !all_b64url(d1 + 1, v->dot2 - v->dot1 - 1)
-        || !all_b64url(d2 + 1, v->n - v->dot2 - 1))
+    if (!b64url_valid(v->token, v->dot1) || !b64url_valid(d1 + 1, v->dot2 - v->dot1 - 1)
+        || !b64url_valid(d2 + 1, v->n - v->dot2 - 1))
         return fail(v, JWT_MALFORMED, "not three base64url parts");
     v->scratch = malloc(b64url_decoded_max(v->n));
     if (!v->scratch)

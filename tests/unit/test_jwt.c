@@ -737,6 +737,31 @@ static void malformed_tokens(void **state)
     sig[42] = abc[v ^ 1];
     assert_int_equal(verify(&p, t), JWT_MALFORMED);
     free(t);
+    /* a payload part that is not canonical, yet signed: refused all the same */
+    const char *payload = "{\"exp\":2000000000,\"iss\":\"" ISSUER "\",\"aud\":\"api\"}";
+    buf_t msg = BUF_INIT;
+    b64url(&msg, "{\"alg\":\"HS256\"}", 15);
+    buf_append_cstr(&msg, ".");
+    b64url(&msg, payload, strlen(payload));
+    assert_int_equal(strlen(payload) % 3, 1); /* the part ends in a character with 4 unused bits */
+    for (int variant = 0; variant < 3; variant++) {
+        buf_t text = BUF_INIT;
+        buf_append(&text, msg.data, msg.len);
+        if (variant == 1)
+            text.data[text.len - 1] = abc[(size_t)(strchr(abc, text.data[text.len - 1]) - abc) | 1];
+        if (variant == 2)
+            buf_append_cstr(&text, "A"); /* a length of 1 mod 4 */
+        buf_append(&text, "", 1);
+        unsigned char mac[1024];
+        size_t maclen = sign("HS256", NULL, SECRET, text.data, SIG_JWS, mac);
+        text.len--;
+        buf_append_cstr(&text, ".");
+        b64url(&text, mac, maclen);
+        buf_append(&text, "", 1);
+        assert_int_equal(verify(&p, text.data), variant == 0 ? JWT_OK : JWT_MALFORMED);
+        buf_free(&text);
+    }
+    buf_free(&msg);
     assert_int_equal(verify_at(&p, "", 0, NOW, NULL), JWT_MALFORMED);
     assert_int_equal(verify_at(&p, NULL, 0, NOW, NULL), JWT_MALFORMED);
     assert_int_equal(verify(&p, ".."), JWT_MALFORMED);
