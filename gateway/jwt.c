@@ -429,7 +429,8 @@ static int jwk_parse(json_t *key, const jwk_err_t *err, jwt_key_t *out)
     }
     if (rc < 0) {
         free(out->kid);
-        out->kid = NULL;
+        EVP_PKEY_free(out->pkey);
+        memset(out, 0, sizeof *out);
         return -1;
     }
     return 1;
