@@ -1,11 +1,13 @@
 // Tests of patterngate-nest against real Nest 10, 11 and 12 apps (run with
 // `node --test handlers.test.mjs` in this folder, or `npm test` in nest/;
-// scripts/setup installs apps/*/node_modules).
+// scripts/setup installs ../test-apps/*/node_modules). The apps live outside
+// this folder: `node --test` takes every script under a `test` folder for a
+// test file.
 //
 // The package is packed with `npm pack` and unpacked into each app's
 // node_modules/patterngate-nest, as `npm install patterngate-nest` would: the
 // apps load it by name, through its "exports" (import or require), and it
-// loads @nestjs/* from the app's node_modules. Each app (apps/app.cjs) runs as
+// loads @nestjs/* from the app's node_modules. Each app (test-apps/app.cjs) runs as
 // a real TCP microservice on a port the kernel picks; a raw-socket client of
 // Nest's TCP transport (wire.mjs) asks the reserved pattern and checks the
 // exact reply, then checks the list against what the app really answers.
@@ -24,13 +26,13 @@ import { NestTcpClient } from './wire.mjs';
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const packageDir = path.resolve(here, '..');
-const appsDir = path.join(here, 'apps');
+const appsDir = path.join(packageDir, 'test-apps');
 
 const RESERVED = { patterngate: 'handlers' };
 const NO_HANDLER = 'There is no matching message handler defined in the remote service.';
 const START_DEADLINE_MS = 60000;
 
-/** The Nest versions the apps pin (apps/<folder>/package.json). */
+/** The Nest versions the apps pin (test-apps/<folder>/package.json). */
 const VERSIONS = [
   { folder: 'v10', common: '10.4.22', core: '10.4.22', microservices: '10.4.22' },
   { folder: 'v11', common: '11.2.12', core: '11.2.12', microservices: '11.2.6' },
@@ -38,7 +40,7 @@ const VERSIONS = [
 ];
 
 /**
- * What the module must answer for apps/app.cjs, in order: the root module's
+ * What the module must answer for test-apps/app.cjs, in order: the root module's
  * controllers (each method in the order of its class, own methods before
  * inherited ones), then the imported FeatureModule's.
  */
@@ -75,11 +77,11 @@ function patternText(pattern) {
 }
 
 /**
- * Starts `node <entry> ...args` in apps/; resolves once it printed
+ * Starts `node <entry> ...args` in test-apps/; resolves once it printed
  * `READY <tcp port> [<http port>]` with { tcpPort, httpPort, stop, log }.
  */
 function startApp(entry, args = []) {
-  const child = spawn(process.execPath, [path.join(appsDir, entry), 'serve', ...args],
+  const child = spawn(process.execPath, [path.join(appsDir, entry), ...args],
                       { cwd: appsDir, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', text => { stderr += text; });
@@ -151,7 +153,7 @@ async function checkHandlers(client) {
 before(async () => {
   for (const { folder } of VERSIONS) {
     if (!existsSync(path.join(appsDir, folder, 'node_modules', '@nestjs', 'core')))
-      throw new Error(`no node_modules in nest/test/apps/${folder}: run scripts/setup`);
+      throw new Error(`no node_modules in nest/test-apps/${folder}: run scripts/setup`);
   }
   // Install the package as users get it: packed, then unpacked.
   const scratch = await mkdtemp(path.join(tmpdir(), 'patterngate-nest-'));
@@ -238,7 +240,7 @@ for (const version of VERSIONS) {
 }
 
 test('TypeScript apps see the types through "import" and "require"', async () => {
-  // apps/v12/types.mts and types.cts, checked with tsc (module nodenext).
+  // test-apps/v12/types.mts and types.cts, checked with tsc (module nodenext).
   const cwd = path.join(appsDir, 'v12');
   const tsc = path.join(cwd, 'node_modules', 'typescript', 'bin', 'tsc');
   try {

@@ -1,15 +1,12 @@
 'use strict';
 // The Nest app the tests of patterngate-nest run, for every Nest version.
 //
-// This file loads no package: each apps/<version>/esm.mjs (import) and
-// apps/<version>/cjs.cjs (require) loads its own @nestjs/* and the installed
-// patterngate-nest and hands them to main(). Plain JavaScript: decorators are
-// applied by calling them, as TypeScript's emitted code does.
+// This file loads no package: each test-apps/<version>/esm.mjs (import)
+// and test-apps/<version>/cjs.cjs (require) loads its own @nestjs/* and the
+// installed patterngate-nest and hands them to main(). Plain JavaScript:
+// decorators are applied by calling them, as TypeScript's emitted code does.
 //
-// Command line (after `node apps/<version>/<entry>`): `serve` and options.
-// Without `serve` the entry only says what it is and exits 0: `node --test`
-// without file arguments takes every .mjs/.cjs file under a `test` folder
-// for a test file, and these must not run as servers then.
+// Command line (after `node test-apps/<version>/<entry>`):
 //   --without-module   leave PatterngateModule out of the app
 //   --hybrid           an HTTP app (port picked by the kernel) with the TCP
 //                      microservice connected to it (app.connectMicroservice)
@@ -19,7 +16,7 @@
 // closes the app and exits 0.
 //
 // Handlers (the exact list patterngate-nest must report is in
-// handlers.test.mjs, EXPECTED):
+// test/handlers.test.mjs, EXPECTED):
 //   BaseController (inherited by MainController)
 //     ping                 'base.ping'
 //   MainController
@@ -147,11 +144,6 @@ function exitOnSigterm(app) {
 }
 
 async function start(nest, patterngate, argv) {
-  if (argv[0] !== 'serve') {
-    process.stdout.write('a test app of patterngate-nest: handlers.test.mjs starts it with `serve`\n');
-    return;
-  }
-  argv = argv.slice(1);
   const known = ['--without-module', '--hybrid'];
   const unknown = argv.filter(arg => !known.includes(arg));
   if (unknown.length) {
