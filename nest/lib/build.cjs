@@ -88,7 +88,7 @@ function buildPatterngate(nest) {
         const bound = Reflect.getMetadata(TRANSPORT_METADATA, method);
         if (bound !== undefined && transport !== undefined && bound !== transport) continue;
         const kind = type === PatternHandler.EVENT ? 'emit' : 'send';
-        // [].concat: the decorators store an array, older metadata a value.
+        // Nest 10 to 12 store an array of patterns; a single value is one.
         for (const pattern of [].concat(Reflect.getMetadata(PATTERN_METADATA, method) ?? [])) {
           const key = `${kind} ${patternKey(pattern)}`;
           if (seen.has(key)) continue;
