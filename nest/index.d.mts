@@ -1,0 +1,20 @@
+// Types of patterngate-nest for `import` (ES modules). index.d.cts declares
+// the same for `require`.
+
+/** One pattern handler of the app, as the reserved pattern lists it. */
+export interface PatterngateHandler {
+  /** The pattern as the app declared it: usually a string or an object. */
+  pattern: string | number | { [key: string]: unknown };
+  /** `send` for @MessagePattern (request-response), `emit` for @EventPattern. */
+  kind: 'send' | 'emit';
+}
+
+/** The reserved message pattern, answered with a PatterngateHandler[]. */
+export declare const PATTERNGATE_HANDLERS_PATTERN: { readonly patterngate: 'handlers' };
+
+/**
+ * Import it into the app's root module (`imports: [PatterngateModule]`): it
+ * answers PATTERNGATE_HANDLERS_PATTERN with every @MessagePattern and
+ * @EventPattern of the app's controllers.
+ */
+export declare class PatterngateModule {}

@@ -1,0 +1,10 @@
+'use strict';
+// A Nest 12 app that requires patterngate-nest (CommonJS): see ../app.cjs.
+require('reflect-metadata');
+const common = require('@nestjs/common');
+const core = require('@nestjs/core');
+const microservices = require('@nestjs/microservices');
+const { PatterngateModule } = require('patterngate-nest');
+const app = require('../app.cjs');
+
+app.main({ version: '12 cjs', common, core, microservices }, { PatterngateModule });
