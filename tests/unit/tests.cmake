@@ -11,6 +11,8 @@ target_link_libraries(test_upstream PRIVATE pg_testsupport)
 pg_unit_test(tls)
 # config layer
 pg_unit_test(config)
+target_compile_definitions(test_config PRIVATE
+  PG_SCHEMA_FILE="${PROJECT_SOURCE_DIR}/config/patterngate.schema.json")
 pg_unit_test(route_path)
 pg_unit_test(template)
 pg_unit_test(hostport)
