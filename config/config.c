@@ -426,11 +426,26 @@ static int load_generic_api(cfg_loader *l, const json_t *root)
 
 /* ---- the document -------------------------------------------------------- */
 
+/* A top-level "$schema" names the file's JSON Schema for editors
+ * (config/patterngate.schema.json). It must be a string and is otherwise
+ * ignored: dropped before substitution, so never expanded. */
+static int drop_schema_reference(cfg_loader *l, json_t *root)
+{
+    const json_t *value = json_object_get(root, "$schema");
+    if (value == NULL)
+        return 0;
+    if (!json_is_string(value))
+        return cfg_fail_at(l, "$schema", "expected a string (where the config's JSON Schema is)");
+    json_object_del(root, "$schema");
+    return 0;
+}
+
 static int load_document(cfg_loader *l, json_t *root)
 {
     if (!json_is_object(root))
         return cfg_fail(l, "expected a JSON object at the top level");
-    if (cfg_substitute_all(l, root) != 0 || cfg_check_keys(l, root, top_keys) != 0 ||
+    if (drop_schema_reference(l, root) != 0 || cfg_substitute_all(l, root) != 0 ||
+        cfg_check_keys(l, root, top_keys) != 0 ||
         load_listeners(l, root) != 0 || load_workers(l, root) != 0 ||
         cfg_read_integer(l, root, "shutdown_grace_ms", &cfg_non_negative_ms,
                          &l->cfg->shutdown_grace_ms) != 0 ||

@@ -6,7 +6,9 @@
  * Loading: JSON parsing (jansson, duplicate keys rejected), then `${NAME}` /
  * `${NAME:-default}` substitution in every string value (see env_subst.h;
  * keys are never substituted), then validation of the whole schema. Unknown
- * keys anywhere are errors. An explicit JSON `null` is a type error, not
+ * keys anywhere are errors, except a top-level "$schema": a string naming the
+ * file's JSON Schema for editors (config/patterngate.schema.json), ignored
+ * and never substituted. An explicit JSON `null` is a type error, not
  * "absent", except inside `pattern` and `data`, which take any JSON.
  *
  * Ownership tree (everything is freed by config_free()):

@@ -111,6 +111,7 @@ put('config', 'conflict.json', json.dumps({
     "services": {"s": {"endpoints": ["127.0.0.1:3000"]}},
     "routes": [{"method": "GET", "service": "s", "pattern": 1, "path": "/a/:x"},
                {"method": "*", "service": "s", "pattern": 2, "path": "/a/:y"}]}))
+put('config', 'schema_key.json', '{"$schema":"./patterngate.schema.json ${not substituted","listen":"127.0.0.1:1"}')
 put('config', 'tls_relative.json', json.dumps({
     "services": {"s": {"endpoints": ["h:1"], "tls": {"ca": "ca.pem", "cert": "c.pem", "key": "k.pem",
                                                      "verify": False}}}}))

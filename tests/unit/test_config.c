@@ -2,6 +2,7 @@
  * JSON in these tests is written with single quotes, turned into double
  * quotes before loading, to keep it readable. */
 #include "config/config.h"
+#include "config/config_reader.h" /* the loader's enum name lists */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -890,6 +892,276 @@ static void test_enum_names(void **state)
     assert_string_equal(config_connect_mode_name(CONFIG_CONNECT_LAZY), "lazy");
 }
 
+/* ---- "$schema" ----------------------------------------------------------- */
+
+static void test_schema_key_is_ignored(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{'$schema': '../config/patterngate.schema.json',"
+                            " 'listen': '127.0.0.1:1'}");
+    assert_int_equal(cfg->listen.port, 1);
+    config_free(cfg);
+    cfg = must_load("{'$schema': 'not ${substituted', 'services': {}}"); /* never expanded */
+    config_free(cfg);
+    cfg = must_load("{'$schema': ''}");
+    config_free(cfg);
+    assert_error("{'$schema': 5}",
+                 "[\"$schema\"]: expected a string (where the config's JSON Schema is)");
+    assert_error("{'$schema': null}",
+                 "[\"$schema\"]: expected a string (where the config's JSON Schema is)");
+    assert_error("{'log': {'$schema': 'x'}}", "log[\"$schema\"]: unknown key");
+    assert_error("{'services': {'m': {'endpoints': ['h:1'], '$schema': 'x'}}}",
+                 "services.m[\"$schema\"]: unknown key");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'math', 'pattern': 1,"
+                             " '$schema': 'x'}"),
+                 "routes[0][\"$schema\"]: unknown key");
+}
+
+/* ---- config/patterngate.schema.json against the loader --------------------
+ * The schema's `default`s and enumerated names must be the loader's. Keys are
+ * named as the walk below names them: "limits.max_body_bytes",
+ * "services.*.tls.verify", "routes[].kind". (tests/schema checks the keys
+ * themselves both ways, and the schema's verdicts against --check.) */
+
+/* A config where every default shows: one service with a TLS object, one
+ * route of that service. */
+static const char schema_base_config[] =
+    "{\"services\": {\"s\": {\"endpoints\": [\"127.0.0.1:1\"], \"tls\": {}}},"
+    " \"routes\": [{\"method\": \"GET\", \"path\": \"/x\", \"service\": \"s\","
+    " \"pattern\": \"p\"}]}";
+
+typedef void schema_visit_fn(const char *path, const json_t *node, void *context);
+
+/* Calls visit on every subschema reachable through properties,
+ * additionalProperties ("NAME.*") and items ("NAME[]"), with its path. */
+static void schema_walk(const json_t *node, const char *path, schema_visit_fn *visit,
+                        void *context)
+{
+    char inner[256];
+    visit(path, node, context);
+    const json_t *properties = json_object_get(node, "properties");
+    const char *key;
+    json_t *child;
+    json_object_foreach ((json_t *)properties, key, child) {
+        snprintf(inner, sizeof inner, "%s%s%s", path, path[0] ? "." : "", key);
+        schema_walk(child, inner, visit, context);
+    }
+    const json_t *additional = json_object_get(node, "additionalProperties");
+    if (json_is_object(additional)) {
+        snprintf(inner, sizeof inner, "%s.*", path);
+        schema_walk(additional, inner, visit, context);
+    }
+    const json_t *items = json_object_get(node, "items");
+    if (json_is_object(items)) {
+        snprintf(inner, sizeof inner, "%s[]", path);
+        schema_walk(items, inner, visit, context);
+    }
+}
+
+static json_t *load_schema(void)
+{
+    json_error_t error;
+    json_t *schema = json_load_file(PG_SCHEMA_FILE, JSON_REJECT_DUPLICATES, &error);
+    if (schema == NULL)
+        fail_msg("%s:%d: %s", PG_SCHEMA_FILE, error.line, error.text);
+    return schema;
+}
+
+static json_t *hostport_json(const hostport *address)
+{
+    char text[HOSTPORT_TEXT_SIZE];
+    hostport_format(address, text, sizeof text);
+    return json_string(text);
+}
+
+/* "$body" when the template is exactly that (the whole body, as is). */
+static json_t *data_json(const template *t)
+{
+    bool whole_body = t->count == 1 && t->items[0].kind == TEMPLATE_ITEM_SLOT &&
+                      t->items[0].slot.source == TEMPLATE_SOURCE_BODY &&
+                      t->items[0].slot.member_count == 0 &&
+                      t->items[0].slot.conversion == TEMPLATE_CONVERT_NONE;
+    return json_string(whole_body ? "$body" : "(another template)");
+}
+
+#define VALUE_OF(name, value)        \
+    if (strcmp(path, (name)) == 0)   \
+        return (value)
+#define NUMBER(value) json_integer((json_int_t)(value))
+
+/* The value of key `path` in cfg (loaded from schema_base_config, perhaps
+ * with that key set), as JSON; NULL for a key this table does not know:
+ * add a line for each key that has a default. */
+static json_t *loaded_value(const config *cfg, const char *path)
+{
+    const config_limits *limits = &cfg->limits;
+    const config_service *s = &cfg->services[0];
+    const config_route *r = &cfg->routes[0];
+    VALUE_OF("listen", hostport_json(&cfg->listen));
+    VALUE_OF("workers", NUMBER(cfg->workers));
+    VALUE_OF("shutdown_grace_ms", NUMBER(cfg->shutdown_grace_ms));
+    VALUE_OF("generic_api", json_boolean(s->generic_api));
+    VALUE_OF("log.level", json_string(config_log_level_name(cfg->log_level)));
+    VALUE_OF("log.access", json_boolean(cfg->log_access));
+    VALUE_OF("limits.max_body_bytes", NUMBER(limits->max_body_bytes));
+    VALUE_OF("limits.max_connections", NUMBER(limits->max_connections));
+    VALUE_OF("limits.max_inflight", NUMBER(limits->max_inflight));
+    VALUE_OF("limits.idle_timeout_ms", NUMBER(limits->idle_timeout_ms));
+    VALUE_OF("services.*.pool_size", NUMBER(s->pool_size));
+    VALUE_OF("services.*.connect", json_string(config_connect_mode_name(s->connect)));
+    VALUE_OF("services.*.connect_timeout_ms", NUMBER(s->connect_timeout_ms));
+    VALUE_OF("services.*.timeout_ms", NUMBER(s->timeout_ms));
+    VALUE_OF("services.*.retry_attempts", NUMBER(s->retry_attempts));
+    VALUE_OF("services.*.retry_delay_ms", NUMBER(s->retry_delay_ms));
+    VALUE_OF("services.*.max_message_bytes", NUMBER(s->max_message_bytes));
+    VALUE_OF("services.*.metadata", json_boolean(s->metadata));
+    VALUE_OF("services.*.tls.verify", json_boolean(s->tls->verify));
+    VALUE_OF("routes[].kind", json_string(config_route_kind_name(r->kind)));
+    VALUE_OF("routes[].reply", json_string(config_reply_mode_name(r->reply)));
+    VALUE_OF("routes[].data", data_json(&r->data));
+    return NULL;
+}
+
+/* Sets member `path` of doc to value (stolen): "*" steps into an object's
+ * first member, "NAME[]" into array NAME's first element; missing objects
+ * on the way are made. */
+static void set_at_path(json_t *doc, const char *path, json_t *value)
+{
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", path);
+    json_t *at = doc;
+    char *saved = NULL;
+    char *token = strtok_r(copy, ".", &saved);
+    for (char *next = strtok_r(NULL, ".", &saved); next != NULL;
+         token = next, next = strtok_r(NULL, ".", &saved)) {
+        size_t length = strlen(token);
+        if (strcmp(token, "*") == 0) {
+            at = json_object_iter_value(json_object_iter(at));
+        } else if (length > 2 && strcmp(token + length - 2, "[]") == 0) {
+            token[length - 2] = '\0';
+            at = json_array_get(json_object_get(at, token), 0);
+        } else {
+            if (json_object_get(at, token) == NULL)
+                json_object_set_new(at, token, json_object());
+            at = json_object_get(at, token);
+        }
+        assert_non_null(at);
+    }
+    json_object_set_new(at, token, value);
+}
+
+typedef struct default_check {
+    const config *base;  /* schema_base_config, loaded */
+    size_t checked;      /* defaults compared */
+} default_check;
+
+static void check_one_default(const char *path, const json_t *node, void *context)
+{
+    default_check *check = context;
+    const json_t *expected = json_object_get(node, "default");
+    if (expected == NULL || strcmp(path, "services") == 0 || strcmp(path, "routes") == 0)
+        return; /* "services": {} and "routes": [] hold for a config without them */
+    /* The same config with the key set to the schema's default, explicitly. */
+    json_error_t json_error;
+    json_t *doc = json_loads(schema_base_config, 0, &json_error);
+    assert_non_null(doc);
+    set_at_path(doc, path, json_deep_copy(expected));
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    config *cfg = NULL;
+    config_error error;
+    int rc = config_load_string(text, strlen(text), NULL, &cfg, &error);
+    free(text);
+    json_t *absent = loaded_value(check->base, path);
+    if (rc != 0 && absent == NULL && strstr(error.message, "unknown key") != NULL) {
+        print_message("schema key %s: not known to the loader yet (skipped)\n", path);
+        return;
+    }
+    if (rc != 0)
+        fail_msg("schema default of %s: the loader says %s", path, error.message);
+    if (absent == NULL)
+        fail_msg("schema key %s has a default: add it to loaded_value()", path);
+    json_t *given = loaded_value(cfg, path);
+    char *shown = json_dumps(expected, JSON_ENCODE_ANY);
+    if (!json_equal(absent, expected))
+        fail_msg("schema default of %s is %s, not the loader's", path, shown);
+    if (!json_equal(given, expected))
+        fail_msg("schema default of %s (%s) loads as another value", path, shown);
+    free(shown);
+    json_decref(absent);
+    json_decref(given);
+    config_free(cfg);
+    check->checked++;
+}
+
+static void test_schema_defaults_are_the_loaders(void **state)
+{
+    (void)state;
+    json_t *schema = load_schema();
+    config *base = must_load(schema_base_config);
+    default_check check = {.base = base};
+    schema_walk(schema, "", check_one_default, &check);
+    assert_true(check.checked >= 22);
+    config_free(base);
+    json_decref(schema);
+}
+
+typedef struct enum_check {
+    size_t found[5];
+} enum_check;
+
+static const struct {
+    const char *path;
+    const char *const *names;
+    size_t count;
+} loader_enums[5] = {
+    {"log.level", cfg_log_level_names, CFG_COUNT_OF(cfg_log_level_names)},
+    {"services.*.connect", cfg_connect_names, CFG_COUNT_OF(cfg_connect_names)},
+    {"routes[].method", cfg_method_names, CFG_COUNT_OF(cfg_method_names)},
+    {"routes[].kind", cfg_route_kind_names, CFG_COUNT_OF(cfg_route_kind_names)},
+    {"routes[].reply", cfg_reply_names, CFG_COUNT_OF(cfg_reply_names)},
+};
+
+/* An enumerated key is {"anyOf": [{"enum": [...]}, {"$ref": ...envRef}]}. */
+static void check_one_enum(const char *path, const json_t *node, void *context)
+{
+    enum_check *check = context;
+    size_t index;
+    json_t *choice;
+    json_array_foreach (json_object_get(node, "anyOf"), index, choice) {
+        const json_t *names = json_object_get(choice, "enum");
+        if (names == NULL)
+            continue;
+        size_t which = 0;
+        while (which < CFG_COUNT_OF(loader_enums) && strcmp(loader_enums[which].path, path) != 0)
+            which++;
+        if (which == CFG_COUNT_OF(loader_enums))
+            fail_msg("schema enum at %s: add the loader's names to loader_enums", path);
+        check->found[which]++;
+        if (json_array_size(names) != loader_enums[which].count)
+            fail_msg("schema enum at %s: %zu names, the loader has %zu", path,
+                     json_array_size(names), loader_enums[which].count);
+        for (size_t i = 0; i < loader_enums[which].count; i++)
+            if (!json_is_string(json_array_get(names, i)) ||
+                strcmp(json_string_value(json_array_get(names, i)),
+                       loader_enums[which].names[i]) != 0)
+                fail_msg("schema enum at %s: name %zu is not \"%s\"", path, i,
+                         loader_enums[which].names[i]);
+    }
+}
+
+static void test_schema_enums_are_the_loaders(void **state)
+{
+    (void)state;
+    json_t *schema = load_schema();
+    enum_check check = {{0}};
+    schema_walk(schema, "", check_one_enum, &check);
+    for (size_t i = 0; i < CFG_COUNT_OF(loader_enums); i++)
+        if (check.found[i] != 1)
+            fail_msg("schema: no enum at %s", loader_enums[i].path);
+    json_decref(schema);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -929,6 +1201,9 @@ int main(void)
         cmocka_unit_test(test_generic_api_paths),
         cmocka_unit_test(test_admin_paths),
         cmocka_unit_test(test_enum_names),
+        cmocka_unit_test(test_schema_key_is_ignored),
+        cmocka_unit_test(test_schema_defaults_are_the_loaders),
+        cmocka_unit_test(test_schema_enums_are_the_loaders),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -14,6 +14,8 @@ pg_unit_test(resolver)
 target_link_libraries(test_resolver PRIVATE pg_testsupport)
 # config layer
 pg_unit_test(config)
+target_compile_definitions(test_config PRIVATE
+  PG_SCHEMA_FILE="${PROJECT_SOURCE_DIR}/config/patterngate.schema.json")
 pg_unit_test(route_path)
 pg_unit_test(template)
 pg_unit_test(hostport)
