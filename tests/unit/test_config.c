@@ -1007,6 +1007,7 @@ static json_t *loaded_value(const config *cfg, const char *path)
     VALUE_OF("limits.max_connections", NUMBER(limits->max_connections));
     VALUE_OF("limits.max_inflight", NUMBER(limits->max_inflight));
     VALUE_OF("limits.idle_timeout_ms", NUMBER(limits->idle_timeout_ms));
+    VALUE_OF("limits.max_reply_bytes", NUMBER(limits->max_reply_bytes));
     VALUE_OF("services.*.pool_size", NUMBER(s->pool_size));
     VALUE_OF("services.*.connect", json_string(config_connect_mode_name(s->connect)));
     VALUE_OF("services.*.connect_timeout_ms", NUMBER(s->connect_timeout_ms));
@@ -1014,6 +1015,7 @@ static json_t *loaded_value(const config *cfg, const char *path)
     VALUE_OF("services.*.retry_attempts", NUMBER(s->retry_attempts));
     VALUE_OF("services.*.retry_delay_ms", NUMBER(s->retry_delay_ms));
     VALUE_OF("services.*.max_message_bytes", NUMBER(s->max_message_bytes));
+    VALUE_OF("services.*.incomplete_frame_timeout_ms", NUMBER(s->incomplete_frame_timeout_ms));
     VALUE_OF("services.*.metadata", json_boolean(s->metadata));
     VALUE_OF("services.*.tls.verify", json_boolean(s->tls->verify));
     VALUE_OF("routes[].kind", json_string(config_route_kind_name(r->kind)));
