@@ -125,22 +125,24 @@ static int load_data(cfg_loader *l, const json_t *object, config_route *route)
     return rc;
 }
 
-/* Loads every field that can be checked. Returns 0 only when the whole
- * route loaded: the checks across routes need its method and path. */
-static int load_route(cfg_loader *l, const json_t *object, config_route *route)
+/* Loads every field that can be checked; -1 if any was bad. *shaped: its
+ * method and path loaded, which is what the checks across routes need. */
+static int load_route(cfg_loader *l, const json_t *object, config_route *route, bool *shaped)
 {
+    *shaped = false;
     if (!json_is_object(object))
         return cfg_fail(l, "expected an object");
     int rc = cfg_check_keys(l, object, route_keys);
-    rc |= load_method(l, object, route);
+    int method_rc = load_method(l, object, route);
     int path_rc = load_path(l, object, route);
     int service_rc = load_service_ref(l, object, route);
-    rc |= path_rc | service_rc;
+    rc |= method_rc | path_rc | service_rc;
     rc |= load_pattern(l, object, route);
     rc |= load_kind_and_reply(l, object, route);
     rc |= load_timeout_and_status(l, object, route, service_rc == 0);
     if (path_rc == 0)
         rc |= load_data(l, object, route); /* $path.NAME needs the path */
+    *shaped = method_rc == 0 && path_rc == 0;
     return rc;
 }
 
@@ -193,12 +195,12 @@ static int check_reserved_paths(cfg_loader *l, const config_route *route)
     return 0;
 }
 
-/* Route number `index` against the whole routes before it. */
-static int check_conflicts(cfg_loader *l, size_t index, const bool *whole)
+/* Route number `index` against the shaped routes before it. */
+static int check_conflicts(cfg_loader *l, size_t index, const bool *shaped)
 {
     const config_route *routes = l->cfg->routes;
     for (size_t i = 0; i < index; i++) {
-        if (whole[i] && config_routes_conflict(&routes[i], &routes[index]))
+        if (shaped[i] && config_routes_conflict(&routes[i], &routes[index]))
             return cfg_fail(l, "conflicts with routes[%zu] (%s %s)", i,
                             config_method_name(routes[i].method), routes[i].path.text);
     }
@@ -208,10 +210,10 @@ static int check_conflicts(cfg_loader *l, size_t index, const bool *whole)
 static int load_routes_array(cfg_loader *l, const json_t *routes)
 {
     config *cfg = l->cfg;
-    /* which routes loaded whole: only those take part in the checks across
-     * routes */
-    bool *whole = cfg_calloc(l, json_array_size(routes), sizeof *whole);
-    if (whole == NULL)
+    /* which routes have a method and a path: only those take part in the
+     * checks across routes */
+    bool *shaped = cfg_calloc(l, json_array_size(routes), sizeof *shaped);
+    if (shaped == NULL)
         return -1;
     size_t index;
     json_t *object;
@@ -220,13 +222,12 @@ static int load_routes_array(cfg_loader *l, const json_t *routes)
         size_t mark = cfg_path_push_index(&l->path, index);
         /* counted first so that config_free() sees a partly loaded one */
         config_route *route = &cfg->routes[cfg->route_count++];
-        whole[index] = load_route(l, object, route) == 0;
-        if (whole[index])
-            whole[index] = check_reserved_paths(l, route) == 0 && check_conflicts(l, index, whole) == 0;
-        rc |= whole[index] ? 0 : -1;
+        rc |= load_route(l, object, route, &shaped[index]);
+        if (shaped[index])
+            rc |= check_reserved_paths(l, route) | check_conflicts(l, index, shaped);
         cfg_path_pop(&l->path, mark);
     }
-    free(whole);
+    free(shaped);
     return rc;
 }
 

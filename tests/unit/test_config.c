@@ -894,6 +894,237 @@ static void test_enum_names(void **state)
     assert_string_equal(config_connect_mode_name(CONFIG_CONNECT_LAZY), "lazy");
 }
 
+/* ---- every problem, with its position --------------------------------------- */
+
+/* Loads json (single quotes become double) expecting a failure with the
+ * problems `expected`: "LINE:COLUMN: path: reason" each, in order. */
+static void assert_problems(const char *json, const char *const *expected, size_t count)
+{
+    config *cfg = (config *)1;
+    config_error error;
+    assert_int_equal(load_with_env(json, no_env, &cfg, &error), -1);
+    assert_null(cfg);
+    for (size_t i = 0; i < error.count && i < count; i++) {
+        char line[2048];
+        config_problem_format(&error, i, NULL, line, sizeof line);
+        if (strcmp(line, expected[i]) != 0)
+            fail_msg("problem %zu:\n  got      %s\n  expected %s", i, line, expected[i]);
+    }
+    if (error.count != count)
+        fail_msg("%zu problems, expected %zu; the last: %s: %s", error.count, count,
+                 error.problems[error.count - 1].path, error.problems[error.count - 1].reason);
+    assert_false(error.truncated);
+}
+
+/* The config of the command-line test with three problems, one per part. */
+static const char three_problems[] =
+    "{\n"
+    "  'listen': '127.0.0.1:8080',\n"
+    "  'services': {\n"
+    "    'users': { 'endpoints': ['127.0.0.1:3001'], 'timout_ms': 100 },\n"
+    "    'orders': { 'endpoints': ['127.0.0.1:3002'] }\n"
+    "  },\n"
+    "  'routes': [\n"
+    "    { 'method': 'GET', 'path': '/users/:id', 'service': 'users', 'pattern': 'get' },\n"
+    "    { 'method': 'GET', 'path': '/orders', 'service': 'orders', 'pattern': 'list' },\n"
+    "    { 'method': 'POST', 'path': '/users', 'service': 'user', 'pattern': 'create',\n"
+    "      'status': 302 }\n"
+    "  ]\n"
+    "}\n";
+
+static void test_every_problem_is_listed(void **state)
+{
+    (void)state;
+    config *cfg = NULL;
+    config_error error;
+    assert_int_equal(load_with_env(three_problems, no_env, &cfg, &error), -1);
+    assert_int_equal(error.count, 3);
+    assert_false(error.truncated);
+    const config_problem *p = error.problems;
+    assert_int_equal(p[0].kind, CONFIG_ERROR_SCHEMA);
+    assert_string_equal(p[0].path, "services.users.timout_ms");
+    assert_string_equal(p[0].reason, "unknown key (did you mean timeout_ms?)");
+    assert_int_equal(p[0].line, 4);
+    assert_int_equal(p[0].column, 49);
+    assert_string_equal(p[1].path, "routes[2].service");
+    assert_string_equal(p[1].reason, "unknown service \"user\"; known: users, orders");
+    assert_int_equal(p[1].line, 10);
+    assert_int_equal(p[1].column, 43);
+    assert_string_equal(p[2].path, "routes[2].status");
+    assert_string_equal(p[2].reason, "expected an integer from 200 to 299");
+    assert_int_equal(p[2].line, 11);
+    assert_int_equal(p[2].column, 7);
+    /* one message for the callers that show one: the first, as before */
+    assert_int_equal(error.kind, CONFIG_ERROR_SCHEMA);
+    assert_string_equal(error.message,
+                        "services.users.timout_ms: unknown key (did you mean timeout_ms?)");
+    char line[2048];
+    config_problem_format(&error, 1, "main.json", line, sizeof line);
+    assert_string_equal(line, "main.json:10:43: routes[2].service: unknown service \"user\"; "
+                              "known: users, orders");
+}
+
+/* Listed by position in the file, not in the order the loader checks. */
+static void test_problems_in_file_order(void **state)
+{
+    (void)state;
+    static const char *const expected[] = {
+        "2:3: routes[0].service: unknown service \"nope\"; no services are defined",
+        "3:3: workers: expected a positive integer or \"auto\"",
+        "4:3: listen: expected \"host:port\" (missing port)",
+    };
+    assert_problems("{'routes': [{'method': 'GET', 'path': '/a', 'pattern': 1,\n"
+                    "  'service': 'nope'}],\n"
+                    "  'workers': 0,\n"
+                    "  'listen': 'x'}",
+                    expected, 3);
+}
+
+static void test_at_most_twenty(void **state)
+{
+    (void)state;
+    char json[1024] = "{";
+    for (int i = 0; i < 25; i++)
+        snprintf(json + strlen(json), sizeof json - strlen(json), "%s'bogus%d': %d",
+                 i ? ",\n" : "", i, i);
+    strcat(json, "}");
+    config *cfg = NULL;
+    config_error error;
+    assert_int_equal(load_with_env(json, no_env, &cfg, &error), -1);
+    assert_int_equal(error.count, CONFIG_ERRORS_MAX);
+    assert_true(error.truncated);
+    assert_string_equal(error.problems[0].path, "bogus0");
+    assert_string_equal(error.problems[19].path, "bogus19");
+    assert_int_equal(error.problems[19].line, 20);
+    /* exactly twenty: all of them, nothing more */
+    strcpy(json, "{");
+    for (int i = 0; i < 20; i++)
+        snprintf(json + strlen(json), sizeof json - strlen(json), "%s'bogus%d': %d",
+                 i ? ", " : "", i, i);
+    strcat(json, "}");
+    assert_int_equal(load_with_env(json, no_env, &cfg, &error), -1);
+    assert_int_equal(error.count, 20);
+    assert_false(error.truncated);
+}
+
+/* A value with a problem gets one: an unset variable is not also a bad
+ * address; a misspelt required key is not also missing. */
+static void test_one_problem_per_value(void **state)
+{
+    (void)state;
+    static const char *const unset[] = {
+        "1:35: services.m.endpoints[0]: ${HOST} is not set",
+        "1:49: services.m.timeout_ms: expected a positive integer",
+    };
+    assert_problems("{'services': {'m': {'endpoints': ['${HOST}:1'], 'timeout_ms': 0}}}", unset, 2);
+    static const char *const misspelt[] = {
+        "1:21: services.m.endpoint: unknown key (did you mean endpoints?)",
+    };
+    assert_problems("{'services': {'m': {'endpoint': ['h:1']}}}", misspelt, 1);
+    /* a bad service name, and the service's fields still checked */
+    static const char *const bad_name[] = {
+        "1:15: services[\"m x\"]: bad service name (expected [A-Za-z0-9_.-]+)",
+        "1:37: services[\"m x\"].endpoints[0]: expected \"host:port\" (missing port)",
+    };
+    assert_problems("{'services': {'m x': {'endpoints': ['nohost']}}}", bad_name, 2);
+}
+
+/* After a bad part the loader goes on; it skips only what needs that part. */
+static void test_loading_goes_on(void **state)
+{
+    (void)state;
+    /* an unknown service: the route's other fields are still checked */
+    static const char *const unknown_service[] = {
+        "1:217: routes[0].service: unknown service \"x\"; known: math, users",
+        "1:233: routes[0].status: expected an integer from 200 to 299",
+        "1:269: routes[0].data.id: $path.uid is not a capture of /u/:id",
+    };
+    assert_problems(WITH_ROUTES("{'method': 'GET', 'path': '/u/:id', 'service': 'x', 'status': 1,"
+                                " 'pattern': 1, 'data': {'id': '$path.uid'}}"),
+                    unknown_service, 3);
+    /* a bad path: no check of the template (its captures are unknown), nor
+     * of conflicts */
+    static const char *const bad_path[] = {
+        "1:199: routes[0].path: empty segment (//)",
+        "1:297: routes[1].path: empty segment (//)",
+    };
+    assert_problems(WITH_ROUTES("{'method': 'GET', 'path': '/u//:id', 'service': 'math',"
+                                " 'pattern': 1, 'data': {'id': '$path.id'}},"
+                                "{'method': 'GET', 'path': '/u//:id', 'service': 'math',"
+                                " 'pattern': 1}"),
+                    bad_path, 2);
+    /* a route with a method and a path still meets the conflict check */
+    static const char *const conflict[] = {
+        "1:213: routes[0].service: unknown service \"x\"; known: math, users",
+        "1:243: routes[1]: conflicts with routes[0] (GET /c)",
+    };
+    assert_problems(WITH_ROUTES("{'method': 'GET', 'path': '/c', 'service': 'x', 'pattern': 1},"
+                                "{'method': 'GET', 'path': '/c', 'service': 'math', 'pattern': 1}"),
+                    conflict, 2);
+}
+
+/* A syntax error is one problem, at the likely cause. */
+static void test_syntax_problem(void **state)
+{
+    (void)state;
+    config *cfg = NULL;
+    config_error error;
+    config_load_options options = {.source_name = "main.json"};
+    const char *text = "{\n  \"listen\": \"127.0.0.1:8080\"\n  \"workers\": 2\n}\n";
+    assert_int_equal(config_load_string(text, strlen(text), &options, &cfg, &error), -1);
+    assert_int_equal(error.count, 1);
+    assert_int_equal(error.kind, CONFIG_ERROR_SYNTAX);
+    assert_int_equal(error.problems[0].kind, CONFIG_ERROR_SYNTAX);
+    assert_int_equal(error.problems[0].line, 2);
+    assert_int_equal(error.problems[0].column, 29);
+    assert_string_equal(error.problems[0].path, "");
+    assert_string_equal(error.problems[0].reason, "missing comma after the value on line 2?");
+    assert_string_equal(error.message, "main.json:2:29: missing comma after the value on line 2?");
+    char line[2048];
+    config_problem_format(&error, 0, "other.json", line, sizeof line);
+    assert_string_equal(line, "other.json:2:29: missing comma after the value on line 2?");
+    /* what jansson says is kept when no mistake explains it better */
+    text = "{\"a\": \"\\q\"}";
+    assert_int_equal(config_load_string(text, strlen(text), &options, &cfg, &error), -1);
+    assert_int_equal(error.count, 1);
+    assert_string_equal(error.message, "main.json:1:9: invalid escape near '\"\\q'");
+}
+
+static void test_problem_format(void **state)
+{
+    (void)state;
+    config *cfg = NULL;
+    config_error error;
+    char line[2048];
+    assert_int_equal(config_load_file("/nonexistent/pg.json", NULL, &cfg, &error), -1);
+    assert_int_equal(error.count, 1);
+    assert_int_equal(error.problems[0].line, 0);
+    assert_string_equal(error.problems[0].reason, "No such file or directory");
+    config_problem_format(&error, 0, "/nonexistent/pg.json", line, sizeof line);
+    assert_string_equal(line, "/nonexistent/pg.json: No such file or directory");
+    /* a schema problem: path and position, with or without a source */
+    assert_int_equal(load_with_env("{\n 'workers': 0}", no_env, &cfg, &error), -1);
+    config_problem_format(&error, 0, "f.json", line, sizeof line);
+    assert_string_equal(line, "f.json:2:2: workers: expected a positive integer or \"auto\"");
+    config_problem_format(&error, 0, NULL, line, sizeof line);
+    assert_string_equal(line, "2:2: workers: expected a positive integer or \"auto\"");
+    /* at the root, no path */
+    assert_int_equal(load_with_env("[1]", no_env, &cfg, &error), -1);
+    config_problem_format(&error, 0, "f.json", line, sizeof line);
+    assert_string_equal(line, "f.json:1:1: expected a JSON object at the top level");
+    /* cut short to the buffer, still a string */
+    config_problem_format(&error, 0, "f.json", line, 8);
+    assert_string_equal(line, "f.json:");
+    /* a success leaves no problem from before */
+    cfg = must_load("{}");
+    config_free(cfg);
+    assert_int_equal(load_with_env("{}", no_env, &cfg, &error), 0);
+    assert_int_equal(error.count, 0);
+    assert_int_equal(error.kind, CONFIG_ERROR_NONE);
+    assert_false(error.truncated);
+    config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -933,6 +1164,13 @@ int main(void)
         cmocka_unit_test(test_generic_api_paths),
         cmocka_unit_test(test_admin_paths),
         cmocka_unit_test(test_enum_names),
+        cmocka_unit_test(test_every_problem_is_listed),
+        cmocka_unit_test(test_problems_in_file_order),
+        cmocka_unit_test(test_at_most_twenty),
+        cmocka_unit_test(test_one_problem_per_value),
+        cmocka_unit_test(test_loading_goes_on),
+        cmocka_unit_test(test_syntax_problem),
+        cmocka_unit_test(test_problem_format),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
