@@ -401,6 +401,9 @@ bool cfg_syntax_explain(const char *text, size_t length, size_t limit, cfg_synta
 {
     walker w = {.text = text, .length = length, .limit = limit, .hint = out,
                 .state = EXPECT_VALUE};
+    if (length >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+        return hint(&w, 0, 0, "the file starts with a byte-order mark (save it as UTF-8 "
+                    "without BOM)");
     size_t at = 0;
     for (;;) {
         token t = next_token(&w, at);

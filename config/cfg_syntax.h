@@ -19,6 +19,7 @@
  *   bracket mismatch    [1, 2}                  names the line of the '['
  *   not closed          {"a": 1                 names the line of the '{'
  *   text after the end  {"a": 1}}
+ *   byte-order mark     EF BB BF before the document
  *
  * It does not validate everything (escapes, numbers, UTF-8, duplicate keys
  * are jansson's to report), so a mistake counts only when the walk met it

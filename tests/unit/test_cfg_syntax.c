@@ -126,6 +126,8 @@ static void test_other_mistakes(void **state)
     assert_hint("[[1]", 1, 5, "end of file: the '[' on line 1 is never closed (no ']')");
     assert_hint("{\"a\": 1}\n}", 2, 1,
                 "unexpected text after the end of the document (its value ended on line 1)");
+    assert_hint("\xef\xbb\xbf{\"a\": 1}", 1, 1,
+                "the file starts with a byte-order mark (save it as UTF-8 without BOM)");
 }
 
 /* What jansson reports better, or first: no hint. */
