@@ -260,7 +260,9 @@ int config_load_default(config **out, config_error *error);
  *   IO      "SOURCE: reason"
  *   MEMORY  "out of memory"
  * Without a position, ":LINE:COLUMN" is left out; without a source, so is
- * "SOURCE:" (then "LINE:COLUMN: ..."). Returns what snprintf returns.
+ * "SOURCE:" (then "LINE:COLUMN: ..."). Control characters (of the source)
+ * are escaped; a line longer than size - 1 bytes is cut short. Returns the
+ * length written.
  */
 int config_problem_format(const config_error *error, size_t index, const char *source,
                           char *buf, size_t size);
