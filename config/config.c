@@ -1,6 +1,8 @@
 #include "config/config.h"
 #include "core/defaults.h"
 
+#include "config/cfg_locate.h"
+#include "config/cfg_syntax.h"
 #include "config/config_reader.h"
 #include "core/buf.h"
 
@@ -102,12 +104,16 @@ static void set_service_defaults(config_service *service)
 
 /* ---- top level: listeners, workers, auth, log, limits -------------------- */
 
+/* Loader functions run every reader of their part, so that all problems
+ * are recorded, with `rc |= reader(...)`: rc ends -1 (0 | -1) when any
+ * reader failed. They leave the path as they found it. */
+
 static int load_listeners(cfg_loader *l, const json_t *root)
 {
     config *cfg = l->cfg;
-    if (cfg_read_hostport(l, root, "listen", &cfg->listen, NULL) != 0 ||
-        cfg_read_hostport(l, root, "admin_listen", &cfg->admin_listen,
-                          &cfg->has_admin_listen) != 0)
+    int rc = cfg_read_hostport(l, root, "listen", &cfg->listen, NULL);
+    rc |= cfg_read_hostport(l, root, "admin_listen", &cfg->admin_listen, &cfg->has_admin_listen);
+    if (rc != 0)
         return -1;
     if (cfg->has_admin_listen && cfg->admin_listen.port == cfg->listen.port &&
         strcmp(cfg->admin_listen.host, cfg->listen.host) == 0)
@@ -136,6 +142,18 @@ static bool is_valid_token(const char *token)
     return true;
 }
 
+static int load_bearer_token(cfg_loader *l, const json_t *token)
+{
+    if (!json_is_string(token) || !is_valid_token(json_string_value(token)))
+        return cfg_fail(l, "expected a non-empty string of visible ASCII characters");
+    config *cfg = l->cfg;
+    cfg->bearer_tokens[cfg->bearer_token_count] = cfg_strdup(l, json_string_value(token));
+    if (cfg->bearer_tokens[cfg->bearer_token_count] == NULL)
+        return -1;
+    cfg->bearer_token_count++;
+    return 0;
+}
+
 static int load_bearer_tokens(cfg_loader *l, const json_t *tokens)
 {
     if (!json_is_array(tokens) || json_array_size(tokens) == 0)
@@ -146,17 +164,13 @@ static int load_bearer_tokens(cfg_loader *l, const json_t *tokens)
         return -1;
     size_t index;
     json_t *token;
+    int rc = 0;
     json_array_foreach (tokens, index, token) {
         size_t mark = cfg_path_push_index(&l->path, index);
-        if (!json_is_string(token) || !is_valid_token(json_string_value(token)))
-            return cfg_fail(l, "expected a non-empty string of visible ASCII characters");
-        cfg->bearer_tokens[index] = cfg_strdup(l, json_string_value(token));
-        if (cfg->bearer_tokens[index] == NULL)
-            return -1;
-        cfg->bearer_token_count++;
+        rc |= load_bearer_token(l, token);
         cfg_path_pop(&l->path, mark);
     }
-    return 0;
+    return rc;
 }
 
 static int load_auth(cfg_loader *l, const json_t *root)
@@ -167,16 +181,16 @@ static int load_auth(cfg_loader *l, const json_t *root)
     if (auth == NULL)
         return 0;
     size_t mark = cfg_path_push_key(&l->path, "auth");
-    if (cfg_check_keys(l, auth, auth_keys) != 0)
-        return -1;
+    int rc = cfg_check_keys(l, auth, auth_keys);
     const json_t *tokens = json_object_get(auth, "bearer_tokens");
-    if (tokens == NULL)
-        return cfg_fail_at(l, "bearer_tokens", "required");
-    cfg_path_push_key(&l->path, "bearer_tokens");
-    if (load_bearer_tokens(l, tokens) != 0)
-        return -1;
+    if (tokens == NULL) {
+        rc = cfg_fail_at(l, "bearer_tokens", "required");
+    } else {
+        cfg_path_push_key(&l->path, "bearer_tokens");
+        rc |= load_bearer_tokens(l, tokens);
+    }
     cfg_path_pop(&l->path, mark);
-    return 0;
+    return rc;
 }
 
 static int load_log(cfg_loader *l, const json_t *root)
@@ -188,14 +202,13 @@ static int load_log(cfg_loader *l, const json_t *root)
         return 0;
     size_t mark = cfg_path_push_key(&l->path, "log");
     int level = (int)l->cfg->log_level;
-    if (cfg_check_keys(l, log, log_keys) != 0 ||
-        cfg_read_enum(l, log, "level", cfg_log_level_names, CFG_COUNT_OF(cfg_log_level_names),
-                      &level) != 0 ||
-        cfg_read_bool(l, log, "access", &l->cfg->log_access) != 0)
-        return -1;
+    int rc = cfg_check_keys(l, log, log_keys);
+    rc |= cfg_read_enum(l, log, "level", cfg_log_level_names, CFG_COUNT_OF(cfg_log_level_names),
+                        &level);
+    rc |= cfg_read_bool(l, log, "access", &l->cfg->log_access);
     l->cfg->log_level = (config_log_level)level;
     cfg_path_pop(&l->path, mark);
-    return 0;
+    return rc;
 }
 
 static int load_limits(cfg_loader *l, const json_t *root)
@@ -207,20 +220,15 @@ static int load_limits(cfg_loader *l, const json_t *root)
         return 0;
     size_t mark = cfg_path_push_key(&l->path, "limits");
     config_limits *out = &l->cfg->limits;
-    if (cfg_check_keys(l, limits, limits_keys) != 0 ||
-        cfg_read_integer(l, limits, "max_body_bytes", &cfg_positive_bytes,
-                         &out->max_body_bytes) != 0 ||
-        cfg_read_unsigned(l, limits, "max_connections", &cfg_positive_count,
-                          &out->max_connections) != 0 ||
-        cfg_read_unsigned(l, limits, "max_inflight", &cfg_positive_count,
-                          &out->max_inflight) != 0 ||
-        cfg_read_integer(l, limits, "idle_timeout_ms", &cfg_positive_ms,
-                         &out->idle_timeout_ms) != 0 ||
-        cfg_read_integer(l, limits, "max_reply_bytes", &cfg_positive_bytes,
-                         &out->max_reply_bytes) != 0)
-        return -1;
+    int rc = cfg_check_keys(l, limits, limits_keys);
+    rc |= cfg_read_integer(l, limits, "max_body_bytes", &cfg_positive_bytes, &out->max_body_bytes);
+    rc |= cfg_read_unsigned(l, limits, "max_connections", &cfg_positive_count,
+                            &out->max_connections);
+    rc |= cfg_read_unsigned(l, limits, "max_inflight", &cfg_positive_count, &out->max_inflight);
+    rc |= cfg_read_integer(l, limits, "idle_timeout_ms", &cfg_positive_ms, &out->idle_timeout_ms);
+    rc |= cfg_read_integer(l, limits, "max_reply_bytes", &cfg_positive_bytes, &out->max_reply_bytes);
     cfg_path_pop(&l->path, mark);
-    return 0;
+    return rc;
 }
 
 /* ---- services ------------------------------------------------------------ */
@@ -239,6 +247,18 @@ static bool is_valid_service_name(const char *name)
     return true;
 }
 
+static int load_endpoint(cfg_loader *l, const json_t *endpoint, config_service *service)
+{
+    if (!json_is_string(endpoint))
+        return cfg_fail(l, "expected \"host:port\"");
+    const char *reason = hostport_parse(json_string_value(endpoint), 0,
+                                        &service->endpoints[service->endpoint_count]);
+    if (reason != NULL)
+        return cfg_fail(l, "expected \"host:port\" (%s)", reason);
+    service->endpoint_count++;
+    return 0;
+}
+
 static int load_endpoints(cfg_loader *l, const json_t *object, config_service *service)
 {
     const json_t *endpoints = json_object_get(object, "endpoints");
@@ -252,19 +272,14 @@ static int load_endpoints(cfg_loader *l, const json_t *object, config_service *s
     size_t mark = cfg_path_push_key(&l->path, "endpoints");
     size_t index;
     json_t *endpoint;
+    int rc = 0;
     json_array_foreach (endpoints, index, endpoint) {
         size_t inner = cfg_path_push_index(&l->path, index);
-        if (!json_is_string(endpoint))
-            return cfg_fail(l, "expected \"host:port\"");
-        const char *reason = hostport_parse(json_string_value(endpoint), 0,
-                                            &service->endpoints[index]);
-        if (reason != NULL)
-            return cfg_fail(l, "expected \"host:port\" (%s)", reason);
-        service->endpoint_count++;
+        rc |= load_endpoint(l, endpoint, service);
         cfg_path_pop(&l->path, inner);
     }
     cfg_path_pop(&l->path, mark);
-    return 0;
+    return rc;
 }
 
 static int read_tls_file(cfg_loader *l, const json_t *object, const char *key, char **out)
@@ -281,18 +296,18 @@ static int read_tls_file(cfg_loader *l, const json_t *object, const char *key, c
 static int load_tls_fields(cfg_loader *l, const json_t *object, config_tls *tls)
 {
     const char *servername = NULL;
-    if (cfg_check_keys(l, object, tls_keys) != 0 ||
-        read_tls_file(l, object, "ca", &tls->ca) != 0 ||
-        read_tls_file(l, object, "cert", &tls->cert) != 0 ||
-        read_tls_file(l, object, "key", &tls->key) != 0 ||
-        cfg_read_string(l, object, "servername", &servername) != 0 ||
-        cfg_read_bool(l, object, "verify", &tls->verify) != 0)
-        return -1;
-    if ((tls->cert == NULL) != (tls->key == NULL))
-        return cfg_fail(l, "cert and key must be given together");
+    int rc = cfg_check_keys(l, object, tls_keys);
+    rc |= read_tls_file(l, object, "ca", &tls->ca);
+    int pair_rc = read_tls_file(l, object, "cert", &tls->cert);
+    pair_rc |= read_tls_file(l, object, "key", &tls->key);
+    rc |= pair_rc;
+    rc |= cfg_read_string(l, object, "servername", &servername);
+    rc |= cfg_read_bool(l, object, "verify", &tls->verify);
+    if (pair_rc == 0 && (tls->cert == NULL) != (tls->key == NULL))
+        rc = cfg_fail(l, "cert and key must be given together");
     if (servername != NULL && (tls->servername = cfg_strdup(l, servername)) == NULL)
-        return -1;
-    return 0;
+        rc = -1;
+    return rc;
 }
 
 static int load_tls(cfg_loader *l, const json_t *object, config_service *service)
@@ -307,50 +322,51 @@ static int load_tls(cfg_loader *l, const json_t *object, config_service *service
         return -1;
     service->tls->verify = true;
     size_t mark = cfg_path_push_key(&l->path, "tls");
-    if (load_tls_fields(l, tls, service->tls) != 0)
-        return -1;
+    int rc = load_tls_fields(l, tls, service->tls);
     cfg_path_pop(&l->path, mark);
-    return 0;
+    return rc;
 }
 
 static int load_service_fields(cfg_loader *l, const json_t *object, config_service *service)
 {
     int connect = (int)service->connect;
-    if (cfg_check_keys(l, object, service_keys) != 0 ||
-        load_endpoints(l, object, service) != 0 ||
-        cfg_read_unsigned(l, object, "pool_size", &pool_size_rule, &service->pool_size) != 0 ||
-        cfg_read_enum(l, object, "connect", cfg_connect_names, CFG_COUNT_OF(cfg_connect_names),
-                      &connect) != 0 ||
-        cfg_read_integer(l, object, "connect_timeout_ms", &cfg_positive_ms,
-                         &service->connect_timeout_ms) != 0 ||
-        cfg_read_integer(l, object, "timeout_ms", &cfg_positive_ms, &service->timeout_ms) != 0 ||
-        cfg_read_unsigned(l, object, "retry_attempts", &cfg_non_negative_count,
-                          &service->retry_attempts) != 0 ||
-        cfg_read_integer(l, object, "retry_delay_ms", &cfg_non_negative_ms,
-                         &service->retry_delay_ms) != 0 ||
-        cfg_read_integer(l, object, "max_message_bytes", &cfg_positive_bytes,
-                         &service->max_message_bytes) != 0 ||
-        cfg_read_integer(l, object, "incomplete_frame_timeout_ms", &cfg_positive_ms,
-                         &service->incomplete_frame_timeout_ms) != 0 ||
-        cfg_read_bool(l, object, "metadata", &service->metadata) != 0 ||
-        load_tls(l, object, service) != 0)
-        return -1;
+    int rc = cfg_check_keys(l, object, service_keys);
+    rc |= load_endpoints(l, object, service);
+    rc |= cfg_read_unsigned(l, object, "pool_size", &pool_size_rule, &service->pool_size);
+    rc |= cfg_read_enum(l, object, "connect", cfg_connect_names, CFG_COUNT_OF(cfg_connect_names),
+                        &connect);
+    rc |= cfg_read_integer(l, object, "connect_timeout_ms", &cfg_positive_ms,
+                           &service->connect_timeout_ms);
+    rc |= cfg_read_integer(l, object, "timeout_ms", &cfg_positive_ms, &service->timeout_ms);
+    rc |= cfg_read_unsigned(l, object, "retry_attempts", &cfg_non_negative_count,
+                            &service->retry_attempts);
+    rc |= cfg_read_integer(l, object, "retry_delay_ms", &cfg_non_negative_ms,
+                           &service->retry_delay_ms);
+    rc |= cfg_read_integer(l, object, "max_message_bytes", &cfg_positive_bytes,
+                           &service->max_message_bytes);
+    rc |= cfg_read_integer(l, object, "incomplete_frame_timeout_ms", &cfg_positive_ms,
+                           &service->incomplete_frame_timeout_ms);
+    rc |= cfg_read_bool(l, object, "metadata", &service->metadata);
+    rc |= load_tls(l, object, service);
     service->connect = (config_connect_mode)connect;
-    return 0;
+    return rc;
 }
 
+/* A service with a bad name keeps it (routes naming it find it, and get no
+ * second error) and still has its fields checked. */
 static int load_service(cfg_loader *l, const char *name, const json_t *object,
                         config_service *service)
 {
-    if (!is_valid_service_name(name))
-        return cfg_fail(l, "bad service name (expected [A-Za-z0-9_.-]+)");
-    if (!json_is_object(object))
-        return cfg_fail(l, "expected an object");
+    int rc = 0;
     set_service_defaults(service);
     service->name = cfg_strdup(l, name);
     if (service->name == NULL)
         return -1;
-    return load_service_fields(l, object, service);
+    if (!is_valid_service_name(name))
+        rc = cfg_fail(l, "bad service name (expected [A-Za-z0-9_.-]+)");
+    if (!json_is_object(object))
+        return cfg_fail(l, "expected an object");
+    return rc | load_service_fields(l, object, service);
 }
 
 static int load_services(cfg_loader *l, const json_t *root)
@@ -367,15 +383,15 @@ static int load_services(cfg_loader *l, const json_t *root)
     size_t mark = cfg_path_push_key(&l->path, "services");
     const char *name;
     json_t *object;
+    int rc = 0;
     json_object_foreach ((json_t *)services, name, object) {
         size_t inner = cfg_path_push_key(&l->path, name);
         /* counted first so that config_free() sees a partly loaded one */
-        if (load_service(l, name, object, &cfg->services[cfg->service_count++]) != 0)
-            return -1;
+        rc |= load_service(l, name, object, &cfg->services[cfg->service_count++]);
         cfg_path_pop(&l->path, inner);
     }
     cfg_path_pop(&l->path, mark);
-    return 0;
+    return rc;
 }
 
 /* ---- generic_api --------------------------------------------------------- */
@@ -386,23 +402,30 @@ static void set_generic_api_for_all(config *cfg, bool on)
         cfg->services[i].generic_api = on;
 }
 
+static int load_generic_api_name(cfg_loader *l, const json_t *name)
+{
+    if (!json_is_string(name))
+        return cfg_fail(l, "expected a service name");
+    config_service *service = (config_service *)config_find_service(
+        l->cfg, json_string_value(name), json_string_length(name));
+    if (service == NULL)
+        return cfg_fail_unknown_service(l, NULL, json_string_value(name));
+    service->generic_api = true;
+    return 0;
+}
+
 static int load_generic_api_list(cfg_loader *l, const json_t *names)
 {
     set_generic_api_for_all(l->cfg, false);
     size_t index;
     json_t *name;
+    int rc = 0;
     json_array_foreach (names, index, name) {
         size_t mark = cfg_path_push_index(&l->path, index);
-        if (!json_is_string(name))
-            return cfg_fail(l, "expected a service name");
-        config_service *service = (config_service *)config_find_service(
-            l->cfg, json_string_value(name), json_string_length(name));
-        if (service == NULL)
-            return cfg_fail(l, "unknown service \"%s\"", json_string_value(name));
-        service->generic_api = true;
+        rc |= load_generic_api_name(l, name);
         cfg_path_pop(&l->path, mark);
     }
-    return 0;
+    return rc;
 }
 
 static int load_generic_api(cfg_loader *l, const json_t *root)
@@ -417,10 +440,9 @@ static int load_generic_api(cfg_loader *l, const json_t *root)
     if (!json_is_array(value))
         return cfg_fail_at(l, "generic_api", "expected true, false or a list of service names");
     size_t mark = cfg_path_push_key(&l->path, "generic_api");
-    if (load_generic_api_list(l, value) != 0)
-        return -1;
+    int rc = load_generic_api_list(l, value);
     cfg_path_pop(&l->path, mark);
-    return 0;
+    return rc;
 }
 
 
@@ -434,77 +456,141 @@ static int drop_schema_reference(cfg_loader *l, json_t *root)
     const json_t *value = json_object_get(root, "$schema");
     if (value == NULL)
         return 0;
-    if (!json_is_string(value))
-        return cfg_fail_at(l, "$schema", "expected a string (where the config's JSON Schema is)");
+    int rc = json_is_string(value) ? 0 : cfg_fail_at(l, "$schema", "expected a string (where the config's JSON Schema is)");
     json_object_del(root, "$schema");
-    return 0;
+    return rc;
 }
 
 static int load_document(cfg_loader *l, json_t *root)
 {
     if (!json_is_object(root))
         return cfg_fail(l, "expected a JSON object at the top level");
-    if (drop_schema_reference(l, root) != 0 || cfg_substitute_all(l, root) != 0 ||
-        cfg_check_keys(l, root, top_keys) != 0 ||
-        load_listeners(l, root) != 0 || load_workers(l, root) != 0 ||
-        cfg_read_integer(l, root, "shutdown_grace_ms", &cfg_non_negative_ms,
-                         &l->cfg->shutdown_grace_ms) != 0 ||
-        load_auth(l, root) != 0 || load_log(l, root) != 0 || load_limits(l, root) != 0 ||
-        load_services(l, root) != 0 || load_generic_api(l, root) != 0 ||
-        cfg_load_routes(l, root) != 0)
-        return -1;
-    return 0;
-}
-
-static void record_error(config_error *error, config_error_kind kind, const char *format,
-                         const char *source, const char *reason)
-{
-    error->kind = kind;
-    snprintf(error->message, sizeof error->message, format, source, reason);
-}
-
-static int record_syntax_error(config_error *error, const char *source, const json_error_t *e)
-{
-    if (json_error_code(e) == json_error_out_of_memory) {
-        record_error(error, CONFIG_ERROR_MEMORY, "%s%s", "", "out of memory");
-        return -1;
+    drop_schema_reference(l, root);
+    cfg_substitute_all(l, root);
+    cfg_check_keys(l, root, top_keys);
+    load_listeners(l, root);
+    load_workers(l, root);
+    cfg_read_integer(l, root, "shutdown_grace_ms", &cfg_non_negative_ms,
+                     &l->cfg->shutdown_grace_ms);
+    load_auth(l, root);
+    load_log(l, root);
+    load_limits(l, root);
+    /* routes need the services; generic_api names them */
+    if (load_services(l, root) == 0 || l->cfg->services != NULL) {
+        load_generic_api(l, root);
+        cfg_load_routes(l, root);
     }
-    error->kind = CONFIG_ERROR_SYNTAX;
-    if (e->line < 1)
-        snprintf(error->message, sizeof error->message, "%s: %s", source, e->text);
-    else
-        snprintf(error->message, sizeof error->message, "%s:%d:%d: %s", source, e->line,
-                 e->column < 1 ? 1 : e->column, e->text);
-    return -1;
+    return cfg_failed(l) ? -1 : 0;
 }
 
-/* Keeps the message on one line: quoted config text may hold control
- * characters, which become \n, \t or \xNN (cut short if need be). */
-static void escape_controls(config_error *error)
-{
-    char escaped[CONFIG_ERROR_SIZE];
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)error->message; *p; p++) {
-        char piece[5] = {(char)*p, '\0'};
-        if (*p == '\n' || *p == '\t')
-            snprintf(piece, sizeof piece, "\\%c", *p == '\n' ? 'n' : 't');
-        else if (*p < 0x20 || *p == 0x7f)
-            snprintf(piece, sizeof piece, "\\x%02x", *p);
-        size_t length = strlen(piece);
-        if (n + length >= sizeof escaped)
-            break;
-        memcpy(escaped + n, piece, length);
-        n += length;
-    }
-    escaped[n] = '\0';
-    memcpy(error->message, escaped, n + 1);
-}
+/* ---- problems ------------------------------------------------------------ */
 
 static void error_reset(config_error *error)
 {
     error->kind = CONFIG_ERROR_NONE;
     error->message[0] = '\0';
+    error->count = 0;
+    error->truncated = false;
 }
+
+static void add_problem_at(config_error *error, config_error_kind kind, const char *reason,
+                           cfg_position at)
+{
+    size_t before = error->count;
+    cfg_add_problem(error, kind, "", reason);
+    if (error->count > before) {
+        error->problems[before].line = at.line;
+        error->problems[before].column = at.column;
+    }
+}
+
+static void record_syntax_error(config_error *error, const char *text, size_t length,
+                                const json_error_t *e)
+{
+    static const cfg_position nowhere = {0, 0};
+    if (json_error_code(e) == json_error_out_of_memory) {
+        add_problem_at(error, CONFIG_ERROR_MEMORY, "out of memory", nowhere);
+        return;
+    }
+    cfg_syntax_hint hint;
+    if (e->line >= 1 && e->position >= 0 &&
+        cfg_syntax_explain(text, length, (size_t)e->position, &hint)) {
+        add_problem_at(error, CONFIG_ERROR_SYNTAX, hint.reason,
+                       cfg_position_of(text, length, hint.offset));
+        return;
+    }
+    cfg_position at = {e->line >= 1 ? (unsigned)e->line : 0,
+                       e->line >= 1 ? (unsigned)(e->column < 1 ? 1 : e->column) : 0};
+    add_problem_at(error, CONFIG_ERROR_SYNTAX, e->text, at);
+}
+
+static bool comes_before(const config_problem *a, const config_problem *b)
+{
+    if (a->line == 0 || b->line == 0)
+        return a->line != 0 && b->line == 0;
+    return a->line < b->line || (a->line == b->line && a->column < b->column);
+}
+
+/* Positions of the schema problems from their paths, then the problems in
+ * the order of their positions (stable: the loader's order otherwise). */
+static void place_problems(config_error *error, const char *text, size_t length)
+{
+    for (size_t i = 0; i < error->count; i++) {
+        config_problem *p = &error->problems[i];
+        if (p->kind != CONFIG_ERROR_SCHEMA)
+            continue;
+        cfg_position at = cfg_position_of(text, length, cfg_locate(text, length, p->path));
+        p->line = at.line;
+        p->column = at.column;
+    }
+    for (size_t i = 1; i < error->count; i++) {
+        config_problem moving = error->problems[i];
+        size_t j = i;
+        for (; j > 0 && comes_before(&moving, &error->problems[j - 1]); j--)
+            error->problems[j] = error->problems[j - 1];
+        error->problems[j] = moving;
+    }
+}
+
+/* kind and message from problems[0], in the one-message form of config.h. */
+static void set_first_message(config_error *error, const char *source)
+{
+    if (error->count == 0)
+        return;
+    const config_problem *p = &error->problems[0];
+    char line[CONFIG_ERROR_SIZE];
+    error->kind = p->kind;
+    if (p->kind == CONFIG_ERROR_SCHEMA)
+        snprintf(line, sizeof line, "%s%s%s", p->path, p->path[0] ? ": " : "", p->reason);
+    else if (p->kind == CONFIG_ERROR_SYNTAX && p->line > 0)
+        snprintf(line, sizeof line, "%s:%u:%u: %s", source, p->line, p->column, p->reason);
+    else if (p->kind == CONFIG_ERROR_MEMORY)
+        snprintf(line, sizeof line, "%s", p->reason);
+    else
+        snprintf(line, sizeof line, "%s: %s", source, p->reason);
+    cfg_copy_line(error->message, sizeof error->message, line);
+}
+
+int config_problem_format(const config_error *error, size_t index, const char *source,
+                          char *buf, size_t size)
+{
+    const config_problem *p = &error->problems[index];
+    char where[CONFIG_ERROR_SIZE] = "";
+    if (p->kind == CONFIG_ERROR_MEMORY)
+        source = NULL;
+    if (source != NULL && p->line > 0)
+        snprintf(where, sizeof where, "%s:%u:%u: ", source, p->line, p->column);
+    else if (p->line > 0)
+        snprintf(where, sizeof where, "%u:%u: ", p->line, p->column);
+    else if (source != NULL)
+        snprintf(where, sizeof where, "%s: ", source);
+    char line[CONFIG_ERROR_SIZE + CFG_PATH_SIZE + CONFIG_REASON_SIZE];
+    snprintf(line, sizeof line, "%s%s%s%s", where, p->path, p->path[0] ? ": " : "", p->reason);
+    cfg_copy_line(buf, size, line);
+    return (int)strlen(buf);
+}
+
+/* ---- loading ------------------------------------------------------------- */
 
 /* Parses and loads; `source` names the text in syntax errors. */
 static int load_text(const char *text, size_t length, const char *source, const char *file,
@@ -514,8 +600,11 @@ static int load_text(const char *text, size_t length, const char *source, const 
     json_error_t json_error;
     *out = NULL;
     json_t *root = json_loadb(text, length, JSON_REJECT_DUPLICATES, &json_error);
-    if (root == NULL)
-        return record_syntax_error(error, source, &json_error);
+    if (root == NULL) {
+        record_syntax_error(error, text, length, &json_error);
+        set_first_message(error, source);
+        return -1;
+    }
     cfg_loader l = {.error = error, .options = options ? options : &no_options, .file = file};
     cfg_path_init(&l.path);
     l.cfg = cfg_calloc(&l, 1, sizeof *l.cfg);
@@ -529,6 +618,8 @@ static int load_text(const char *text, size_t length, const char *source, const 
     free(l.base_dir);
     if (rc != 0) {
         config_free(l.cfg);
+        place_problems(error, text, length);
+        set_first_message(error, source);
         return -1;
     }
     *out = l.cfg;
@@ -540,7 +631,7 @@ static int read_file(const char *path, char **text, size_t *length, config_error
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        record_error(error, CONFIG_ERROR_IO, "%s: %s", path, strerror(errno));
+        cfg_add_problem(error, CONFIG_ERROR_IO, "", strerror(errno));
         return -1;
     }
     buf_t buf = BUF_INIT;
@@ -554,12 +645,12 @@ static int read_file(const char *path, char **text, size_t *length, config_error
     int read_errno = ferror(f) ? errno : 0;
     fclose(f);
     if (read_errno != 0)
-        record_error(error, CONFIG_ERROR_IO, "%s: %s", path, strerror(read_errno));
+        cfg_add_problem(error, CONFIG_ERROR_IO, "", strerror(read_errno));
     else if (buf.len > CONFIG_FILE_MAX)
-        record_error(error, CONFIG_ERROR_IO, "%s: %s", path, "larger than 16 MiB");
+        cfg_add_problem(error, CONFIG_ERROR_IO, "", "larger than 16 MiB");
     else if (rc != 0)
-        record_error(error, CONFIG_ERROR_MEMORY, "%s%s", "", "out of memory");
-    if (error->kind != CONFIG_ERROR_NONE) {
+        cfg_add_problem(error, CONFIG_ERROR_MEMORY, "", "out of memory");
+    if (error->count > 0) {
         buf_free(&buf);
         return -1;
     }
@@ -567,7 +658,7 @@ static int read_file(const char *path, char **text, size_t *length, config_error
     *text = buf_take_cstr(&buf);
     buf_free(&buf);
     if (*text == NULL) {
-        record_error(error, CONFIG_ERROR_MEMORY, "%s%s", "", "out of memory");
+        cfg_add_problem(error, CONFIG_ERROR_MEMORY, "", "out of memory");
         return -1;
     }
     return 0;
@@ -583,13 +674,11 @@ int config_load_file(const char *path, const config_load_options *options, confi
     *out = NULL;
     error_reset(error);
     if (read_file(path, &text, &length, error) != 0) {
-        escape_controls(error);
+        set_first_message(error, path);
         return -1;
     }
     int rc = load_text(text, length, path, path, options, out, error);
     free(text);
-    if (rc != 0)
-        escape_controls(error);
     return rc;
 }
 
@@ -598,10 +687,7 @@ int config_load_string(const char *text, size_t length, const config_load_option
 {
     const char *source = options && options->source_name ? options->source_name : "<string>";
     error_reset(error);
-    int rc = load_text(text, length, source, NULL, options, out, error);
-    if (rc != 0)
-        escape_controls(error);
-    return rc;
+    return load_text(text, length, source, NULL, options, out, error);
 }
 
 int config_load_default(config **out, config_error *error)
@@ -666,7 +752,7 @@ const config_service *config_find_service(const config *cfg, const char *name, s
 {
     for (size_t i = 0; i < cfg->service_count; i++) {
         const char *candidate = cfg->services[i].name;
-        if (strlen(candidate) == length && memcmp(candidate, name, length) == 0)
+        if (candidate != NULL && strlen(candidate) == length && memcmp(candidate, name, length) == 0)
             return &cfg->services[i];
     }
     return NULL;

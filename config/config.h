@@ -30,6 +30,7 @@
 #define PG_CONFIG_CONFIG_H
 
 #include "core/hostport.h"
+#include "config/cfg_path.h"
 #include "config/route_path.h"
 #include "config/template.h"
 
@@ -169,20 +170,64 @@ typedef struct config_load_options {
 
 typedef enum config_error_kind {
     CONFIG_ERROR_NONE,
-    CONFIG_ERROR_IO,     /* "FILE: reason" (cannot open/read, too big) */
-    CONFIG_ERROR_SYNTAX, /* "FILE:LINE:COLUMN: reason" (column >= 1) */
-    CONFIG_ERROR_SCHEMA, /* "json.path: reason", without the file name */
-    CONFIG_ERROR_MEMORY, /* "out of memory" */
+    CONFIG_ERROR_IO,     /* the file cannot be opened or read, or is too big */
+    CONFIG_ERROR_SYNTAX, /* not JSON */
+    CONFIG_ERROR_SCHEMA, /* JSON, but not a valid config */
+    CONFIG_ERROR_MEMORY, /* out of memory */
 } config_error_kind;
 
 #define CONFIG_ERROR_SIZE 1024
+#define CONFIG_REASON_SIZE 512
+/* At most this many problems are listed (config_error.truncated says when
+ * there were more). */
+#define CONFIG_ERRORS_MAX 20
 
-/* The first error met, as one line of text (control characters of quoted
- * config text are escaped). Schema errors name the JSON path only: prefix
- * the file name yourself when showing one. */
-typedef struct config_error {
+/*
+ * One problem in a config. A syntax error stops the loader, so it is the
+ * only problem; schema errors are all listed (up to CONFIG_ERRORS_MAX), one
+ * per value: after a bad value the loader goes on with the next one,
+ * skipping only the checks that need the bad one (a route whose path is
+ * bad gets no check of its `data` template, but one naming an unknown
+ * service still has its other fields checked).
+ */
+typedef struct config_problem {
     config_error_kind kind;
-    char message[CONFIG_ERROR_SIZE];
+    /* Where in the text, 1-based, column in characters (UTF-8 sequences);
+     * 0 and 0 when unknown (IO, MEMORY). SCHEMA: the member's key, or the
+     * array element, that the path names (the deepest part of it that is
+     * in the text: for a missing member, the object). SYNTAX: the likely
+     * cause ("missing comma" points at the end of the value before). */
+    unsigned line;
+    unsigned column;
+    /* SCHEMA: the JSON path, e.g. "services.math.endpoints[0]", "" at the
+     * root; "" for the other kinds. */
+    char path[CFG_PATH_SIZE];
+    /* One line without the path, the position or the file name, e.g.
+     * "unknown key (did you mean timeout_ms?)", "missing comma after the
+     * value on line 4?", "No such file or directory". Control characters
+     * of quoted config text are escaped. */
+    char reason[CONFIG_REASON_SIZE];
+} config_problem;
+
+/*
+ * What a failed load found: problems[0..count), in the order of their
+ * positions in the text (problems without one last).
+ *
+ * kind and message repeat the first problem, for callers that show one:
+ *   SCHEMA  "json.path: reason" (just "reason" at the root), without the
+ *           file name (prefix it yourself) or position
+ *   SYNTAX  "SOURCE:LINE:COLUMN: reason"
+ *   IO      "FILE: reason"
+ *   MEMORY  "out of memory"
+ * config_problem_format() writes any problem with its file and position.
+ * Holds no heap memory; about 16 KiB.
+ */
+typedef struct config_error {
+    config_error_kind kind;             /* of problems[0]; NONE after a success */
+    char message[CONFIG_ERROR_SIZE];    /* problems[0] as one line, see above */
+    size_t count;                       /* 0 after a success */
+    bool truncated;                     /* more than CONFIG_ERRORS_MAX were found */
+    config_problem problems[CONFIG_ERRORS_MAX];
 } config_error;
 
 /* The largest config file read (bigger ones are an IO error). */
@@ -191,8 +236,8 @@ typedef struct config_error {
 /*
  * Loads and validates the config file at `path`. options may be NULL (all
  * defaults). Returns 0 with *out set to a new config (release it with
- * config_free()), or -1 with *out set to NULL and *error filled. Never exits
- * and never prints.
+ * config_free()) and error->kind NONE, or -1 with *out set to NULL and
+ * *error listing the problems (at least one). Never exits and never prints.
  */
 int config_load_file(const char *path, const config_load_options *options, config **out,
                      config_error *error);
@@ -210,6 +255,22 @@ int config_load_string(const char *text, size_t length, const config_load_option
  * Same contract as config_load_file(); fails only when out of memory.
  */
 int config_load_default(config **out, config_error *error);
+
+/*
+ * Writes problem number `index` (< error->count) of a failed load as one
+ * line into buf[size], naming the file as `source` (the name the caller
+ * loaded, e.g. the path given to config_load_file(); NULL: none):
+ *   SCHEMA  "SOURCE:LINE:COLUMN: json.path: reason"
+ *   SYNTAX  "SOURCE:LINE:COLUMN: reason"
+ *   IO      "SOURCE: reason"
+ *   MEMORY  "out of memory"
+ * Without a position, ":LINE:COLUMN" is left out; without a source, so is
+ * "SOURCE:" (then "LINE:COLUMN: ..."). Control characters (of the source)
+ * are escaped; a line longer than size - 1 bytes is cut short. Returns the
+ * length written.
+ */
+int config_problem_format(const config_error *error, size_t index, const char *source,
+                          char *buf, size_t size);
 
 /* Releases a config and everything it owns; NULL is fine. */
 void config_free(config *cfg);

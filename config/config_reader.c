@@ -1,5 +1,6 @@
 #include "config/config_reader.h"
 
+#include "config/cfg_suggest.h"
 #include "config/env_subst.h"
 #include "core/buf.h"
 
@@ -7,6 +8,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,21 +20,90 @@ const cfg_int_rule cfg_positive_count = {1, CONFIG_COUNT_MAX, "a positive intege
 const cfg_int_rule cfg_non_negative_count = {0, CONFIG_COUNT_MAX, "a non-negative integer", true};
 const cfg_int_rule cfg_positive_bytes = {1, INT64_MAX, "a positive integer", false};
 
-/* ---- the loader ---------------------------------------------------------- */
+/* ---- the loader's problems ----------------------------------------------- */
 
-static int vfail(cfg_loader *l, config_error_kind kind, const char *format, va_list args)
+void cfg_copy_line(char *dst, size_t size, const char *src)
 {
-    if (l->error->kind != CONFIG_ERROR_NONE)
-        return -1; /* keep the first error */
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)src; *p; p++) {
+        char piece[5] = {(char)*p, '\0'};
+        if (*p == '\n' || *p == '\t')
+            snprintf(piece, sizeof piece, "\\%c", *p == '\n' ? 'n' : 't');
+        else if (*p < 0x20 || *p == 0x7f)
+            snprintf(piece, sizeof piece, "\\x%02x", *p);
+        size_t length = strlen(piece);
+        if (n + length >= size)
+            break;
+        memcpy(dst + n, piece, length);
+        n += length;
+    }
+    dst[n] = '\0';
+}
+
+static bool has_memory_problem(const config_error *error)
+{
+    for (size_t i = 0; i < error->count; i++)
+        if (error->problems[i].kind == CONFIG_ERROR_MEMORY)
+            return true;
+    return false;
+}
+
+static bool has_problem_at(const config_error *error, const char *path)
+{
+    for (size_t i = 0; i < error->count; i++)
+        if (error->problems[i].kind == CONFIG_ERROR_SCHEMA &&
+            strcmp(error->problems[i].path, path) == 0)
+            return true;
+    return false;
+}
+
+void cfg_add_problem(config_error *error, config_error_kind kind, const char *path,
+                     const char *reason)
+{
+    if (has_memory_problem(error))
+        return; /* what follows an allocation failure proves nothing */
+    if (kind == CONFIG_ERROR_SCHEMA && has_problem_at(error, path))
+        return; /* one problem per value: e.g. ${X} unset, then not "host:port" */
+    if (error->count == CONFIG_ERRORS_MAX) {
+        error->truncated = true;
+        return;
+    }
+    config_problem *problem = &error->problems[error->count++];
+    memset(problem, 0, sizeof *problem);
+    problem->kind = kind;
+    snprintf(problem->path, sizeof problem->path, "%s", kind == CONFIG_ERROR_SCHEMA ? path : "");
+    cfg_copy_line(problem->reason, sizeof problem->reason, reason);
+    if (error->kind == CONFIG_ERROR_NONE)
+        error->kind = kind;
+}
+
+static bool is_told(const cfg_loader *l, const char *path)
+{
+    for (size_t i = 0; i < l->told_count; i++)
+        if (strcmp(l->told[i], path) == 0)
+            return true;
+    return false;
+}
+
+/* Marks member `key` of the current value as told about. */
+static void tell(cfg_loader *l, const char *key)
+{
+    if (l->told_count == CONFIG_ERRORS_MAX)
+        return;
+    size_t mark = cfg_path_push_key(&l->path, key);
+    snprintf(l->told[l->told_count++], CFG_PATH_SIZE, "%s", cfg_path_text(&l->path));
+    cfg_path_pop(&l->path, mark);
+}
+
+static int vfail(cfg_loader *l, const char *key, const char *format, va_list args)
+{
     char reason[CFG_REASON_SIZE];
     vsnprintf(reason, sizeof reason, format, args);
-    const char *where = cfg_path_text(&l->path);
-    if (where[0] != '\0')
-        snprintf(l->error->message, sizeof l->error->message, "%.*s: %s",
-                 CFG_PATH_SIZE, where, reason);
-    else
-        snprintf(l->error->message, sizeof l->error->message, "%s", reason);
-    l->error->kind = kind;
+    size_t mark = key != NULL ? cfg_path_push_key(&l->path, key) : 0;
+    if (!is_told(l, cfg_path_text(&l->path)))
+        cfg_add_problem(l->error, CONFIG_ERROR_SCHEMA, cfg_path_text(&l->path), reason);
+    if (key != NULL)
+        cfg_path_pop(&l->path, mark);
     return -1;
 }
 
@@ -40,29 +111,23 @@ int cfg_fail(cfg_loader *l, const char *format, ...)
 {
     va_list args;
     va_start(args, format);
-    vfail(l, CONFIG_ERROR_SCHEMA, format, args);
+    vfail(l, NULL, format, args);
     va_end(args);
     return -1;
 }
 
-/* Fails with the path of member `key` of the current value. */
 int cfg_fail_at(cfg_loader *l, const char *key, const char *format, ...)
 {
-    size_t mark = cfg_path_push_key(&l->path, key);
     va_list args;
     va_start(args, format);
-    vfail(l, CONFIG_ERROR_SCHEMA, format, args);
+    vfail(l, key, format, args);
     va_end(args);
-    cfg_path_pop(&l->path, mark);
     return -1;
 }
 
 int cfg_fail_memory(cfg_loader *l)
 {
-    if (l->error->kind == CONFIG_ERROR_NONE) {
-        l->error->kind = CONFIG_ERROR_MEMORY;
-        snprintf(l->error->message, sizeof l->error->message, "out of memory");
-    }
+    cfg_add_problem(l->error, CONFIG_ERROR_MEMORY, "", "out of memory");
     return -1;
 }
 
@@ -84,18 +149,33 @@ void *cfg_calloc(cfg_loader *l, size_t count, size_t size)
 
 /* ---- typed readers (contract in config_reader.h) ------------------------- */
 
+/* "unknown key", with "(did you mean K?)" for a close key K of `allowed`
+ * that the object does not already have. */
+static int fail_unknown_key(cfg_loader *l, const json_t *object, const char *key,
+                            const char *const *allowed)
+{
+    const char *close = cfg_suggest(key, allowed, SIZE_MAX);
+    if (close != NULL && json_object_get(object, close) == NULL) {
+        cfg_fail_at(l, key, "unknown key (did you mean %s?)", close);
+        tell(l, close);
+        return -1;
+    }
+    return cfg_fail_at(l, key, "unknown key");
+}
+
 int cfg_check_keys(cfg_loader *l, const json_t *object, const char *const *allowed)
 {
     const char *key;
     json_t *value;
+    int rc = 0;
     json_object_foreach ((json_t *)object, key, value) {
         bool known = false;
         for (const char *const *name = allowed; *name != NULL && !known; name++)
             known = strcmp(key, *name) == 0;
         if (!known)
-            return cfg_fail_at(l, key, "unknown key");
+            rc = fail_unknown_key(l, object, key, allowed);
     }
-    return 0;
+    return rc;
 }
 
 int cfg_read_bool(cfg_loader *l, const json_t *object, const char *key, bool *out)
@@ -147,13 +227,18 @@ int cfg_read_string(cfg_loader *l, const json_t *object, const char *key, const 
     return 0;
 }
 
-static int fail_enum(cfg_loader *l, const char *key, const char *const *names, size_t count)
+static int fail_enum(cfg_loader *l, const char *key, const json_t *value,
+                     const char *const *names, size_t count)
 {
     char expected[CFG_REASON_SIZE / 2] = "";
     for (size_t i = 0; i < count; i++) {
         strncat(expected, i ? ", " : "", sizeof expected - strlen(expected) - 1);
         strncat(expected, names[i], sizeof expected - strlen(expected) - 1);
     }
+    const char *close = json_is_string(value) ? cfg_suggest(json_string_value(value), names, count)
+                                              : NULL;
+    if (close != NULL)
+        return cfg_fail_at(l, key, "expected one of %s (did you mean %s?)", expected, close);
     return cfg_fail_at(l, key, "expected one of %s", expected);
 }
 
@@ -170,7 +255,7 @@ int cfg_read_enum(cfg_loader *l, const json_t *object, const char *key,
             return 0;
         }
     }
-    return fail_enum(l, key, names, count);
+    return fail_enum(l, key, value, names, count);
 }
 
 int cfg_read_hostport(cfg_loader *l, const json_t *object, const char *key, hostport *out,
@@ -197,6 +282,37 @@ int cfg_read_object(cfg_loader *l, const json_t *object, const char *key, const 
         return cfg_fail_at(l, key, "expected an object");
     *out = value;
     return 0;
+}
+
+/* "a, b, c" of the services' names, cut short with ", ..." to fit. */
+static void list_services(const config *cfg, char *out, size_t size)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < cfg->service_count; i++) {
+        const char *name = cfg->services[i].name;
+        if (name == NULL)
+            continue;
+        const char *separator = n > 0 ? ", " : "";
+        if (n + strlen(separator) + strlen(name) + sizeof ", ..." > size) {
+            snprintf(out + n, size - n, "%s...", separator);
+            return;
+        }
+        n += (size_t)snprintf(out + n, size - n, "%s%s", separator, name);
+    }
+}
+
+int cfg_fail_unknown_service(cfg_loader *l, const char *key, const char *name)
+{
+    char known[CFG_REASON_SIZE / 2];
+    list_services(l->cfg, known, sizeof known);
+    if (known[0] == '\0' && key != NULL)
+        return cfg_fail_at(l, key, "unknown service \"%.64s\"; no services are defined", name);
+    if (known[0] == '\0')
+        return cfg_fail(l, "unknown service \"%.64s\"; no services are defined", name);
+    if (key != NULL)
+        return cfg_fail_at(l, key, "unknown service \"%.64s\"; known: %s", name, known);
+    return cfg_fail(l, "unknown service \"%.64s\"; known: %s", name, known);
 }
 
 bool cfg_failed(const cfg_loader *l)
@@ -229,25 +345,24 @@ int cfg_substitute_all(cfg_loader *l, json_t *value)
     const char *key;
     size_t index;
     json_t *child;
+    int rc = 0;
     switch (json_typeof(value)) {
     case JSON_STRING:
         return substitute_string(l, value);
     case JSON_OBJECT:
         json_object_foreach (value, key, child) {
             size_t mark = cfg_path_push_key(&l->path, key);
-            if (cfg_substitute_all(l, child) != 0)
-                return -1;
+            rc |= cfg_substitute_all(l, child);
             cfg_path_pop(&l->path, mark);
         }
-        return 0;
+        return rc;
     case JSON_ARRAY:
         json_array_foreach (value, index, child) {
             size_t mark = cfg_path_push_index(&l->path, index);
-            if (cfg_substitute_all(l, child) != 0)
-                return -1;
+            rc |= cfg_substitute_all(l, child);
             cfg_path_pop(&l->path, mark);
         }
-        return 0;
+        return rc;
     default:
         return 0;
     }

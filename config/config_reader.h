@@ -8,7 +8,14 @@
  * reader leaves *out (holding the default) untouched and returns 0; when it
  * is present with a bad value the reader records an error naming the
  * member's JSON path (e.g. "limits.max_body_bytes: expected a positive
- * integer") and returns -1. Only the first error is kept.
+ * integer") and returns -1, leaving *out untouched.
+ *
+ * Errors are collected, not fatal: a loader function that meets a bad value
+ * records it and goes on with the next value, returning -1 at the end so
+ * that its caller can skip what depends on the bad part. cfg_failed() says
+ * whether anything was recorded. Recording keeps at most one problem per
+ * JSON path and CONFIG_ERRORS_MAX in all, and nothing after an
+ * out-of-memory error.
  */
 #ifndef PG_CONFIG_CONFIG_READER_H
 #define PG_CONFIG_CONFIG_READER_H
@@ -28,6 +35,11 @@ typedef struct cfg_loader {
     const char *file;                    /* the config file, NULL for a string */
     char *base_dir;                      /* absolute, made on demand; owned */
     cfg_path path;                       /* where we are, for error messages */
+    /* paths whose problem is already told: a key suggested for a misspelt
+     * one ("endpoint: unknown key (did you mean endpoints?)") is not also
+     * reported "required" */
+    char told[CONFIG_ERRORS_MAX][CFG_PATH_SIZE];
+    size_t told_count;
 } cfg_loader;
 
 /* Bounds and wording of an integer member: "expected <expected>". */
@@ -56,11 +68,21 @@ extern const cfg_int_rule cfg_positive_count; /* 1..CONFIG_COUNT_MAX */
 extern const cfg_int_rule cfg_non_negative_count;
 extern const cfg_int_rule cfg_positive_bytes; /* 1..INT64_MAX */
 
-/* Records "PATH: reason" (just "reason" at the root), kind SCHEMA. -1. */
+/* Adds a problem to *error (see above for what is kept): `path` for SCHEMA
+ * only, `reason` copied with control characters escaped (cfg_copy_line).
+ * The position is found later, by the loader, from the path. */
+void cfg_add_problem(config_error *error, config_error_kind kind, const char *path,
+                     const char *reason);
+
+/* Copies src into dst[size] as one line: newline and tab become \n and \t,
+ * other control characters \xNN; cut short (whole escapes) to fit. */
+void cfg_copy_line(char *dst, size_t size, const char *src);
+
+/* Records a problem at the current path, kind SCHEMA. Returns -1. */
 __attribute__((format(printf, 2, 3)))
 int cfg_fail(cfg_loader *l, const char *format, ...);
 
-/* cfg_fail() with the path of member `key` of the current value. -1. */
+/* cfg_fail() at the path of member `key` of the current value. -1. */
 __attribute__((format(printf, 3, 4)))
 int cfg_fail_at(cfg_loader *l, const char *key, const char *format, ...);
 
@@ -72,8 +94,9 @@ int cfg_fail_memory(cfg_loader *l);
 char *cfg_strdup(cfg_loader *l, const char *text);
 void *cfg_calloc(cfg_loader *l, size_t count, size_t size);
 
-/* Fails on the first member of `object` not in `allowed` (NULL-terminated):
- * "PATH.key: unknown key". */
+/* Records every member of `object` not in `allowed` (NULL-terminated):
+ * "PATH.key: unknown key", with "(did you mean K?)" for a close allowed
+ * key K that the object lacks (cfg_suggest.h). -1 if there was any. */
 int cfg_check_keys(cfg_loader *l, const json_t *object, const char *const *allowed);
 
 int cfg_read_bool(cfg_loader *l, const json_t *object, const char *key, bool *out);
@@ -85,7 +108,7 @@ int cfg_read_unsigned(cfg_loader *l, const json_t *object, const char *key,
 /* A non-empty string; *out is borrowed from the JSON document. */
 int cfg_read_string(cfg_loader *l, const json_t *object, const char *key, const char **out);
 /* One of names[0..count), exactly; *out is its index. Error: "expected one
- * of a, b, c". */
+ * of a, b, c", with "(did you mean b?)" for a close string. */
 int cfg_read_enum(cfg_loader *l, const json_t *object, const char *key,
                   const char *const *names, size_t count, int *out);
 /* A "host:port" string; sets *present (when not NULL) if the key is there. */
@@ -94,11 +117,17 @@ int cfg_read_hostport(cfg_loader *l, const json_t *object, const char *key, host
 /* An object member: *out is set to it, or to NULL when absent. */
 int cfg_read_object(cfg_loader *l, const json_t *object, const char *key, const json_t **out);
 
+/* Records 'unknown service "NAME"; known: a, b' (or "no services are
+ * defined") at member `key` of the current value, or at the current value
+ * when key is NULL. Returns -1. */
+int cfg_fail_unknown_service(cfg_loader *l, const char *key, const char *name);
+
 /* True once an error has been recorded. */
 bool cfg_failed(const cfg_loader *l);
 
 /* Substitutes ${...} in every string value under `value`, in place
- * (keys untouched). Errors name the string's path. */
+ * (keys untouched). Errors name the string's path; a string that fails
+ * keeps its text, and the others are still substituted. */
 int cfg_substitute_all(cfg_loader *l, json_t *value);
 
 /* Resolves a file path as written in the config: absolute paths are kept,

@@ -1,6 +1,7 @@
 /* The `routes` part of the config loader (see config_reader.h). */
 #include "config/config_reader.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ static int load_path(cfg_loader *l, const json_t *object, config_route *route)
     return 0;
 }
 
+/* Sets route->service_index; -1 (recorded) when the service is unknown. */
 static int load_service_ref(cfg_loader *l, const json_t *object, config_route *route)
 {
     const json_t *value = required_member(l, object, "service");
@@ -58,7 +60,7 @@ static int load_service_ref(cfg_loader *l, const json_t *object, config_route *r
     const config_service *service =
         config_find_service(l->cfg, json_string_value(value), json_string_length(value));
     if (service == NULL)
-        return cfg_fail_at(l, "service", "unknown service \"%s\"", json_string_value(value));
+        return cfg_fail_unknown_service(l, "service", json_string_value(value));
     route->service_index = (size_t)(service - l->cfg->services);
     return 0;
 }
@@ -79,27 +81,28 @@ static int load_kind_and_reply(cfg_loader *l, const json_t *object, config_route
 {
     int kind = CONFIG_ROUTE_SEND;
     int reply = CONFIG_REPLY_AUTO;
-    if (cfg_read_enum(l, object, "kind", cfg_route_kind_names, CFG_COUNT_OF(cfg_route_kind_names),
-                      &kind) != 0)
-        return -1;
+    int rc = cfg_read_enum(l, object, "kind", cfg_route_kind_names,
+                           CFG_COUNT_OF(cfg_route_kind_names), &kind);
     route->kind = (config_route_kind)kind;
-    if (route->kind == CONFIG_ROUTE_EMIT && json_object_get(object, "reply") != NULL)
+    if (rc == 0 && route->kind == CONFIG_ROUTE_EMIT && json_object_get(object, "reply") != NULL)
         return cfg_fail_at(l, "reply", "not allowed on an emit route (events have no reply)");
-    if (cfg_read_enum(l, object, "reply", cfg_reply_names, CFG_COUNT_OF(cfg_reply_names),
-                      &reply) != 0)
-        return -1;
+    rc |= cfg_read_enum(l, object, "reply", cfg_reply_names, CFG_COUNT_OF(cfg_reply_names),
+                        &reply);
     route->reply = (config_reply_mode)reply;
-    return 0;
+    return rc;
 }
 
-static int load_timeout_and_status(cfg_loader *l, const json_t *object, config_route *route)
+/* The default timeout is the service's: with an unknown service
+ * (service_known false) the value is still checked. */
+static int load_timeout_and_status(cfg_loader *l, const json_t *object, config_route *route,
+                                   bool service_known)
 {
-    route->timeout_ms = l->cfg->services[route->service_index].timeout_ms;
+    if (service_known)
+        route->timeout_ms = l->cfg->services[route->service_index].timeout_ms;
     route->status = route->kind == CONFIG_ROUTE_EMIT ? 202 : 200;
-    if (cfg_read_integer(l, object, "timeout_ms", &cfg_positive_ms, &route->timeout_ms) != 0 ||
-        cfg_read_unsigned(l, object, "status", &status_rule, &route->status) != 0)
-        return -1;
-    return 0;
+    int rc = cfg_read_integer(l, object, "timeout_ms", &cfg_positive_ms, &route->timeout_ms);
+    rc |= cfg_read_unsigned(l, object, "status", &status_rule, &route->status);
+    return rc;
 }
 
 static int load_data(cfg_loader *l, const json_t *object, config_route *route)
@@ -117,25 +120,30 @@ static int load_data(cfg_loader *l, const json_t *object, config_route *route)
     int rc = template_compile(value, &route->path, &l->path, &route->data, reason, sizeof reason);
     json_decref(fallback);
     if (rc != 0)
-        return cfg_fail(l, "%s", reason);
+        cfg_fail(l, "%s", reason);
     cfg_path_pop(&l->path, mark);
-    return 0;
+    return rc;
 }
 
-static int load_route(cfg_loader *l, const json_t *object, config_route *route)
+/* Loads every field that can be checked; -1 if any was bad. *shaped: its
+ * method and path loaded, which is what the checks across routes need. */
+static int load_route(cfg_loader *l, const json_t *object, config_route *route, bool *shaped)
 {
+    *shaped = false;
     if (!json_is_object(object))
         return cfg_fail(l, "expected an object");
-    if (cfg_check_keys(l, object, route_keys) != 0 ||
-        load_method(l, object, route) != 0 ||
-        load_path(l, object, route) != 0 ||
-        load_service_ref(l, object, route) != 0 ||
-        load_pattern(l, object, route) != 0 ||
-        load_kind_and_reply(l, object, route) != 0 ||
-        load_timeout_and_status(l, object, route) != 0 ||
-        load_data(l, object, route) != 0)
-        return -1;
-    return 0;
+    int rc = cfg_check_keys(l, object, route_keys);
+    int method_rc = load_method(l, object, route);
+    int path_rc = load_path(l, object, route);
+    int service_rc = load_service_ref(l, object, route);
+    rc |= method_rc | path_rc | service_rc;
+    rc |= load_pattern(l, object, route);
+    rc |= load_kind_and_reply(l, object, route);
+    rc |= load_timeout_and_status(l, object, route, service_rc == 0);
+    if (path_rc == 0)
+        rc |= load_data(l, object, route); /* $path.NAME needs the path */
+    *shaped = method_rc == 0 && path_rc == 0;
+    return rc;
 }
 
 /* ---- checks across routes ------------------------------------------------ */
@@ -187,16 +195,40 @@ static int check_reserved_paths(cfg_loader *l, const config_route *route)
     return 0;
 }
 
-/* Route number `index` against the routes before it. */
-static int check_conflicts(cfg_loader *l, size_t index)
+/* Route number `index` against the shaped routes before it. */
+static int check_conflicts(cfg_loader *l, size_t index, const bool *shaped)
 {
     const config_route *routes = l->cfg->routes;
     for (size_t i = 0; i < index; i++) {
-        if (config_routes_conflict(&routes[i], &routes[index]))
+        if (shaped[i] && config_routes_conflict(&routes[i], &routes[index]))
             return cfg_fail(l, "conflicts with routes[%zu] (%s %s)", i,
                             config_method_name(routes[i].method), routes[i].path.text);
     }
     return 0;
+}
+
+static int load_routes_array(cfg_loader *l, const json_t *routes)
+{
+    config *cfg = l->cfg;
+    /* which routes have a method and a path: only those take part in the
+     * checks across routes */
+    bool *shaped = cfg_calloc(l, json_array_size(routes), sizeof *shaped);
+    if (shaped == NULL)
+        return -1;
+    size_t index;
+    json_t *object;
+    int rc = 0;
+    json_array_foreach (routes, index, object) {
+        size_t mark = cfg_path_push_index(&l->path, index);
+        /* counted first so that config_free() sees a partly loaded one */
+        config_route *route = &cfg->routes[cfg->route_count++];
+        rc |= load_route(l, object, route, &shaped[index]);
+        if (shaped[index])
+            rc |= check_reserved_paths(l, route) | check_conflicts(l, index, shaped);
+        cfg_path_pop(&l->path, mark);
+    }
+    free(shaped);
+    return rc;
 }
 
 int cfg_load_routes(cfg_loader *l, const json_t *root)
@@ -211,17 +243,7 @@ int cfg_load_routes(cfg_loader *l, const json_t *root)
     if (cfg->routes == NULL)
         return -1;
     size_t mark = cfg_path_push_key(&l->path, "routes");
-    size_t index;
-    json_t *object;
-    json_array_foreach (routes, index, object) {
-        size_t inner = cfg_path_push_index(&l->path, index);
-        /* counted first so that config_free() sees a partly loaded one */
-        config_route *route = &cfg->routes[cfg->route_count++];
-        if (load_route(l, object, route) != 0 || check_reserved_paths(l, route) != 0 ||
-            check_conflicts(l, index) != 0)
-            return -1;
-        cfg_path_pop(&l->path, inner);
-    }
+    int rc = load_routes_array(l, routes);
     cfg_path_pop(&l->path, mark);
-    return 0;
+    return rc;
 }

@@ -62,6 +62,37 @@ static int is_one_line(const char *s, size_t size)
     return 1;
 }
 
+/* The list of a failed load: 1..CONFIG_ERRORS_MAX problems of one line
+ * each, the first one's kind repeated, schema problems placed in the text
+ * (a string load always has it) and sorted by position. */
+static void check_problems(const config_error *error)
+{
+    FUZZ_CHECK(error->count >= 1 && error->count <= CONFIG_ERRORS_MAX, "%zu problems",
+               error->count);
+    FUZZ_CHECK(error->kind == error->problems[0].kind, "kind %d, the first problem's %d",
+               error->kind, error->problems[0].kind);
+    for (size_t i = 0; i < error->count; i++) {
+        const config_problem *p = &error->problems[i];
+        FUZZ_CHECK(is_one_line(p->reason, sizeof p->reason), "problem %zu's reason", i);
+        FUZZ_CHECK(p->path[0] == '\0' || is_one_line(p->path, sizeof p->path), "problem %zu's path", i);
+        FUZZ_CHECK((p->line == 0) == (p->column == 0), "problem %zu at %u:%u", i, p->line, p->column);
+        FUZZ_CHECK(p->kind != CONFIG_ERROR_SCHEMA || p->line > 0, "schema problem %zu unplaced: %s",
+                   i, p->path);
+        FUZZ_CHECK(p->kind == CONFIG_ERROR_SCHEMA || error->count == 1,
+                   "a %d problem among %zu", p->kind, error->count);
+        if (i > 0) {
+            const config_problem *q = &error->problems[i - 1];
+            FUZZ_CHECK(p->line == 0 || q->line < p->line ||
+                       (q->line == p->line && q->column <= p->column),
+                       "problem %zu at %u:%u after %u:%u", i, p->line, p->column, q->line,
+                       q->column);
+        }
+        char line[CONFIG_ERROR_SIZE + CFG_PATH_SIZE + CONFIG_REASON_SIZE];
+        config_problem_format(error, i, "f.json", line, sizeof line);
+        FUZZ_CHECK(is_one_line(line, sizeof line), "problem %zu formatted", i);
+    }
+}
+
 static void check_template(const config_route *r)
 {
     const template *t = &r->data;
@@ -241,6 +272,7 @@ config *fuzz_load_and_check(const char *text, size_t length)
         FUZZ_CHECK(is_one_line(error.message, sizeof error.message),
                    "error message is not one line of text: %.*s", (int)sizeof error.message,
                    error.message);
+        check_problems(&error);
         return NULL;
     }
     FUZZ_CHECK(rc == 0 && cfg != NULL, "config_load_string returned %d without a config", rc);

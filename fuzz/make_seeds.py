@@ -107,6 +107,19 @@ put('config', 'env.json', '{"listen":"${HOST}:${PORT:-1}","services":{"s":{"endp
     '"auth":{"bearer_tokens":["${TOKEN}","$${lit}"]}}')
 put('config', 'duplicate_key.json', '{"listen":"127.0.0.1:1","listen":"127.0.0.1:2"}')
 put('config', 'syntax_error.json', '{\n  "services": {\n    "s": [\n}')
+# JSON mistakes that config/cfg_syntax.c explains, and a config with a
+# problem in every part (the loader lists them all)
+put('config', 'hint_missing_comma.json', '{\n  "listen": "127.0.0.1:1"\n  "workers": 2\n}')
+put('config', 'hint_trailing_comma.json', '{"services": {"s": {"endpoints": ["h:1",]}},}')
+put('config', 'hint_unquoted_key.json', "{listen: '127.0.0.1:1', // here\n \"x\": \"y\n}")
+put('config', 'many_problems.json', json.dumps({
+    "listen": "x", "workers": 0, "timout": 1, "log": {"level": "Debug"},
+    "services": {"a b": {"endpoint": ["h"]}, "s": {"endpoints": ["h:1", 5], "conect": "lazy"}},
+    "generic_api": ["s", "nope"],
+    "routes": [{"method": "get", "path": "/a//b", "service": "t", "pattern": 1, "status": 1},
+               {"method": "GET", "path": "/a/:x", "service": "s", "pattern": 1,
+                "data": {"x": "$path.y", "z": "$query.q:integer"}},
+               {"method": "*", "path": "/a/:y", "service": "s", "pattern": 2}]}))
 put('config', 'conflict.json', json.dumps({
     "services": {"s": {"endpoints": ["127.0.0.1:3000"]}},
     "routes": [{"method": "GET", "service": "s", "pattern": 1, "path": "/a/:x"},

@@ -6,7 +6,10 @@
  * current directory. Reply values go to
  * stdout as JSON lines as they arrive, byte-exact; a failure goes to stderr
  * as the same JSON error body the HTTP API gives, with exit code 1.
+ * Options come before HOST:PORT ("--" ends them); --help prints the usage
+ * to stdout.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +26,39 @@ typedef struct call_state {
     int exit_code;
 } call_state_t;
 
+#define CALL_USAGE                                                                           \
+    "usage: patterngate %s [--tls-ca F] [--tls-cert F --tls-key F] [--servername N] [--insecure]\n" \
+    "       [--timeout MS] HOST:PORT PATTERN [DATA]\n"
+
 static int usage(const char *cmd, const char *problem)
 {
     fprintf(stderr, "patterngate %s: %s\n", cmd, problem);
-    fprintf(stderr,
-            "usage: patterngate %s [--tls-ca F] [--tls-cert F --tls-key F] [--servername N] [--insecure]\n"
-            "       [--timeout MS] HOST:PORT PATTERN [DATA]\n", cmd);
+    fprintf(stderr, CALL_USAGE, cmd);
     return 2;
+}
+
+static int help(const char *cmd, int is_emit)
+{
+    printf(CALL_USAGE, cmd);
+    printf("\n%s\n\n", is_emit
+           ? "Sends one event (Nest's EventPattern) to the service at HOST:PORT; exit 0 once\n"
+             "it is written."
+           : "Sends one request (Nest's MessagePattern) to the service at HOST:PORT and prints\n"
+             "each reply value as one JSON line on stdout as it arrives; an error reply goes\n"
+             "to stderr as JSON, exit 1.");
+    fputs("  PATTERN          JSON when it is valid JSON (e.g. '{\"cmd\":\"sum\"}'), else a string\n"
+          "  DATA             JSON; default null\n"
+          "  --timeout MS     give up after MS milliseconds (default 5000)\n"
+          "  --tls-ca F       connect with TLS, verifying the service with the CA file F\n"
+          "                   (any TLS option turns TLS on; default CAs: the system's)\n"
+          "  --tls-cert F, --tls-key F\n"
+          "                   a client certificate and its key\n"
+          "  --servername N   the name sent (SNI) and verified; default: HOST\n"
+          "  --insecure       TLS without verifying the service's certificate\n"
+          "  -h, --help       print this help and exit\n"
+          "\n"
+          "Exit codes: 0 success, 1 failure or error reply, 2 bad usage.\n", stdout);
+    return 0;
 }
 
 static void on_value(void *ctx, span_t value)
@@ -82,30 +111,41 @@ int cli_call(int argc, char **argv, int is_emit)
     tls_client_opts_t tls = { NULL, NULL, NULL, 1 };
     const char *servername = NULL;
     int use_tls = 0, i = 0;
-    for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
+    for (; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
         const char *opt = argv[i];
         int valued = i + 1 < argc;
-        if (strcmp(opt, "--timeout") == 0 && valued) {
+        bool takes_value = strcmp(opt, "--timeout") == 0 || strcmp(opt, "--tls-ca") == 0 ||
+                           strcmp(opt, "--tls-cert") == 0 || strcmp(opt, "--tls-key") == 0 ||
+                           strcmp(opt, "--servername") == 0;
+        char problem[160];
+        if (strcmp(opt, "--") == 0) {
+            i++;
+            break;
+        } else if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0) {
+            return help(cmd, is_emit);
+        } else if (takes_value && !valued) {
+            snprintf(problem, sizeof problem, "option %s needs a value", opt);
+            return usage(cmd, problem);
+        } else if (strcmp(opt, "--timeout") == 0) {
             if (parse_timeout(argv[++i], &timeout_ms))
                 return usage(cmd, "--timeout takes milliseconds, 1 to 86400000");
-        } else if (strcmp(opt, "--tls-ca") == 0 && valued) {
+        } else if (strcmp(opt, "--tls-ca") == 0) {
             tls.ca_file = argv[++i];
             use_tls = 1;
-        } else if (strcmp(opt, "--tls-cert") == 0 && valued) {
+        } else if (strcmp(opt, "--tls-cert") == 0) {
             tls.cert_file = argv[++i];
             use_tls = 1;
-        } else if (strcmp(opt, "--tls-key") == 0 && valued) {
+        } else if (strcmp(opt, "--tls-key") == 0) {
             tls.key_file = argv[++i];
             use_tls = 1;
-        } else if (strcmp(opt, "--servername") == 0 && valued) {
+        } else if (strcmp(opt, "--servername") == 0) {
             servername = argv[++i];
             use_tls = 1;
         } else if (strcmp(opt, "--insecure") == 0) {
             tls.verify = 0;
             use_tls = 1;
         } else {
-            char problem[160];
-            snprintf(problem, sizeof problem, "unknown option %s", argv[i]);
+            snprintf(problem, sizeof problem, "unknown option '%.100s'", opt);
             return usage(cmd, problem);
         }
     }

@@ -1,18 +1,26 @@
 /*
- * `patterngate healthcheck [URL]` (SPEC.md "Command line"): for container
- * health checks in images with no shell and no curl. GETs URL (default
- * http://127.0.0.1:9901/healthz, the container image's admin port) over
- * plain HTTP/1.1 and exits 0 when it answers 200 within 2 s; otherwise it
- * prints why to stderr and exits 1. A URL that is not http://HOST[:PORT][/PATH]
- * (https included: the admin API has no TLS) is a usage error, exit 2.
+ * `patterngate healthcheck [-c FILE] [URL]` (SPEC.md "Command line",
+ * "Operating it"): for container health checks in images with no shell and
+ * no curl. GETs URL over plain HTTP/1.1 and exits 0 when it answers 200
+ * within 2 s; otherwise it prints why to stderr and exits 1. A URL that is
+ * not http://HOST[:PORT][/PATH] (https included: the admin API has no TLS)
+ * is a usage error, exit 2.
+ *
+ * Without a URL it asks the gateway that the config describes:
+ * http://ADDRESS/healthz, ADDRESS being admin_listen when set, else listen,
+ * with a wildcard host (0.0.0.0, ::) replaced by loopback (127.0.0.1, ::1);
+ * the config is -c FILE, else $PATTERNGATE_CONFIG, else the embedded
+ * default, as when serving. A config that does not load is exit 2, with its
+ * problems listed.
  *
  * One blocking-style exchange on a non-blocking socket: every step (connect,
  * write, read) waits in poll() for what is left of the 2 s. Name resolution
- * (getaddrinfo) cannot be bounded that way; an IP literal, as in the
- * default, resolves without any lookup.
+ * (getaddrinfo) cannot be bounded that way; an IP literal, as in a derived
+ * URL with a wildcard host, resolves without any lookup.
  */
 #include "gateway/cli.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -25,7 +33,7 @@
 #include <unistd.h>
 
 
-#define HC_DEFAULT_URL "http://127.0.0.1:9901/healthz"
+#define HC_USAGE "usage: patterngate healthcheck [-c FILE] [URL]\n"
 #define HC_TIMEOUT_MS 2000
 #define HC_HOST_MAX 256
 #define HC_PATH_MAX 2048
@@ -41,7 +49,7 @@ typedef struct hc_url {
 static int hc_usage(const char *problem)
 {
     fprintf(stderr, "patterngate healthcheck: %s\n", problem);
-    fputs("usage: patterngate healthcheck [URL]   (default " HC_DEFAULT_URL ")\n", stderr);
+    fputs(HC_USAGE, stderr);
     return 2;
 }
 
@@ -329,17 +337,84 @@ static int hc_exchange(const char *url, const hc_url_t *u)
     return hc_fail(url, why);
 }
 
+static int hc_help(void)
+{
+    fputs(HC_USAGE
+          "\n"
+          "GETs URL and exits 0 when it answers 200 within 2 s, 1 otherwise (the reason\n"
+          "on stderr), 2 for a bad URL or config. For container health checks.\n"
+          "\n"
+          "  URL                http://HOST[:PORT][/PATH]; default: /healthz of the\n"
+          "                     gateway the config describes: its admin_listen, else\n"
+          "                     its listen, a wildcard host (0.0.0.0, ::) as loopback\n"
+          "  -c, --config FILE  that config; default: $PATTERNGATE_CONFIG when set and\n"
+          "                     non-empty, else the built-in config (127.0.0.1:8080)\n"
+          "  -h, --help         print this help and exit\n",
+          stdout);
+    return 0;
+}
+
+/* A wildcard (any-address) host becomes the loopback address of its family. */
+static void loopback_for_wildcard(hostport *at)
+{
+    unsigned char address[16];
+    static const unsigned char any[16];
+    if (at->kind == HOSTPORT_IPV4 && inet_pton(AF_INET, at->host, address) == 1 &&
+        memcmp(address, any, 4) == 0)
+        snprintf(at->host, sizeof at->host, "127.0.0.1");
+    else if (at->kind == HOSTPORT_IPV6 && inet_pton(AF_INET6, at->host, address) == 1 &&
+             memcmp(address, any, 16) == 0)
+        snprintf(at->host, sizeof at->host, "::1");
+}
+
+/* The URL of the config's /healthz into url[size]: 0, or 2 (the config's
+ * problems printed). */
+static int derive_url(const char *config_option, char *url, size_t size)
+{
+    config *cfg = cli_load_config(cli_config_file(config_option));
+    if (cfg == NULL)
+        return 2;
+    hostport at = cfg->has_admin_listen ? cfg->admin_listen : cfg->listen;
+    config_free(cfg);
+    loopback_for_wildcard(&at);
+    char address[HOSTPORT_TEXT_SIZE];
+    hostport_format(&at, address, sizeof address);
+    snprintf(url, size, "http://%s/healthz", address);
+    return 0;
+}
+
 int cli_healthcheck(int argc, char **argv)
 {
-    if (argc > 2)
-        return hc_usage("expected at most one URL");
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: patterngate healthcheck [URL]\n"
-               "GETs URL (default " HC_DEFAULT_URL "); exit 0 on a 200 within 2 s,\n"
-               "1 otherwise (the reason on stderr), 2 for a bad URL.\n");
-        return 0;
+    const char *config_file = NULL, *url = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        int with_config = cli_config_option(argc, argv, &i, &config_file);
+        char problem[160];
+        if (with_config < 0) {
+            snprintf(problem, sizeof problem, "option %s needs a FILE", arg);
+            return hc_usage(problem);
+        }
+        if (with_config > 0)
+            continue;
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+            return hc_help();
+        if (arg[0] == '-') {
+            snprintf(problem, sizeof problem, "unknown option '%.100s'", arg);
+            return hc_usage(problem);
+        }
+        if (url != NULL)
+            return hc_usage("expected at most one URL");
+        url = arg;
     }
-    const char *url = argc == 2 ? argv[1] : HC_DEFAULT_URL;
+    if (url != NULL && config_file != NULL)
+        return hc_usage("give a URL or -c FILE (to derive the URL), not both");
+    char derived[HOSTPORT_TEXT_SIZE + 32];
+    if (url == NULL) {
+        int rc = derive_url(config_file, derived, sizeof derived);
+        if (rc != 0)
+            return rc;
+        url = derived;
+    }
     hc_url_t u;
     const char *problem = parse_url(url, &u);
     if (problem != NULL) {

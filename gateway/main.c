@@ -4,6 +4,8 @@
  *   patterngate [-c FILE] [--check] [--version] [--help]   serve / check
  *   patterngate call|emit|healthcheck ...                  subcommands
  *
+ * -c has the long forms --config FILE and --config=FILE.
+ *
  * Exit codes: 0 success, 1 runtime failure, 2 bad usage or config.
  */
 #include "config/config.h"
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -24,29 +27,32 @@ static const char usage_text[] =
     "       patterngate call [--tls-ca F] [--tls-cert F --tls-key F] [--servername N]\n"
     "                        [--insecure] [--timeout MS] HOST:PORT PATTERN [DATA]\n"
     "       patterngate emit [same options] HOST:PORT PATTERN [DATA]\n"
-    "       patterngate healthcheck [URL]\n";
+    "       patterngate healthcheck [-c FILE] [URL]\n";
 
 static const char help_text[] =
     "\n"
     "An HTTP sidecar for NestJS TCP microservices.\n"
     "\n"
-    "  -c FILE      the config file (JSON); default: $PATTERNGATE_CONFIG when set\n"
-    "               and non-empty, else the built-in config (listen 127.0.0.1:8080,\n"
-    "               one service \"default\" at 127.0.0.1:3000, generic API on)\n"
-    "  --check      load and validate the config, print a summary line, exit\n"
+    "  -c, --config FILE\n"
+    "               the config file (JSON); default: $PATTERNGATE_CONFIG when set and\n"
+    "               non-empty, else the built-in config (listen 127.0.0.1:8080, one\n"
+    "               service \"default\" at 127.0.0.1:3000, generic API on)\n"
+    "  --check      load and validate the config, print a summary line, exit; every\n"
+    "               problem is listed as FILE:LINE:COLUMN: json.path: reason\n"
     "  --version    print the version and exit\n"
     "  -h, --help   print this help and exit\n"
     "\n"
     "  call         send one request; print each reply value as a JSON line\n"
     "  emit         send one event\n"
-    "  healthcheck  exit 0 when URL (default http://127.0.0.1:9901/healthz)\n"
-    "               answers 200 within 2 s, else 1\n"
+    "  healthcheck  exit 0 when URL answers 200 within 2 s, else 1; the default URL\n"
+    "               is /healthz on the config's admin_listen, else its listen\n"
+    "  Each of them takes --help.\n"
     "\n"
     "Exit codes: 0 success, 1 runtime failure, 2 bad usage or config.\n";
 
 /* What the main form of the command line asks for. */
 typedef struct options {
-    const char *config_file; /* -c FILE; NULL: see config_file_name() */
+    const char *config_file; /* -c FILE; NULL: see cli_config_file() */
     bool check;
     bool version;
     bool help;
@@ -83,16 +89,39 @@ static int bad_usage(const char *format, const char *detail)
     return EXIT_USAGE;
 }
 
+/* A word on its own that looks like a config file: a name ending in .json,
+ * or a file that exists. */
+static bool looks_like_config(const char *arg)
+{
+    size_t n = strlen(arg);
+    struct stat st;
+    return (n > 5 && strcmp(arg + n - 5, ".json") == 0) ||
+           (stat(arg, &st) == 0 && S_ISREG(st.st_mode));
+}
+
+static int bad_argument(const char *arg)
+{
+    fprintf(stderr, "patterngate: unexpected argument '%s'", arg);
+    if (looks_like_config(arg))
+        fprintf(stderr, "; did you mean -c %s?", arg);
+    else
+        fputs(" (subcommands: call, emit, healthcheck)", stderr);
+    fputc('\n', stderr);
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
+}
+
 /* Fills *opts from argv; returns 0 or the exit code of a usage error. */
 static int parse_options(int argc, char **argv, options *opts)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        if (strcmp(arg, "-c") == 0) {
-            if (i + 1 >= argc)
-                return bad_usage("option %s needs a FILE", arg);
-            opts->config_file = argv[++i];
-        } else if (strcmp(arg, "--check") == 0) {
+        int with_config = cli_config_option(argc, argv, &i, &opts->config_file);
+        if (with_config < 0)
+            return bad_usage("option %s needs a FILE", arg);
+        if (with_config > 0)
+            continue;
+        if (strcmp(arg, "--check") == 0) {
             opts->check = true;
         } else if (strcmp(arg, "--version") == 0) {
             opts->version = true;
@@ -101,47 +130,17 @@ static int parse_options(int argc, char **argv, options *opts)
         } else if (arg[0] == '-') {
             return bad_usage("unknown option '%s'", arg);
         } else {
-            return bad_usage("unexpected argument '%s'", arg);
+            return bad_argument(arg);
         }
     }
     return 0;
 }
 
-/* -c FILE, else $PATTERNGATE_CONFIG when set and non-empty, else NULL
- * (the embedded default). */
-static const char *config_file_name(const options *opts)
-{
-    if (opts->config_file != NULL)
-        return opts->config_file;
-    const char *from_env = getenv("PATTERNGATE_CONFIG");
-    return from_env != NULL && from_env[0] != '\0' ? from_env : NULL;
-}
-
-/* Loads the config; on failure writes the problem into problem[size]
- * (one line; a schema error is prefixed with the file's name). */
-static config *load_config(const char *file, char *problem, size_t size)
-{
-    config *cfg = NULL;
-    config_error error;
-    int rc = file != NULL ? config_load_file(file, NULL, &cfg, &error)
-                          : config_load_default(&cfg, &error);
-    if (rc == 0)
-        return cfg;
-    if (error.kind == CONFIG_ERROR_SCHEMA && file != NULL)
-        snprintf(problem, size, "%s: %s", file, error.message);
-    else
-        snprintf(problem, size, "%s", error.message);
-    return NULL;
-}
-
 static int run_check(const char *file)
 {
-    char problem[CONFIG_ERROR_SIZE + 1024];
-    config *cfg = load_config(file, problem, sizeof problem);
-    if (cfg == NULL) {
-        fprintf(stderr, "patterngate: %s\n", problem);
+    config *cfg = cli_load_config(file);
+    if (cfg == NULL)
         return EXIT_USAGE;
-    }
     char summary[128];
     config_summary(cfg, summary, sizeof summary);
     printf("ok: %s\n", summary);
@@ -149,14 +148,28 @@ static int run_check(const char *file)
     return 0;
 }
 
+/* One "invalid config" log line per problem. */
+static void log_problems(const char *file, const config_error *error)
+{
+    logger_t lg;
+    logger_init(&lg, CONFIG_LOG_INFO);
+    for (size_t i = 0; i < error->count; i++) {
+        char line[CONFIG_ERROR_SIZE + CFG_PATH_SIZE + CONFIG_REASON_SIZE];
+        config_problem_format(error, i, cli_config_name(file), line, sizeof line);
+        log_msg(&lg, CONFIG_LOG_ERROR, "invalid config", line);
+    }
+    if (error->truncated)
+        log_msg(&lg, CONFIG_LOG_ERROR, "invalid config", "(more errors not shown)");
+}
+
 static int run_gateway(const char *file)
 {
-    char problem[CONFIG_ERROR_SIZE + 1024];
-    config *cfg = load_config(file, problem, sizeof problem);
-    if (cfg == NULL) {
-        logger_t lg;
-        logger_init(&lg, CONFIG_LOG_INFO);
-        log_msg(&lg, CONFIG_LOG_ERROR, "invalid config", problem);
+    config *cfg = NULL;
+    config_error error;
+    int rc = file != NULL ? config_load_file(file, NULL, &cfg, &error)
+                          : config_load_default(&cfg, &error);
+    if (rc != 0) {
+        log_problems(file, &error);
         return EXIT_USAGE;
     }
     return gateway_run(cfg) == 0 ? 0 : EXIT_RUNTIME;
@@ -190,6 +203,6 @@ int main(int argc, char **argv)
         printf("patterngate %s\n", PG_VERSION);
         return 0;
     }
-    const char *file = config_file_name(&opts);
+    const char *file = cli_config_file(opts.config_file);
     return opts.check ? run_check(file) : run_gateway(file);
 }

@@ -75,11 +75,14 @@ void reload_now(reloader_t *r, const char *trigger)
     config *next = NULL;
     config_error error;
     if (config_load_file(file, NULL, &next, &error) != 0) {
-        char problem[CONFIG_ERROR_SIZE + PATH_MAX + 4];
-        if (error.kind == CONFIG_ERROR_SCHEMA)
-            snprintf(problem, sizeof problem, "%s: %s", file, error.message);
+        char first[CONFIG_ERROR_SIZE + CFG_PATH_SIZE + CONFIG_REASON_SIZE];
+        char problem[sizeof first + 80];
+        config_problem_format(&error, 0, file, first, sizeof first);
+        if (error.count > 1)
+            snprintf(problem, sizeof problem, "%s (+%zu%s more; patterngate --check lists all)",
+                     first, error.count - 1, error.truncated ? "+" : "");
         else
-            snprintf(problem, sizeof problem, "%s", error.message);
+            snprintf(problem, sizeof problem, "%s", first);
         failed(r, trigger, problem);
         return;
     }

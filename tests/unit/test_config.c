@@ -76,6 +76,9 @@ static void assert_error_with_env(const char *json, const char *const *env,
     assert_null(cfg);
     assert_string_equal(error.message, expected);
     assert_int_equal(error.kind, kind);
+    if (error.count != 1)
+        fail_msg("%zu problems, expected 1 (the second: %s: %s)", error.count,
+                 error.problems[1].path, error.problems[1].reason);
 }
 
 static void assert_error(const char *json, const char *expected)
@@ -360,7 +363,8 @@ static void test_enum_values(void **state)
     assert_error("{'services': {'m': {'endpoints': ['h:1'], 'connect': 'sometimes'}}}",
                  "services.m.connect: expected one of eager, lazy");
     assert_error(WITH_ROUTES("{'method': 'get', 'path': '/a', 'service': 'math', 'pattern': 1}"),
-                 "routes[0].method: expected one of GET, POST, PUT, PATCH, DELETE, *");
+                 "routes[0].method: expected one of GET, POST, PUT, PATCH, DELETE, * "
+                 "(did you mean GET?)");
     assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'math', 'pattern': 1,"
                              " 'kind': 'broadcast'}"),
                  "routes[0].kind: expected one of send, emit");
@@ -374,17 +378,17 @@ static void test_enum_values(void **state)
 static void test_unknown_keys(void **state)
 {
     (void)state;
-    assert_error("{'listn': '127.0.0.1:8080'}", "listn: unknown key");
+    assert_error("{'listn': '127.0.0.1:8080'}", "listn: unknown key (did you mean listen?)");
     assert_error("{'limits': {'max body': 1}}", "limits[\"max body\"]: unknown key");
-    assert_error("{'auth': {'tokens': ['a']}}", "auth.tokens: unknown key");
+    assert_error("{'auth': {'bearer_tokens': ['a'], 'tokens': ['a']}}", "auth.tokens: unknown key");
     assert_error("{'log': {'format': 'json'}}", "log.format: unknown key");
     assert_error("{'services': {'math': {'endpoints': ['h:1'], 'timeout': 5}}}",
-                 "services.math.timeout: unknown key");
+                 "services.math.timeout: unknown key (did you mean timeout_ms?)");
     assert_error("{'services': {'math': {'endpoints': ['h:1'], 'tls': {'insecure': true}}}}",
                  "services.math.tls.insecure: unknown key");
     assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'math', 'pattern': 1},"
                              "{'metod': 'GET', 'path': '/b', 'service': 'math', 'pattern': 1}"),
-                 "routes[1].metod: unknown key");
+                 "routes[1].metod: unknown key (did you mean method?)");
 }
 
 /* ---- substitution -------------------------------------------------------- */
@@ -460,7 +464,7 @@ static void test_syntax_error_in_string(void **state)
 {
     (void)state;
     assert_error_with_env("{\n  'a': tru }", no_env, CONFIG_ERROR_SYNTAX,
-                          "<string>:2:10: invalid token near 'tru'");
+                          "<string>:2:8: tru is not a JSON value (did you mean true?)");
     assert_error_with_env("", no_env, CONFIG_ERROR_SYNTAX,
                           "<string>:1:1: '[' or '{' expected near end of file");
     assert_error_with_env("{'a': 1, 'a': 2}", no_env, CONFIG_ERROR_SYNTAX,
@@ -505,7 +509,7 @@ static void test_syntax_error_in_file(void **state)
     assert_int_equal(config_load_file(path, NULL, &cfg, &error), -1);
     assert_int_equal(error.kind, CONFIG_ERROR_SYNTAX);
     char expected[512];
-    snprintf(expected, sizeof expected, "%s:3:14: unexpected token near '}'", path);
+    snprintf(expected, sizeof expected, "%s:3:14: missing value after ':'", path);
     assert_string_equal(error.message, expected);
     unlink(path);
     rmdir(dir);
@@ -724,7 +728,7 @@ static void test_generic_api(void **state)
     assert_true(cfg->services[1].generic_api);
     config_free(cfg);
     snprintf(text, sizeof text, "{'generic_api': ['b', 'nope'], %s}", services);
-    assert_error(text, "generic_api[1]: unknown service \"nope\"");
+    assert_error(text, "generic_api[1]: unknown service \"nope\"; known: a, b");
     snprintf(text, sizeof text, "{'generic_api': 'all', %s}", services);
     assert_error(text, "generic_api: expected true, false or a list of service names");
     snprintf(text, sizeof text, "{'generic_api': [1], %s}", services);
@@ -770,9 +774,9 @@ static void test_route_errors(void **state)
 {
     (void)state;
     assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'time', 'pattern': 1}"),
-                 "routes[0].service: unknown service \"time\"");
+                 "routes[0].service: unknown service \"time\"; known: math, users");
     assert_error("{'routes': [{'method': 'GET', 'path': '/a', 'service': 'x', 'pattern': 1}]}",
-                 "routes[0].service: unknown service \"x\"");
+                 "routes[0].service: unknown service \"x\"; no services are defined");
     assert_error(WITH_ROUTES("{'method': 'GET', 'path': 'a', 'service': 'math', 'pattern': 1}"),
                  "routes[0].path: expected a path starting with '/'");
     assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a//b', 'service': 'math', 'pattern': 1}"),
@@ -800,9 +804,9 @@ static void test_error_text_stays_on_one_line(void **state)
     (void)state;
     assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'm\\n\\u0001',"
                              " 'pattern': 1}"),
-                 "routes[0].service: unknown service \"m\\n\\x01\"");
+                 "routes[0].service: unknown service \"m\\n\\x01\"; known: math, users");
     assert_error("{'services': {'m': {'endpoints': ['h:1']}}, 'generic_api': ['a\\tb']}",
-                 "generic_api[0]: unknown service \"a\\tb\"");
+                 "generic_api[0]: unknown service \"a\\tb\"; known: m");
 }
 
 static void test_route_conflicts(void **state)
@@ -1162,6 +1166,235 @@ static void test_schema_enums_are_the_loaders(void **state)
         if (check.found[i] != 1)
             fail_msg("schema: no enum at %s", loader_enums[i].path);
     json_decref(schema);
+/* ---- every problem, with its position --------------------------------------- */
+
+/* Loads json (single quotes become double) expecting a failure with the
+ * problems `expected`: "LINE:COLUMN: path: reason" each, in order. */
+static void assert_problems(const char *json, const char *const *expected, size_t count)
+{
+    config *cfg = (config *)1;
+    config_error error;
+    assert_int_equal(load_with_env(json, no_env, &cfg, &error), -1);
+    assert_null(cfg);
+    for (size_t i = 0; i < error.count && i < count; i++) {
+        char line[2048];
+        config_problem_format(&error, i, NULL, line, sizeof line);
+        if (strcmp(line, expected[i]) != 0)
+            fail_msg("problem %zu:\n  got      %s\n  expected %s", i, line, expected[i]);
+    }
+    if (error.count != count)
+        fail_msg("%zu problems, expected %zu; the last: %s: %s", error.count, count,
+                 error.problems[error.count - 1].path, error.problems[error.count - 1].reason);
+    assert_false(error.truncated);
+}
+
+/* The config of the command-line test with three problems, one per part. */
+static const char three_problems[] =
+    "{\n"
+    "  'listen': '127.0.0.1:8080',\n"
+    "  'services': {\n"
+    "    'users': { 'endpoints': ['127.0.0.1:3001'], 'timout_ms': 100 },\n"
+    "    'orders': { 'endpoints': ['127.0.0.1:3002'] }\n"
+    "  },\n"
+    "  'routes': [\n"
+    "    { 'method': 'GET', 'path': '/users/:id', 'service': 'users', 'pattern': 'get' },\n"
+    "    { 'method': 'GET', 'path': '/orders', 'service': 'orders', 'pattern': 'list' },\n"
+    "    { 'method': 'POST', 'path': '/users', 'service': 'user', 'pattern': 'create',\n"
+    "      'status': 302 }\n"
+    "  ]\n"
+    "}\n";
+
+static void test_every_problem_is_listed(void **state)
+{
+    (void)state;
+    config *cfg = NULL;
+    config_error error;
+    assert_int_equal(load_with_env(three_problems, no_env, &cfg, &error), -1);
+    assert_int_equal(error.count, 3);
+    assert_false(error.truncated);
+    const config_problem *p = error.problems;
+    assert_int_equal(p[0].kind, CONFIG_ERROR_SCHEMA);
+    assert_string_equal(p[0].path, "services.users.timout_ms");
+    assert_string_equal(p[0].reason, "unknown key (did you mean timeout_ms?)");
+    assert_int_equal(p[0].line, 4);
+    assert_int_equal(p[0].column, 49);
+    assert_string_equal(p[1].path, "routes[2].service");
+    assert_string_equal(p[1].reason, "unknown service \"user\"; known: users, orders");
+    assert_int_equal(p[1].line, 10);
+    assert_int_equal(p[1].column, 43);
+    assert_string_equal(p[2].path, "routes[2].status");
+    assert_string_equal(p[2].reason, "expected an integer from 200 to 299");
+    assert_int_equal(p[2].line, 11);
+    assert_int_equal(p[2].column, 7);
+    /* one message for the callers that show one: the first, as before */
+    assert_int_equal(error.kind, CONFIG_ERROR_SCHEMA);
+    assert_string_equal(error.message,
+                        "services.users.timout_ms: unknown key (did you mean timeout_ms?)");
+    char line[2048];
+    config_problem_format(&error, 1, "main.json", line, sizeof line);
+    assert_string_equal(line, "main.json:10:43: routes[2].service: unknown service \"user\"; "
+                              "known: users, orders");
+}
+
+/* Listed by position in the file, not in the order the loader checks. */
+static void test_problems_in_file_order(void **state)
+{
+    (void)state;
+    static const char *const expected[] = {
+        "2:3: routes[0].service: unknown service \"nope\"; no services are defined",
+        "3:3: workers: expected a positive integer or \"auto\"",
+        "4:3: listen: expected \"host:port\" (missing port)",
+    };
+    assert_problems("{'routes': [{'method': 'GET', 'path': '/a', 'pattern': 1,\n"
+                    "  'service': 'nope'}],\n"
+                    "  'workers': 0,\n"
+                    "  'listen': 'x'}",
+                    expected, 3);
+}
+
+static void test_at_most_twenty(void **state)
+{
+    (void)state;
+    char json[1024] = "{";
+    for (int i = 0; i < 25; i++)
+        snprintf(json + strlen(json), sizeof json - strlen(json), "%s'bogus%d': %d",
+                 i ? ",\n" : "", i, i);
+    strcat(json, "}");
+    config *cfg = NULL;
+    config_error error;
+    assert_int_equal(load_with_env(json, no_env, &cfg, &error), -1);
+    assert_int_equal(error.count, CONFIG_ERRORS_MAX);
+    assert_true(error.truncated);
+    assert_string_equal(error.problems[0].path, "bogus0");
+    assert_string_equal(error.problems[19].path, "bogus19");
+    assert_int_equal(error.problems[19].line, 20);
+    /* exactly twenty: all of them, nothing more */
+    strcpy(json, "{");
+    for (int i = 0; i < 20; i++)
+        snprintf(json + strlen(json), sizeof json - strlen(json), "%s'bogus%d': %d",
+                 i ? ", " : "", i, i);
+    strcat(json, "}");
+    assert_int_equal(load_with_env(json, no_env, &cfg, &error), -1);
+    assert_int_equal(error.count, 20);
+    assert_false(error.truncated);
+}
+
+/* A value with a problem gets one: an unset variable is not also a bad
+ * address; a misspelt required key is not also missing. */
+static void test_one_problem_per_value(void **state)
+{
+    (void)state;
+    static const char *const unset[] = {
+        "1:35: services.m.endpoints[0]: ${HOST} is not set",
+        "1:49: services.m.timeout_ms: expected a positive integer",
+    };
+    assert_problems("{'services': {'m': {'endpoints': ['${HOST}:1'], 'timeout_ms': 0}}}", unset, 2);
+    static const char *const misspelt[] = {
+        "1:21: services.m.endpoint: unknown key (did you mean endpoints?)",
+    };
+    assert_problems("{'services': {'m': {'endpoint': ['h:1']}}}", misspelt, 1);
+    /* a bad service name, and the service's fields still checked */
+    static const char *const bad_name[] = {
+        "1:15: services[\"m x\"]: bad service name (expected [A-Za-z0-9_.-]+)",
+        "1:37: services[\"m x\"].endpoints[0]: expected \"host:port\" (missing port)",
+    };
+    assert_problems("{'services': {'m x': {'endpoints': ['nohost']}}}", bad_name, 2);
+}
+
+/* After a bad part the loader goes on; it skips only what needs that part. */
+static void test_loading_goes_on(void **state)
+{
+    (void)state;
+    /* an unknown service: the route's other fields are still checked */
+    static const char *const unknown_service[] = {
+        "1:217: routes[0].service: unknown service \"x\"; known: math, users",
+        "1:233: routes[0].status: expected an integer from 200 to 299",
+        "1:269: routes[0].data.id: $path.uid is not a capture of /u/:id",
+    };
+    assert_problems(WITH_ROUTES("{'method': 'GET', 'path': '/u/:id', 'service': 'x', 'status': 1,"
+                                " 'pattern': 1, 'data': {'id': '$path.uid'}}"),
+                    unknown_service, 3);
+    /* a bad path: no check of the template (its captures are unknown), nor
+     * of conflicts */
+    static const char *const bad_path[] = {
+        "1:199: routes[0].path: empty segment (//)",
+        "1:297: routes[1].path: empty segment (//)",
+    };
+    assert_problems(WITH_ROUTES("{'method': 'GET', 'path': '/u//:id', 'service': 'math',"
+                                " 'pattern': 1, 'data': {'id': '$path.id'}},"
+                                "{'method': 'GET', 'path': '/u//:id', 'service': 'math',"
+                                " 'pattern': 1}"),
+                    bad_path, 2);
+    /* a route with a method and a path still meets the conflict check */
+    static const char *const conflict[] = {
+        "1:213: routes[0].service: unknown service \"x\"; known: math, users",
+        "1:243: routes[1]: conflicts with routes[0] (GET /c)",
+    };
+    assert_problems(WITH_ROUTES("{'method': 'GET', 'path': '/c', 'service': 'x', 'pattern': 1},"
+                                "{'method': 'GET', 'path': '/c', 'service': 'math', 'pattern': 1}"),
+                    conflict, 2);
+}
+
+/* A syntax error is one problem, at the likely cause. */
+static void test_syntax_problem(void **state)
+{
+    (void)state;
+    config *cfg = NULL;
+    config_error error;
+    config_load_options options = {.source_name = "main.json"};
+    const char *text = "{\n  \"listen\": \"127.0.0.1:8080\"\n  \"workers\": 2\n}\n";
+    assert_int_equal(config_load_string(text, strlen(text), &options, &cfg, &error), -1);
+    assert_int_equal(error.count, 1);
+    assert_int_equal(error.kind, CONFIG_ERROR_SYNTAX);
+    assert_int_equal(error.problems[0].kind, CONFIG_ERROR_SYNTAX);
+    assert_int_equal(error.problems[0].line, 2);
+    assert_int_equal(error.problems[0].column, 29);
+    assert_string_equal(error.problems[0].path, "");
+    assert_string_equal(error.problems[0].reason, "missing comma after the value on line 2?");
+    assert_string_equal(error.message, "main.json:2:29: missing comma after the value on line 2?");
+    char line[2048];
+    config_problem_format(&error, 0, "other.json", line, sizeof line);
+    assert_string_equal(line, "other.json:2:29: missing comma after the value on line 2?");
+    /* what jansson says is kept when no mistake explains it better */
+    text = "{\"a\": \"\\q\"}";
+    assert_int_equal(config_load_string(text, strlen(text), &options, &cfg, &error), -1);
+    assert_int_equal(error.count, 1);
+    assert_string_equal(error.message, "main.json:1:9: invalid escape near '\"\\q'");
+}
+
+static void test_problem_format(void **state)
+{
+    (void)state;
+    config *cfg = NULL;
+    config_error error;
+    char line[2048];
+    assert_int_equal(config_load_file("/nonexistent/pg.json", NULL, &cfg, &error), -1);
+    assert_int_equal(error.count, 1);
+    assert_int_equal(error.problems[0].line, 0);
+    assert_string_equal(error.problems[0].reason, "No such file or directory");
+    config_problem_format(&error, 0, "/nonexistent/pg.json", line, sizeof line);
+    assert_string_equal(line, "/nonexistent/pg.json: No such file or directory");
+    /* a schema problem: path and position, with or without a source */
+    assert_int_equal(load_with_env("{\n 'workers': 0}", no_env, &cfg, &error), -1);
+    config_problem_format(&error, 0, "f.json", line, sizeof line);
+    assert_string_equal(line, "f.json:2:2: workers: expected a positive integer or \"auto\"");
+    config_problem_format(&error, 0, NULL, line, sizeof line);
+    assert_string_equal(line, "2:2: workers: expected a positive integer or \"auto\"");
+    /* at the root, no path */
+    assert_int_equal(load_with_env("[1]", no_env, &cfg, &error), -1);
+    config_problem_format(&error, 0, "f.json", line, sizeof line);
+    assert_string_equal(line, "f.json:1:1: expected a JSON object at the top level");
+    /* cut short to the buffer, still a string */
+    config_problem_format(&error, 0, "f.json", line, 8);
+    assert_string_equal(line, "f.json:");
+    /* a success leaves no problem from before */
+    cfg = must_load("{}");
+    config_free(cfg);
+    assert_int_equal(load_with_env("{}", no_env, &cfg, &error), 0);
+    assert_int_equal(error.count, 0);
+    assert_int_equal(error.kind, CONFIG_ERROR_NONE);
+    assert_false(error.truncated);
+    config_free(cfg);
 }
 
 int main(void)
@@ -1206,6 +1439,13 @@ int main(void)
         cmocka_unit_test(test_schema_key_is_ignored),
         cmocka_unit_test(test_schema_defaults_are_the_loaders),
         cmocka_unit_test(test_schema_enums_are_the_loaders),
+        cmocka_unit_test(test_every_problem_is_listed),
+        cmocka_unit_test(test_problems_in_file_order),
+        cmocka_unit_test(test_at_most_twenty),
+        cmocka_unit_test(test_one_problem_per_value),
+        cmocka_unit_test(test_loading_goes_on),
+        cmocka_unit_test(test_syntax_problem),
+        cmocka_unit_test(test_problem_format),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The command line's main form: --check, --version, --help, bad usage and
-# PATTERNGATE_CONFIG, against the built binary.
+# The command line against the built binary: the main form (--check,
+# --config, --version, --help, bad usage, PATTERNGATE_CONFIG), config
+# problems as FILE:LINE:COLUMN: path: reason lines, and every subcommand's
+# --help and unknown options.
 # Usage: check.sh PATTERNGATE_BINARY SAMPLES_DIR EXAMPLES_DIR
 set -uo pipefail
 bin=$1 samples=$2 examples=$3
@@ -46,22 +48,60 @@ check_bad() {
 check_ok "valid file" "ok: 2 services, 3 routes" --check -c "$samples/valid.json"
 check_ok "option order" "ok: 2 services, 3 routes" -c "$samples/valid.json" --check
 check_ok "embedded default" "ok: 1 service, 0 routes" --check
-check_bad "syntax error" "patterngate: $samples/syntax_error.json:3:16: string or '}' expected near ','" \
+check_bad "syntax error" "patterngate: $samples/syntax_error.json:3:16: two commas in a row" \
   --check -c "$samples/syntax_error.json"
+check_bad "missing comma" \
+  "patterngate: $samples/missing_comma.json:4:48: missing comma after the value on line 4?" \
+  --check -c "$samples/missing_comma.json"
 check_bad "schema error" \
-  "patterngate: $samples/schema_error.json: services.math.endpoints[0]: expected \"host:port\" (missing port)" \
+  "patterngate: $samples/schema_error.json:3:29: services.math.endpoints[0]: expected \"host:port\" (missing port)" \
   --check -c "$samples/schema_error.json"
-check_bad "unknown key" "patterngate: $samples/unknown_key.json: services.math.tls.insecure: unknown key" \
+check_bad "unknown key" "patterngate: $samples/unknown_key.json:3:73: services.math.tls.insecure: unknown key" \
   --check -c "$samples/unknown_key.json"
 check_bad "missing file" "patterngate: $samples/nope.json: No such file or directory" \
   --check -c "$samples/nope.json"
+
+# --- every problem, one line each ---------------------------------------------
+three="$samples/three_errors.json"
+check_bad "three errors" \
+"patterngate: $three:4:49: services.users.timout_ms: unknown key (did you mean timeout_ms?)
+patterngate: $three:10:43: routes[2].service: unknown service \"user\"; known: users, orders
+patterngate: $three:11:7: routes[2].status: expected an integer from 200 to 299" \
+  --check -c "$three"
+run --check -c "$samples/many_errors.json"
+expect_code 2 "many errors"; expect_no_stdout "many errors"
+checks=$((checks + 1))
+[ "$(wc -l <"$err")" -eq 21 ] && [ "$(tail -n1 "$err")" = "patterngate: (more errors not shown)" ] &&
+  [ "$(sed -n 20p "$err")" = "patterngate: $samples/many_errors.json:21:3: bogus19: unknown key" ] ||
+  fail "many errors: expected the first 20 and '(more errors not shown)'"
+
+# --- --config, and a file given without -c ---------------------------------------
+check_ok "--config FILE" "ok: 2 services, 3 routes" --check --config "$samples/valid.json"
+check_ok "--config=FILE" "ok: 2 services, 3 routes" --config="$samples/valid.json" --check
+for args in "--check --config" "--check --config=" "--check -c"; do
+  run $args
+  expect_code 2 "'$args'"; expect_no_stdout "'$args'"
+  expect_stderr_has "needs a FILE" "'$args'"
+done
+run --check "$samples/valid.json"
+expect_code 2 "a bare file"; expect_no_stdout "a bare file"
+checks=$((checks + 1))
+[ "$(head -n1 "$err")" = "patterngate: unexpected argument '$samples/valid.json'; did you mean -c $samples/valid.json?" ] ||
+  fail "a bare file: expected 'did you mean -c FILE?'"
+run --check main.json
+expect_code 2 "a bare .json name"; expect_stderr_has "did you mean -c main.json?" "a bare .json name"
+run serve
+expect_code 2 "a bare word"
+checks=$((checks + 1))
+[ "$(head -n1 "$err")" = "patterngate: unexpected argument 'serve' (subcommands: call, emit, healthcheck)" ] ||
+  fail "a bare word: expected the subcommands named"
 
 # --- PATTERNGATE_CONFIG ---------------------------------------------------
 export PATTERNGATE_CONFIG="$samples/valid.json"
 check_ok "PATTERNGATE_CONFIG" "ok: 2 services, 3 routes" --check
 PATTERNGATE_CONFIG="$samples/schema_error.json"
 check_bad "PATTERNGATE_CONFIG invalid" \
-  "patterngate: $samples/schema_error.json: services.math.endpoints[0]: expected \"host:port\" (missing port)" \
+  "patterngate: $samples/schema_error.json:3:29: services.math.endpoints[0]: expected \"host:port\" (missing port)" \
   --check
 check_ok "-c wins over PATTERNGATE_CONFIG" "ok: 2 services, 3 routes" --check -c "$samples/valid.json"
 PATTERNGATE_CONFIG=""
@@ -70,12 +110,12 @@ unset PATTERNGATE_CONFIG
 
 # --- environment substitution -----------------------------------------------
 USERS_HOST="bad host" check_bad "substituted value checked" \
-  "patterngate: $samples/valid.json: services.users.endpoints[0]: expected \"host:port\" (bad host name)" \
+  "patterngate: $samples/valid.json:5:30: services.users.endpoints[0]: expected \"host:port\" (bad host name)" \
   --check -c "$samples/valid.json"
 
 # --- examples ------------------------------------------------------------------
 check_bad "spec example without its token" \
-  "patterngate: $examples/spec.json: auth.bearer_tokens[0]: \${GATEWAY_TOKEN} is not set" \
+  "patterngate: $examples/spec.json:7:31: auth.bearer_tokens[0]: \${GATEWAY_TOKEN} is not set" \
   --check -c "$examples/spec.json"
 GATEWAY_TOKEN=t0ken check_ok "spec example" "ok: 3 services, 4 routes" --check -c "$examples/spec.json"
 check_ok "egress example" "ok: 2 services, 0 routes" --check -c "$examples/egress.json"
@@ -95,8 +135,8 @@ for help in --help -h; do
   run $help
   expect_code 0 "$help"; expect_no_stderr "$help"
   for form in "patterngate [-c FILE] [--check] [--version] [--help]" "patterngate call" \
-      "patterngate emit" "patterngate healthcheck [URL]" "--timeout MS" "--check" \
-      "PATTERNGATE_CONFIG"; do
+      "patterngate emit" "patterngate healthcheck [-c FILE] [URL]" "--timeout MS" "--check" \
+      "-c, --config FILE" "takes --help" "PATTERNGATE_CONFIG"; do
     expect_stdout_has "$form" "$help"
   done
 done
@@ -109,6 +149,50 @@ for args in "--bogus" "-c" "--check extra" "-x --check"; do
   checks=$((checks + 1))
   head -n1 "$err" | grep -q '^patterngate: ' || fail "bad usage '$args': first line names the problem"
 done
+
+for args in "--bogus" "-x --check"; do
+  run $args
+  checks=$((checks + 1))
+  [ "$(head -n1 "$err")" = "patterngate: unknown option '${args%% *}'" ] ||
+    fail "bad usage '$args': the option named"
+done
+
+# --- subcommands: --help, unknown options ------------------------------------------
+for sub in call emit healthcheck; do
+  for help in --help -h; do
+    run $sub $help
+    expect_code 0 "$sub $help"; expect_no_stderr "$sub $help"
+    checks=$((checks + 1))
+    head -n1 "$out" | grep -q "^usage: patterngate $sub " || fail "$sub $help: usage on stdout"
+  done
+  run $sub --bogus
+  expect_code 2 "$sub --bogus"; expect_no_stdout "$sub --bogus"
+  checks=$((checks + 1))
+  [ "$(head -n1 "$err")" = "patterngate $sub: unknown option '--bogus'" ] ||
+    fail "$sub --bogus: the option named"
+  expect_stderr_has "usage: patterngate $sub" "$sub --bogus"
+done
+run call --timeout 5 --help
+expect_code 0 "call --help after an option"
+for opt in --timeout --tls-ca --servername; do
+  run call $opt
+  expect_code 2 "call $opt"; expect_stderr_has "option $opt needs a value" "call $opt"
+done
+run call --help
+for form in "--insecure" "--tls-cert F, --tls-key F" "--timeout MS" "PATTERN" "DATA"; do
+  expect_stdout_has "$form" "call --help"
+done
+run healthcheck --help
+for form in "-c, --config FILE" "admin_listen" "PATTERNGATE_CONFIG"; do
+  expect_stdout_has "$form" "healthcheck --help"
+done
+run healthcheck -c "$three"
+expect_code 2 "healthcheck with a bad config"; expect_no_stdout "healthcheck with a bad config"
+expect_stderr_has "patterngate: $three:10:43: routes[2].service" "healthcheck with a bad config"
+run healthcheck --config
+expect_code 2 "healthcheck --config"; expect_stderr_has "option --config needs a FILE" "healthcheck --config"
+run healthcheck -c "$samples/valid.json" http://127.0.0.1:1/healthz
+expect_code 2 "healthcheck with -c and a URL"; expect_stderr_has "not both" "healthcheck with -c and a URL"
 
 echo "$checks checks, $failures failures"
 [ "$failures" -eq 0 ]
