@@ -108,13 +108,18 @@ function runEnv() {
   return env;
 }
 
-// --check -c file: {ok, message} (message: the loader's, without "patterngate: FILE: ").
+// --check -c file: {ok, message} (message: the loader's first problem,
+// without "patterngate: FILE:LINE:COLUMN: ").
 function loaderCheck(binary, file) {
   const r = spawnSync(binary, ['--check', '-c', file], { env: runEnv(), encoding: 'utf8', timeout: 60000 });
-  const prefix = `patterngate: ${file}: `;
-  const stderr = (r.stderr || '').trim();
+  const prefix = `patterngate: ${file}:`;
+  const first = (r.stderr || '').trim().split('\n')[0];
   if (r.status === 0) return { ok: true, message: r.stdout.trim() };
-  if (r.status === 2) return { ok: false, message: stderr.startsWith(prefix) ? stderr.slice(prefix.length) : stderr };
+  if (r.status === 2) {
+    if (!first.startsWith(prefix)) return { ok: false, message: first };
+    return { ok: false, message: first.slice(prefix.length).replace(/^(\d+:\d+: )?/, '') };
+  }
+  const stderr = (r.stderr || '').trim();
   throw new Error(`patterngate --check -c ${file}: exit ${r.status} ${r.signal || ''}\n${stderr}`);
 }
 

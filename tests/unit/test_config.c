@@ -1166,6 +1166,8 @@ static void test_schema_enums_are_the_loaders(void **state)
         if (check.found[i] != 1)
             fail_msg("schema: no enum at %s", loader_enums[i].path);
     json_decref(schema);
+}
+
 /* ---- every problem, with its position --------------------------------------- */
 
 /* Loads json (single quotes become double) expecting a failure with the
