@@ -300,10 +300,11 @@ static void poll_error(int port, const char *method, const char *path, const cha
     }
 }
 
-/* GET /status on `port`: 200 and a JSON object (caller json_decref's). */
-static json_t *get_status(int port)
+/* GET /status on `port` with the header lines (NULL: none): 200 and a
+ * JSON object (caller json_decref's). */
+static json_t *get_status_with(int port, const char *const *headers)
 {
-    struct http_response r = request(port, "GET", "/status", NULL, NULL);
+    struct http_response r = request(port, "GET", "/status", headers, NULL);
     if (r.status != 200)
         fail_response(&r, "GET /status", "status %d, expected 200", r.status);
     json_t *j = parse_or_fail(&r, "GET /status");
@@ -312,6 +313,8 @@ static json_t *get_status(int port)
     http_response_free(&r);
     return j;
 }
+
+static json_t *get_status(int port) { return get_status_with(port, NULL); }
 
 static void fail_json(const json_t *j, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 
@@ -553,9 +556,9 @@ static void parse_scrape(scrape_t *s)
 }
 
 /* GET /metrics: 200, the 0.0.4 text Content-Type, parsed. */
-static scrape_t scrape(int port)
+static scrape_t scrape_with(int port, const char *const *headers)
 {
-    struct http_response r = request(port, "GET", "/metrics", NULL, NULL);
+    struct http_response r = request(port, "GET", "/metrics", headers, NULL);
     if (r.status != 200)
         fail_response(&r, "GET /metrics", "status %d, expected 200", r.status);
     const char *ct = http_header(&r, "Content-Type");
@@ -567,6 +570,8 @@ static scrape_t scrape(int port)
     parse_scrape(&s);
     return s;
 }
+
+static scrape_t scrape(int port) { return scrape_with(port, NULL); }
 
 /* The value of the sample `name` whose label set is exactly `labels` (a
  * JSON object text, "{}" for none); `absent` when there is none. */
@@ -844,7 +849,7 @@ static void admin_on_its_own_listener(void **state)
     stop_gw();
 }
 
-static void admin_on_main_listener_without_token(void **state)
+static void admin_on_main_listener_with_auth(void **state)
 {
     (void)state;
     static const char config[] =
@@ -856,10 +861,16 @@ static void admin_on_main_listener_without_token(void **state)
     static const char *const token[] = { "Authorization: Bearer t", NULL };
     struct gwproc *gw = start_gw(config, NULL, false, token);
     int port = gwproc_port(gw);
-    /* no token needed for the admin paths */
+    /* no token needed for the probes; /status and /metrics need it here */
     check_json(port, "GET", "/healthz", NULL, 200, "{\"status\":\"ok\"}");
     poll_json(port, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}", POLL_TIMEOUT_MS);
-    json_t *st = get_status(port);
+    const char *const closed[] = { "/status", "/metrics" };
+    for (int i = 0; i < 2; i++) {
+        struct http_response r = request(port, "GET", closed[i], NULL, NULL);
+        expect_error(&r, closed[i], 401, "unauthorized");
+        http_response_free(&r);
+    }
+    json_t *st = get_status_with(port, token);
     if (!json_is_null(json_object_get(st, "admin_listen")))
         fail_json(st, "/status: admin_listen should be null without admin_listen");
     char listen[32];
@@ -868,7 +879,7 @@ static void admin_on_main_listener_without_token(void **state)
     if (!l || strcmp(l, listen) != 0)
         fail_json(st, "/status: listen is not \"%s\"", listen);
     json_decref(st);
-    scrape_t s = scrape(port);
+    scrape_t s = scrape_with(port, token);
     if (!json_object_get(s.types, "patterngate_build_info"))
         fail_scrape(&s, "no patterngate_build_info on listen without admin_listen");
     scrape_free(&s);
@@ -883,7 +894,7 @@ static void admin_on_main_listener_without_token(void **state)
     expect_json(&r, "POST /sum/1 with the token", 200, "3");
     http_response_free(&r);
     /* the admin paths count as "admin" in the metrics, whatever listener */
-    s = scrape(port);
+    s = scrape_with(port, token);
     if (metric_or(&s, "patterngate_http_requests_total",
                   "{\"route\":\"admin\",\"method\":\"GET\",\"code\":\"200\"}", 0) < 1)
         fail_scrape(&s, "no admin request counted");
@@ -1816,7 +1827,7 @@ int main(void)
         cmocka_set_test_filter(filter);
     const struct CMUnitTest tests[] = {
         T(admin_on_its_own_listener),
-        T(admin_on_main_listener_without_token),
+        T(admin_on_main_listener_with_auth),
         T(readyz_flips_with_the_service),
         T(status_after_requests),
         T(metrics_count_exactly),
