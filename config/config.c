@@ -1,5 +1,6 @@
 #include "config/config.h"
 #include "core/defaults.h"
+#include "core/resolver.h"
 
 #include "config/cfg_locate.h"
 #include "config/cfg_syntax.h"
@@ -24,6 +25,8 @@ const char *const cfg_route_kind_names[2] = {"send", "emit"};
 const char *const cfg_reply_names[4] = {"auto", "array", "ndjson", "sse"};
 const char *const cfg_log_level_names[4] = {"debug", "info", "warn", "error"};
 const char *const cfg_connect_names[2] = {"eager", "lazy"};
+const char *const cfg_balance_names[2] = {"least_request", "round_robin"};
+const char *const cfg_fanout_names[2] = {"one", "all"};
 
 const char *config_method_name(config_method method)
 {
@@ -45,27 +48,34 @@ const char *config_log_level_name(config_log_level level)
     return cfg_log_level_names[level];
 }
 
-const char *config_connect_mode_name(config_connect_mode connect)
+const char *config_connect_mode_name(up_connect_mode_t connect)
 {
     return cfg_connect_names[connect];
+}
+
+const char *config_fanout_name(config_fanout fanout)
+{
+    return cfg_fanout_names[fanout];
 }
 
 /* ---- the schema: keys and integer rules ---------------------------------- */
 
 static const char *const top_keys[] = {
     "listen", "admin_listen", "workers", "shutdown_grace_ms", "generic_api", "auth",
-    "log", "limits", "services", "routes", NULL,
+    "log", "limits", "dns", "services", "routes", NULL,
 };
+static const char *const dns_keys[] = {"servers", NULL};
 static const char *const auth_keys[] = {"bearer_tokens", NULL};
 static const char *const log_keys[] = {"level", "access", NULL};
 static const char *const limits_keys[] = {
     "max_body_bytes", "max_connections", "max_inflight", "idle_timeout_ms", "max_reply_bytes", NULL,
 };
+/* The service's scalar settings come from core/settings.h's table. */
+#define SETTING_KEY(type, name, def, kind) #name,
 static const char *const service_keys[] = {
-    "endpoints", "pool_size", "connect", "connect_timeout_ms", "timeout_ms",
-    "retry_attempts", "retry_delay_ms", "max_message_bytes", "incomplete_frame_timeout_ms",
-    "metadata", "tls", NULL,
+    "endpoints", UP_SERVICE_SETTINGS(SETTING_KEY) "tls", NULL,
 };
+#undef SETTING_KEY
 static const char *const tls_keys[] = {"ca", "cert", "key", "servername", "verify", NULL};
 static const cfg_int_rule pool_size_rule = {1, CONFIG_POOL_SIZE_MAX,
                                             "an integer from 1 to 1024", false};
@@ -90,15 +100,7 @@ static void set_defaults(config *cfg)
 
 static void set_service_defaults(config_service *service)
 {
-    service->pool_size = PG_DEFAULT_POOL_SIZE;
-    service->connect = CONFIG_CONNECT_EAGER;
-    service->connect_timeout_ms = PG_DEFAULT_CONNECT_TIMEOUT_MS;
-    service->timeout_ms = PG_DEFAULT_TIMEOUT_MS;
-    service->retry_attempts = PG_DEFAULT_RETRY_ATTEMPTS;
-    service->retry_delay_ms = PG_DEFAULT_RETRY_DELAY_MS;
-    service->max_message_bytes = PG_DEFAULT_MAX_MESSAGE_BYTES;
-    service->incomplete_frame_timeout_ms = PG_DEFAULT_INCOMPLETE_FRAME_TIMEOUT_MS;
-    service->metadata = PG_DEFAULT_METADATA;
+    settings_defaults(&service->settings);
     service->generic_api = true;
 }
 
@@ -327,28 +329,54 @@ static int load_tls(cfg_loader *l, const json_t *object, config_service *service
     return rc;
 }
 
+/* One setting of core/settings.h's table, read by its kind. */
+typedef enum setting_kind { KIND_MS, KIND_MS0, KIND_COUNT0, KIND_POOL, KIND_BYTES, KIND_FLAG, KIND_CONNECT,
+                            KIND_BALANCE } setting_kind;
+
+static int read_setting(cfg_loader *l, const json_t *object, const char *key, setting_kind kind, void *field)
+{
+    uint64_t number = 0;
+    int rc = 0, choice = -1;
+    switch (kind) {
+    case KIND_MS:
+    case KIND_MS0:
+    case KIND_COUNT0:
+        rc = cfg_read_integer(l, object, key,
+                              kind == KIND_MS ? &cfg_positive_ms : kind == KIND_MS0 ? &cfg_non_negative_ms
+                                                                                     : &cfg_non_negative_count,
+                              &number);
+        if (!rc && json_object_get(object, key))
+            *(uint32_t *)field = (uint32_t)number;
+        return rc;
+    case KIND_POOL:
+        return cfg_read_unsigned(l, object, key, &pool_size_rule, (unsigned *)field);
+    case KIND_BYTES:
+        return cfg_read_integer(l, object, key, &cfg_positive_bytes, (uint64_t *)field);
+    case KIND_FLAG:
+        return cfg_read_bool(l, object, key, (bool *)field);
+    case KIND_CONNECT:
+    case KIND_BALANCE:
+        rc = kind == KIND_CONNECT ? cfg_read_enum(l, object, key, cfg_connect_names, 2, &choice)
+                                  : cfg_read_enum(l, object, key, cfg_balance_names, 2, &choice);
+        if (!rc && choice >= 0) {
+            if (kind == KIND_CONNECT)
+                *(up_connect_mode_t *)field = (up_connect_mode_t)choice;
+            else
+                *(up_balance_t *)field = (up_balance_t)choice;
+        }
+        return rc;
+    }
+    return 0;
+}
+
 static int load_service_fields(cfg_loader *l, const json_t *object, config_service *service)
 {
-    int connect = (int)service->connect;
     int rc = cfg_check_keys(l, object, service_keys);
     rc |= load_endpoints(l, object, service);
-    rc |= cfg_read_unsigned(l, object, "pool_size", &pool_size_rule, &service->pool_size);
-    rc |= cfg_read_enum(l, object, "connect", cfg_connect_names, CFG_COUNT_OF(cfg_connect_names),
-                        &connect);
-    rc |= cfg_read_integer(l, object, "connect_timeout_ms", &cfg_positive_ms,
-                           &service->connect_timeout_ms);
-    rc |= cfg_read_integer(l, object, "timeout_ms", &cfg_positive_ms, &service->timeout_ms);
-    rc |= cfg_read_unsigned(l, object, "retry_attempts", &cfg_non_negative_count,
-                            &service->retry_attempts);
-    rc |= cfg_read_integer(l, object, "retry_delay_ms", &cfg_non_negative_ms,
-                           &service->retry_delay_ms);
-    rc |= cfg_read_integer(l, object, "max_message_bytes", &cfg_positive_bytes,
-                           &service->max_message_bytes);
-    rc |= cfg_read_integer(l, object, "incomplete_frame_timeout_ms", &cfg_positive_ms,
-                           &service->incomplete_frame_timeout_ms);
-    rc |= cfg_read_bool(l, object, "metadata", &service->metadata);
+#define READ_SETTING(type, name, def, kind) rc |= read_setting(l, object, #name, KIND_##kind, &service->name);
+    UP_SERVICE_SETTINGS(READ_SETTING)
+#undef READ_SETTING
     rc |= load_tls(l, object, service);
-    service->connect = (config_connect_mode)connect;
     return rc;
 }
 
@@ -400,6 +428,44 @@ static void set_generic_api_for_all(config *cfg, bool on)
 {
     for (size_t i = 0; i < cfg->service_count; i++)
         cfg->services[i].generic_api = on;
+}
+
+/* dns.servers: "ip" or "ip:port" each, as core/resolver.h parses them. */
+static int load_dns(cfg_loader *l, const json_t *root)
+{
+    const json_t *dns;
+    if (cfg_read_object(l, root, "dns", &dns) != 0 || dns == NULL)
+        return dns == NULL ? 0 : -1;
+    size_t mark = cfg_path_push_key(&l->path, "dns");
+    int rc = cfg_check_keys(l, dns, dns_keys);
+    const json_t *servers = json_object_get(dns, "servers");
+    if (servers && (!json_is_array(servers) || json_array_size(servers) == 0 ||
+                    json_array_size(servers) > RESOLVER_MAX_SERVERS)) {
+        rc |= cfg_fail_at(l, "servers", "expected a list of 1 to 16 DNS servers (\"ip\" or \"ip:port\")");
+        servers = NULL;
+    }
+    if (servers) {
+        config *cfg = l->cfg;
+        cfg->dns_servers = cfg_calloc(l, json_array_size(servers), sizeof *cfg->dns_servers);
+        size_t inner = cfg_path_push_key(&l->path, "servers");
+        size_t index;
+        json_t *server;
+        json_array_foreach (servers, index, server) {
+            size_t at = cfg_path_push_index(&l->path, index);
+            resolver_server_t parsed;
+            const char *why = json_is_string(server) ? resolver_server_parse(json_string_value(server), &parsed)
+                                                     : "expected a string";
+            if (why)
+                rc |= cfg_fail(l, "%s (a DNS server is \"ip\" or \"ip:port\")", why);
+            else if (cfg->dns_servers && (cfg->dns_servers[cfg->dns_server_count] =
+                                              cfg_strdup(l, json_string_value(server))) != NULL)
+                cfg->dns_server_count++;
+            cfg_path_pop(&l->path, at);
+        }
+        cfg_path_pop(&l->path, inner);
+    }
+    cfg_path_pop(&l->path, mark);
+    return rc;
 }
 
 static int load_generic_api_name(cfg_loader *l, const json_t *name)
@@ -475,6 +541,7 @@ static int load_document(cfg_loader *l, json_t *root)
     load_auth(l, root);
     load_log(l, root);
     load_limits(l, root);
+    load_dns(l, root);
     /* routes need the services; generic_api names them */
     if (load_services(l, root) == 0 || l->cfg->services != NULL) {
         load_generic_api(l, root);
@@ -735,6 +802,9 @@ void config_free(config *cfg)
     for (size_t i = 0; i < cfg->bearer_token_count; i++)
         free(cfg->bearer_tokens[i]);
     free(cfg->bearer_tokens);
+    for (size_t i = 0; i < cfg->dns_server_count; i++)
+        free(cfg->dns_servers[i]);
+    free(cfg->dns_servers);
     free_services(cfg);
     free_routes(cfg);
     free(cfg->file);

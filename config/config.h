@@ -30,6 +30,7 @@
 #define PG_CONFIG_CONFIG_H
 
 #include "core/hostport.h"
+#include "core/settings.h"
 #include "config/cfg_path.h"
 #include "config/route_path.h"
 #include "config/template.h"
@@ -47,10 +48,6 @@ typedef enum config_log_level {
     CONFIG_LOG_ERROR,
 } config_log_level;
 
-typedef enum config_connect_mode {
-    CONFIG_CONNECT_EAGER, /* connect at start, keep reconnecting */
-    CONFIG_CONNECT_LAZY,  /* connect on first use */
-} config_connect_mode;
 
 typedef enum config_method {
     CONFIG_METHOD_GET,
@@ -96,23 +93,27 @@ typedef struct config_tls {
 } config_tls;
 
 /* Service names match [A-Za-z0-9_.-]+ (they go into URLs and metric
- * labels). */
+ * labels). The scalar settings (pool_size, connect, balance, timeouts,
+ * retry_attempts, max_message_bytes, resolve_interval_ms,
+ * max_connection_age_ms, metadata...) are core/settings.h's table, loaded
+ * from the keys of the same names with the table's defaults: reachable as
+ * fields (service->timeout_ms) and as one struct (service->settings). */
 typedef struct config_service {
     char *name;
-    hostport *endpoints;          /* >= 1 */
+    hostport *endpoints;          /* >= 1: IP literals or DNS names */
     size_t endpoint_count;
-    unsigned pool_size;           /* 1..1024, default 1 (per endpoint) */
-    config_connect_mode connect;  /* default eager */
-    uint64_t connect_timeout_ms;  /* >= 1, default 2000 */
-    uint64_t timeout_ms;          /* >= 1, default 5000 */
-    unsigned retry_attempts;      /* >= 0, default 0 */
-    uint64_t retry_delay_ms;      /* >= 0, default 100 */
-    uint64_t max_message_bytes;   /* >= 1, default 134217728 */
-    uint64_t incomplete_frame_timeout_ms; /* >= 1, default 30000 */
-    bool metadata;                /* default true */
+    union {
+        up_settings_t settings;
+        struct { UP_SERVICE_SETTINGS(UP_SETTINGS_FIELD) };
+    };
     bool generic_api;             /* reachable through /v1/send|emit/NAME */
     config_tls *tls;              /* NULL: plain TCP */
 } config_service;
+
+typedef enum config_fanout {
+    CONFIG_FANOUT_ONE, /* one endpoint, balanced */
+    CONFIG_FANOUT_ALL, /* every usable endpoint */
+} config_fanout;
 
 typedef struct config_route {
     config_method method;
@@ -125,6 +126,8 @@ typedef struct config_route {
     config_reply_mode reply;      /* default auto; always auto for emit */
     uint64_t timeout_ms;          /* default: the service's timeout_ms */
     unsigned status;              /* 200..299, default 200 send, 202 emit */
+    unsigned retries;             /* 0..PG_MAX_RETRIES, default 0 */
+    config_fanout fanout;         /* emit only; default one */
 } config_route;
 
 /* Millisecond values (timeouts, delays, grace) are at most
@@ -151,6 +154,9 @@ typedef struct config {
     size_t service_count;
     config_route *routes;
     size_t route_count;
+    char **dns_servers;           /* dns.servers ("ip" / "ip:port"); NULL:
+                                     /etc/resolv.conf's */
+    size_t dns_server_count;
 } config;
 
 /* ---- loading ------------------------------------------------------------- */
@@ -295,6 +301,7 @@ const char *config_method_name(config_method method);
 const char *config_route_kind_name(config_route_kind kind);
 const char *config_reply_mode_name(config_reply_mode reply);
 const char *config_log_level_name(config_log_level level);
-const char *config_connect_mode_name(config_connect_mode connect);
+const char *config_connect_mode_name(up_connect_mode_t connect);
+const char *config_fanout_name(config_fanout fanout);
 
 #endif

@@ -60,6 +60,8 @@ extern const char *const cfg_route_kind_names[2];
 extern const char *const cfg_reply_names[4];
 extern const char *const cfg_log_level_names[4];
 extern const char *const cfg_connect_names[2];
+extern const char *const cfg_balance_names[2];
+extern const char *const cfg_fanout_names[2];
 
 /* Integer rules shared by several keys (defined in config_reader.c). */
 extern const cfg_int_rule cfg_positive_ms;    /* 1..CONFIG_MS_MAX */

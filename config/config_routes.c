@@ -1,5 +1,6 @@
 /* The `routes` part of the config loader (see config_reader.h). */
 #include "config/config_reader.h"
+#include "core/defaults.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,11 +10,12 @@
 
 static const char *const route_keys[] = {
     "method", "path", "service", "pattern", "kind", "data", "reply", "timeout_ms",
-    "status", NULL,
+    "status", "retries", "fanout", NULL,
 };
 static const char *const admin_paths[] = {"healthz", "readyz", "status", "metrics"};
 
 static const cfg_int_rule status_rule = {200, 299, "an integer from 200 to 299", false};
+static const cfg_int_rule retries_rule = {0, PG_MAX_RETRIES, "an integer from 0 to 5", false};
 
 /* ---- one route ----------------------------------------------------------- */
 
@@ -89,6 +91,13 @@ static int load_kind_and_reply(cfg_loader *l, const json_t *object, config_route
     rc |= cfg_read_enum(l, object, "reply", cfg_reply_names, CFG_COUNT_OF(cfg_reply_names),
                         &reply);
     route->reply = (config_reply_mode)reply;
+    int fanout = CONFIG_FANOUT_ONE;
+    int fanout_rc = cfg_read_enum(l, object, "fanout", cfg_fanout_names, 2, &fanout);
+    if (fanout_rc == 0 && rc == 0 && fanout == CONFIG_FANOUT_ALL && route->kind != CONFIG_ROUTE_EMIT)
+        fanout_rc = cfg_fail_at(l, "fanout", "\"all\" is for emit routes only (a request has one reply)");
+    rc |= fanout_rc;
+    route->fanout = (config_fanout)fanout;
+    rc |= cfg_read_unsigned(l, object, "retries", &retries_rule, &route->retries);
     return rc;
 }
 

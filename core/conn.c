@@ -1,9 +1,10 @@
 /*
- * conn: one upstream connection's life: resolve, connect, (TLS handshake),
- * read frames, write coalesced packets, go down, back off, reconnect. The
- * state changes in exactly three places: conn_start (-> CONNECTING),
- * conn_established (-> CONNECTED) and conn_down (-> DISCONNECTED), each
- * checking where it comes from.
+ * conn: one upstream connection's life: connect to its endpoint's address,
+ * (TLS handshake), read frames, write coalesced packets, go down, back off,
+ * reconnect, retire. The state changes in exactly three places: conn_start
+ * (-> CONNECTING), conn_established (-> CONNECTED) and conn_down
+ * (-> DISCONNECTED), each checking where it comes from; its socket's phase
+ * (upstream_internal.h) in sock_set_phase alone.
  *
  * TLS sits between the socket and the frame codec: ciphertext is read into
  * the upstream's scratch buffer, fed to the connection's tls_conn_t, and
@@ -12,6 +13,7 @@
  * replies to post-handshake messages, close_notify) goes to `wire` after
  * every TLS call.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,11 +29,11 @@
  * sends no session ticket. Loopback alerts arrive in well under 1 ms. */
 #define TLS_VERDICT_GRACE_MS 200
 
-static void sock_release(up_sock_t *sock);
-
-void conn_init(up_conn_t *conn, up_endpoint_t *endpoint)
+up_conn_t *conn_new(up_endpoint_t *endpoint)
 {
-    memset(conn, 0, sizeof *conn);
+    up_conn_t *conn = calloc(1, sizeof *conn);
+    if (!conn)
+        return NULL;
     conn->state = UP_CONN_DISCONNECTED;
     conn->endpoint = endpoint;
     up_count(&endpoint->svc->stats->conns[UP_CONN_DISCONNECTED], 1);
@@ -41,12 +43,31 @@ void conn_init(up_conn_t *conn, up_endpoint_t *endpoint)
     timer_entry_init(&conn->reconnect_timer);
     timer_entry_init(&conn->tls_grace_timer);
     timer_entry_init(&conn->frame_timer);
+    timer_entry_init(&conn->age_timer);
+    list_push_back(&endpoint->conns, &conn->link);
+    endpoint->n_conns++;
+    return conn;
+}
+
+void conn_free(up_conn_t *conn)
+{
+    upstream_t *up = conn->endpoint->svc->up;
+    timer_entry_t *timers[] = { &conn->connect_timer, &conn->reconnect_timer, &conn->tls_grace_timer,
+                                &conn->frame_timer, &conn->age_timer };
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
+        timers_stop(&up->timers, timers[i]);
+    up_count(&conn->endpoint->svc->stats->conns[conn->state], -1);
+    list_remove(&conn->link);
+    conn->endpoint->n_conns--;
+    free(conn);
 }
 
 static upstream_t *up_of(up_conn_t *conn)
 {
     return conn->endpoint->svc->up;
 }
+
+static void sock_release(up_sock_t *sock);
 
 /* Every state change goes through here, so that the per-state counts of
  * the service stay true. */
@@ -67,13 +88,24 @@ void conn_set_error(up_conn_t *conn, const char *detail)
 
 /* ---- the socket of one attempt ---------------------------------------- */
 
+/* Every phase change, checked against the diagram in upstream_internal.h. */
+static void sock_set_phase(up_sock_t *sock, sock_phase_t phase)
+{
+    switch (phase) {
+    case SOCK_HANDSHAKING: assert(sock->phase == SOCK_CONNECTING); break;
+    case SOCK_OPEN: assert(sock->phase == SOCK_CONNECTING || sock->phase == SOCK_HANDSHAKING); break;
+    case SOCK_CLOSING: assert(sock->phase != SOCK_CLOSING && sock->phase != SOCK_CLOSED); break;
+    case SOCK_CLOSED: assert(sock->phase == SOCK_CLOSING); break;
+    case SOCK_CONNECTING: assert(0 && "a socket connects once"); break;
+    }
+    sock->phase = phase;
+}
+
 static void sock_maybe_free(up_sock_t *sock)
 {
-    if (sock->resolving || sock->tcp_open)
+    if (sock->phase != SOCK_CLOSED)
         return;
     upstream_t *up = sock->up;
-    if (sock->addrs)
-        uv_freeaddrinfo(sock->addrs);
     frame_decoder_free(&sock->in);
     buf_free(&sock->out);
     buf_free(&sock->inflight_out);
@@ -86,7 +118,7 @@ static void sock_maybe_free(up_sock_t *sock)
 static void on_tcp_closed(uv_handle_t *h)
 {
     up_sock_t *sock = h->data;
-    sock->tcp_open = 0;
+    sock_set_phase(sock, SOCK_CLOSED);
     sock_maybe_free(sock);
 }
 
@@ -94,8 +126,7 @@ static void on_tcp_closed(uv_handle_t *h)
  * can go at once (nothing else queued): a closing socket waits for no one. */
 static void send_close_notify(up_sock_t *sock)
 {
-    if (!sock->tls || !sock->tcp_connected || sock->writing || !sock->tcp_open ||
-        uv_is_closing((uv_handle_t *)&sock->tcp))
+    if (!sock->tls || sock->phase == SOCK_CONNECTING || sock->phase >= SOCK_CLOSING || sock->writing)
         return;
     tls_conn_shutdown(sock->tls);
     if (tls_conn_output(sock->tls, &sock->wire) <= 0)
@@ -112,24 +143,41 @@ static void sock_release(up_sock_t *sock)
     sock->conn = NULL;
     if (list_linked(&sock->flush_link))
         list_remove(&sock->flush_link);
-    if (sock->resolving)
-        uv_cancel((uv_req_t *)&sock->resolver);
-    if (sock->tcp_open && !uv_is_closing((uv_handle_t *)&sock->tcp))
+    if (sock->phase < SOCK_CLOSING) {
+        sock_set_phase(sock, SOCK_CLOSING);
         uv_close((uv_handle_t *)&sock->tcp, on_tcp_closed);
-    sock_maybe_free(sock);
+    }
 }
 
-static up_sock_t *sock_new(up_conn_t *conn)
+/* A socket that starts connecting to the endpoint's address, or NULL (out
+ * of memory, or uv refused: *rc says which). */
+static void on_connected(uv_connect_t *req, int status);
+
+static up_sock_t *sock_new(up_conn_t *conn, int *rc)
 {
     up_sock_t *sock = calloc(1, sizeof *sock);
-    if (!sock)
+    if (!sock) {
+        *rc = -ENOMEM;
         return NULL;
+    }
     sock->conn = conn;
     sock->up = up_of(conn);
+    sock->phase = SOCK_CONNECTING;
     frame_decoder_init(&sock->in, conn->endpoint->svc->opts.max_message_bytes);
     list_init(&sock->flush_link);
+    if ((*rc = uv_tcp_init(sock->up->loop, &sock->tcp)) < 0) {
+        frame_decoder_free(&sock->in);
+        free(sock);
+        return NULL;
+    }
     sock->up->open_handles++;
-    return sock;
+    sock->tcp.data = sock;
+    uv_tcp_nodelay(&sock->tcp, 1);
+    uv_tcp_keepalive(&sock->tcp, 1, 30);
+    sock->connect_req.data = sock;
+    *rc = uv_tcp_connect(&sock->connect_req, &sock->tcp, (const struct sockaddr *)&conn->endpoint->sockaddr,
+                         on_connected);
+    return sock; /* a failed connect is closed by the caller, like any */
 }
 
 size_t conn_unwritten(const up_conn_t *conn)
@@ -140,18 +188,11 @@ size_t conn_unwritten(const up_conn_t *conn)
 
 /* ---- going down and coming back --------------------------------------- */
 
-static uint64_t next_random(upstream_t *up)
-{
-    up->rng ^= up->rng << 13;
-    up->rng ^= up->rng >> 7;
-    up->rng ^= up->rng << 17;
-    return up->rng;
-}
-
 static void on_reconnect_timer(timer_entry_t *e)
 {
     up_conn_t *conn = LIST_OWNER(e, up_conn_t, reconnect_timer);
-    if (conn->state == UP_CONN_DISCONNECTED && !ep_ejected(conn->endpoint))
+    conn->next_attempt_wall = 0;
+    if (conn->state == UP_CONN_DISCONNECTED && ep_may_connect(conn->endpoint))
         conn_start(conn); /* an ejected endpoint restarts when it is over */
 }
 
@@ -162,13 +203,15 @@ static void arm_backoff(up_conn_t *conn)
     uint64_t delay = (uint64_t)BACKOFF_FIRST_MS << shift;
     if (delay > BACKOFF_MAX_MS)
         delay = BACKOFF_MAX_MS;
-    delay += next_random(up) % (delay / 5 + 1);
+    delay += up_random(up) % (delay / 5 + 1);
     conn->failures++;
+    conn->next_attempt_wall = up_wall_ms() + delay;
     timers_start(&up->timers, &conn->reconnect_timer, delay, on_reconnect_timer);
 }
 
-/* Fails every request of a list with one outcome. The list is moved aside
- * first: a callback may cancel or finish other requests of it. */
+/* Sends again (when they may be) or fails every request of a list. The
+ * list is moved aside first: a callback may cancel or finish other
+ * requests of it. */
 static void fail_list(list_node_t *list, up_outcome_t outcome, const char *detail)
 {
     list_node_t doomed;
@@ -176,42 +219,49 @@ static void fail_list(list_node_t *list, up_outcome_t outcome, const char *detai
     list_move_all(&doomed, list);
     list_node_t *node;
     while ((node = list_first(&doomed)) != NULL)
-        req_finish(LIST_OWNER(node, up_request_t, link), outcome, span_of(NULL, 0), detail);
+        req_connection_lost(LIST_OWNER(node, up_request_t, link), outcome, detail);
 }
 
 void conn_down(up_conn_t *conn, up_outcome_t outcome, const char *detail)
 {
     upstream_t *up = up_of(conn);
+    up_endpoint_t *ep = conn->endpoint;
     up_conn_state_t was = conn->state;
     if (was == UP_CONN_DISCONNECTED)
         return;
     set_state(conn, UP_CONN_DISCONNECTED);
-    conn_set_error(conn, detail);
-    up_report(conn, was == UP_CONN_CONNECTED ? UP_EV_DISCONNECTED : UP_EV_CONNECT_FAILED, detail);
+    int expected = conn->retiring || ep->state == UP_EP_DRAINING;
+    if (!expected) {
+        conn_set_error(conn, detail);
+        up_report(conn, was == UP_CONN_CONNECTED ? UP_EV_DISCONNECTED : UP_EV_CONNECT_FAILED, detail);
+    }
     timers_stop(&up->timers, &conn->connect_timer);
     timers_stop(&up->timers, &conn->tls_grace_timer);
     timers_stop(&up->timers, &conn->frame_timer);
+    timers_stop(&up->timers, &conn->age_timer);
     sock_release(conn->sock);
     conn->sock = NULL;
     conn->connected_since_wall = 0;
+    ep_conn_state_changed(ep);
     if (was == UP_CONN_CONNECTED && uv_now(up->loop) - conn->connected_at >= STABLE_AFTER_MS) {
         conn->failures = 0;
-        conn->endpoint->ejections = 0;
+        ep_stable(ep);
     }
     if (was == UP_CONN_CONNECTING)
-        up_count(&conn->endpoint->svc->stats->connects_failed, 1);
+        up_count(&ep->svc->stats->connects_failed, 1);
     fail_list(&conn->pending, outcome, detail);
     fail_list(&conn->emits, outcome, detail);
-    if (up->closing)
+    if (up->closing || expected)
         return;
     if (was == UP_CONN_CONNECTING)
-        ep_connect_failed(conn->endpoint);
+        ep_connect_failed(ep);
     else if (outcome == UP_BAD_MESSAGE)
-        ep_protocol_error(conn->endpoint);
-    if (conn->endpoint->svc->active && !ep_ejected(conn->endpoint))
+        ep_protocol_error(ep);
+    if (ep->svc->active && ep_may_connect(ep))
         arm_backoff(conn);
+    svc_target_failed(ep->target);
     if (was == UP_CONN_CONNECTING)
-        svc_conn_failed(conn->endpoint->svc, conn->last_error);
+        svc_conn_failed(ep->svc, conn->last_error);
 }
 
 static void on_connect_timeout(timer_entry_t *e)
@@ -219,7 +269,7 @@ static void on_connect_timeout(timer_entry_t *e)
     up_conn_t *conn = LIST_OWNER(e, up_conn_t, connect_timer);
     char detail[96];
     snprintf(detail, sizeof detail, "%s timed out after %u ms",
-             conn->sock && conn->sock->tcp_connected ? "TLS handshake" : "connect",
+             conn->sock && conn->sock->phase == SOCK_HANDSHAKING ? "TLS handshake" : "connect",
              conn->endpoint->svc->opts.connect_timeout_ms);
     conn_down(conn, UP_CLOSED, detail);
 }
@@ -333,7 +383,7 @@ static void tls_pump(up_sock_t *sock)
     up_conn_t *conn = sock->conn;
     tls_conn_t *tc = sock->tls;
     tls_status_t st;
-    if (!sock->tls_handshaken) {
+    if (sock->phase == SOCK_HANDSHAKING) {
         st = tls_conn_handshake(tc);
         if (st == TLS_FAILED) {
             tls_failed(sock, st);
@@ -342,7 +392,7 @@ static void tls_pump(up_sock_t *sock)
         sock_flush(sock);
         if (st == TLS_AGAIN || !sock->conn)
             return;
-        sock->tls_handshaken = 1;
+        sock_set_phase(sock, SOCK_OPEN);
         if (!tls_conn_is_tls13(tc)) {
             conn_established(conn);
         } else {
@@ -379,7 +429,7 @@ static void tls_pump(up_sock_t *sock)
 static void on_tls_grace_over(timer_entry_t *e)
 {
     up_conn_t *conn = LIST_OWNER(e, up_conn_t, tls_grace_timer);
-    if (conn->state == UP_CONN_CONNECTING && conn->sock && conn->sock->tls_handshaken)
+    if (conn->state == UP_CONN_CONNECTING && conn->sock && conn->sock->phase == SOCK_OPEN)
         conn_established(conn);
 }
 
@@ -389,18 +439,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (!sock->conn)
         return;
     if (nread > 0 && sock->tls) {
-        sock->got_bytes = 1;
+        sock->bytes_read += (uint64_t)nread;
         if (tls_conn_feed(sock->tls, buf->base, (size_t)nread))
             conn_down(sock->conn, UP_CLOSED, "out of memory reading a reply");
         else
             tls_pump(sock);
     } else if (nread > 0) {
-        if (!sock->got_bytes && looks_like_tls(buf->base, (size_t)nread)) {
+        if (sock->bytes_read == 0 && looks_like_tls(buf->base, (size_t)nread)) {
             conn_down(sock->conn, UP_BAD_MESSAGE,
                       "the service answered with TLS: give this service a \"tls\" section");
             return;
         }
-        sock->got_bytes = 1;
+        sock->bytes_read += (uint64_t)nread;
         frame_decoder_commit(&sock->in, (size_t)nread);
         up_count(&sock->conn->endpoint->svc->stats->bytes_in, nread);
         read_frames(sock);
@@ -425,26 +475,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- connecting --------------------------------------------------------- */
 
-static int connect_to(up_sock_t *sock, const struct sockaddr *addr);
-
-/* A name resolved to several addresses: the attempt moves on to the next
- * one on a fresh socket (a failed uv_tcp_t cannot connect again). */
-static int try_next_address(up_conn_t *conn, up_sock_t *failed)
+static void on_age(timer_entry_t *e)
 {
-    struct addrinfo *next = failed->next_addr;
-    if (!next)
-        return -1;
-    up_sock_t *sock = sock_new(conn);
-    if (!sock)
-        return -1;
-    sock->addrs = failed->addrs;
-    sock->next_addr = next->ai_next;
-    failed->addrs = NULL;
-    conn->sock = sock;
-    sock_release(failed);
-    if (connect_to(sock, next->ai_addr) < 0)
-        return try_next_address(conn, sock);
-    return 0;
+    ep_conn_aged(LIST_OWNER(e, up_conn_t, age_timer));
 }
 
 /* CONNECTING -> CONNECTED: requests may now be written. */
@@ -458,10 +491,15 @@ static void conn_established(up_conn_t *conn)
     set_state(conn, UP_CONN_CONNECTED);
     conn->connected_at = uv_now(up->loop);
     conn->connected_since_wall = up_wall_ms();
-    up_count(&conn->endpoint->svc->stats->connects_ok, 1);
-    ep_connected(conn->endpoint);
+    up_endpoint_t *ep = conn->endpoint;
+    uint32_t age = ep->svc->opts.max_connection_age_ms;
+    if (age) /* plus up to 10% jitter, so a pool's connections do not retire together */
+        timers_start(&up->timers, &conn->age_timer, age + up_random(up) % (age / 10 + 1), on_age);
+    up_count(&ep->svc->stats->connects_ok, 1);
+    ep_connected(ep);
+    ep_conn_state_changed(ep);
     up_report(conn, UP_EV_CONNECTED, NULL);
-    svc_conn_up(conn->endpoint->svc);
+    svc_conn_up(ep->svc);
 }
 
 static void start_tls(up_sock_t *sock)
@@ -469,11 +507,12 @@ static void start_tls(up_sock_t *sock)
     up_conn_t *conn = sock->conn;
     up_endpoint_t *ep = conn->endpoint;
     up_service_t *svc = ep->svc;
-    sock->tls = tls_conn_new(svc->tls, svc->servername ? svc->servername : ep->host, ep->tls_session);
+    sock->tls = tls_conn_new(svc->tls, svc->servername ? svc->servername : ep->target->host, ep->tls_session);
     if (!sock->tls) {
         conn_down(conn, UP_CLOSED, "cannot start TLS: out of memory");
         return;
     }
+    sock_set_phase(sock, SOCK_HANDSHAKING);
     tls_pump(sock);
 }
 
@@ -482,8 +521,6 @@ static void on_connected(uv_connect_t *req, int status)
     up_sock_t *sock = req->data;
     up_conn_t *conn = sock->conn;
     if (!conn || status == UV_ECANCELED)
-        return;
-    if (status < 0 && try_next_address(conn, sock) == 0)
         return;
     if (status < 0) {
         char detail[96];
@@ -496,52 +533,12 @@ static void on_connected(uv_connect_t *req, int status)
         conn_down(conn, UP_CLOSED, uv_strerror(rc));
         return;
     }
-    sock->tcp_connected = 1;
-    if (conn->endpoint->svc->tls)
+    if (conn->endpoint->svc->tls) {
         start_tls(sock);
-    else
-        conn_established(conn);
-}
-
-static int connect_to(up_sock_t *sock, const struct sockaddr *addr)
-{
-    int rc = uv_tcp_init(sock->up->loop, &sock->tcp);
-    if (rc < 0)
-        return rc;
-    sock->tcp.data = sock;
-    sock->tcp_open = 1;
-    uv_tcp_nodelay(&sock->tcp, 1);
-    uv_tcp_keepalive(&sock->tcp, 1, 30);
-    sock->connect_req.data = sock;
-    return uv_tcp_connect(&sock->connect_req, &sock->tcp, addr, on_connected);
-}
-
-static void fail_connect(up_conn_t *conn, const char *what, int rc)
-{
-    char detail[128];
-    snprintf(detail, sizeof detail, "%s: %s", what, uv_strerror(rc));
-    conn_down(conn, UP_CLOSED, detail);
-}
-
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    up_sock_t *sock = req->data;
-    sock->resolving = 0;
-    up_conn_t *conn = sock->conn;
-    if (!conn) {
-        uv_freeaddrinfo(res);
-        sock_maybe_free(sock);
         return;
     }
-    if (status < 0) {
-        fail_connect(conn, "cannot resolve host", status);
-        return;
-    }
-    sock->addrs = res;
-    sock->next_addr = res->ai_next;
-    int rc = connect_to(sock, res->ai_addr);
-    if (rc < 0 && try_next_address(conn, sock) < 0)
-        fail_connect(conn, "connect failed", rc);
+    sock_set_phase(sock, SOCK_OPEN);
+    conn_established(conn);
 }
 
 int conn_start(up_conn_t *conn)
@@ -549,34 +546,22 @@ int conn_start(up_conn_t *conn)
     if (conn->state != UP_CONN_DISCONNECTED)
         return 0;
     upstream_t *up = up_of(conn);
-    up_sock_t *sock = sock_new(conn);
+    int rc;
+    up_sock_t *sock = sock_new(conn, &rc);
     if (!sock)
-        return -ENOMEM;
-    if (conn->sock == NULL && conn->connected_at)
+        return rc;
+    if (conn->connected_at)
         conn->reconnects++;
     conn->sock = sock;
+    conn->next_attempt_wall = 0;
     set_state(conn, UP_CONN_CONNECTING);
     timers_stop(&up->timers, &conn->reconnect_timer);
     timers_start(&up->timers, &conn->connect_timer, conn->endpoint->svc->opts.connect_timeout_ms,
                  on_connect_timeout);
-
-    const up_endpoint_t *ep = conn->endpoint;
-    struct sockaddr_storage addr;
-    int port = atoi(ep->port), rc;
-    if (uv_ip4_addr(ep->host, port, (struct sockaddr_in *)&addr) == 0 ||
-        uv_ip6_addr(ep->host, port, (struct sockaddr_in6 *)&addr) == 0) {
-        rc = connect_to(sock, (const struct sockaddr *)&addr);
-        if (rc < 0)
-            fail_connect(conn, "connect failed", rc);
-        return 0;
-    }
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    sock->resolver.data = sock;
-    sock->resolving = 1;
-    rc = uv_getaddrinfo(up->loop, &sock->resolver, on_resolved, ep->host, ep->port, &hints);
-    if (rc < 0) {
-        sock->resolving = 0;
-        fail_connect(conn, "cannot resolve host", rc);
+    if (rc < 0) { /* the failure is reported like any failed attempt */
+        char detail[128];
+        snprintf(detail, sizeof detail, "connect failed: %s", uv_strerror(rc));
+        conn_down(conn, UP_CLOSED, detail);
     }
     return 0;
 }
@@ -590,7 +575,7 @@ int conn_write_request(up_conn_t *conn, up_request_t *req, span_t pattern, span_
     int rc;
     if (req->frame.len)
         rc = buf_append(&sock->out, req->frame.data, req->frame.len);
-    else if (req->is_event)
+    else if (req->kind == UP_KIND_EMIT)
         rc = msg_encode_event(&sock->out, pattern, data, metadata);
     else {
         char idtext[MSG_ID_MAX];
@@ -598,7 +583,8 @@ int conn_write_request(up_conn_t *conn, up_request_t *req, span_t pattern, span_
     }
     if (rc)
         return rc;
-    buf_free(&req->frame);
+    if (!req->retries_left)
+        buf_free(&req->frame);
     sock->bytes_queued += sock->out.len - before;
     req->write_end = sock->bytes_queued;
     if (!list_linked(&sock->flush_link))

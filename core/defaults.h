@@ -14,6 +14,9 @@
 #define PG_DEFAULT_MAX_MESSAGE_BYTES 134217728
 #define PG_DEFAULT_METADATA 1
 #define PG_DEFAULT_INCOMPLETE_FRAME_TIMEOUT_MS 30000
+#define PG_DEFAULT_RESOLVE_INTERVAL_MS 5000
+/* Requests a route may be resent at most (`retries`). */
+#define PG_MAX_RETRIES 5
 
 /* Bounds that keep one service from taking unbounded memory (not in
  * SPEC.md's config; README "Resilience"). Beyond them requests fail at once

@@ -76,6 +76,8 @@ int msg_parse_id(span_t id, uint64_t *out)
 /* The members Nest puts in a reply; absent ones have n == 0. */
 typedef struct reply_members {
     span_t id, response, err, status, is_disposed;
+    size_t unexpected;       /* other members */
+    span_t first_unexpected; /* the first one's key */
 } reply_members_t;
 
 static void pick_member(reply_members_t *m, span_t key, span_t value)
@@ -90,6 +92,8 @@ static void pick_member(reply_members_t *m, span_t key, span_t value)
         m->status = value;
     else if (jscan_string_eq(key, "isDisposed", 10))
         m->is_disposed = value;
+    else if (m->unexpected++ == 0)
+        m->first_unexpected = key;
 }
 
 static size_t skip_ws(span_t s, size_t pos)
@@ -139,6 +143,7 @@ int msg_read_reply(span_t message, msg_reply_t *out, char *why, size_t whylen)
     }
     out->id = span_of(m.id.p + 1, m.id.n - 2);
     out->value = span_of(NULL, 0);
+    out->unexpected = m.unexpected;
     if (m.status.n && jscan_string_eq(m.status, "error", 5)) {
         out->kind = MSG_REPLY_NO_HANDLER;
         out->value = m.err.n ? m.err : span_of(undefined_as_null, 4);
@@ -150,6 +155,9 @@ int msg_read_reply(span_t message, msg_reply_t *out, char *why, size_t whylen)
         out->value = m.response;
     } else if (jscan_truthy(m.is_disposed)) {
         out->kind = MSG_REPLY_DONE;
+    } else if (!m.err.n && !m.is_disposed.n && m.unexpected) {
+        out->kind = MSG_REPLY_FOREIGN;
+        out->value = m.first_unexpected;
     } else {
         out->kind = MSG_REPLY_VALUE;
         out->value = span_of(undefined_as_null, 4);

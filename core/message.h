@@ -41,14 +41,21 @@ typedef enum msg_reply_kind {
     MSG_REPLY_DONE,        /* complete, with no further value */
     MSG_REPLY_ERROR,       /* the handler failed; value = its `err` */
     MSG_REPLY_NO_HANDLER,  /* no handler for the pattern; value = `err` */
+    MSG_REPLY_FOREIGN,     /* not a Nest reply packet: none of `response`,
+                              `err`, `isDisposed`, and members other than
+                              `id` and `status` (a custom serializer);
+                              value = the first such member's key */
 } msg_reply_kind_t;
 
 typedef struct msg_reply {
     msg_reply_kind_t kind;
     span_t id;     /* the id string's raw content, without quotes */
     span_t value;  /* VALUE/LAST_VALUE: `response`; ERROR/NO_HANDLER: `err`;
-                      DONE: empty. Points into the message, or at a static
-                      "null" for a value JavaScript left undefined. */
+                      DONE: empty; FOREIGN: see above. Points into the
+                      message, or at a static "null" for a value JavaScript
+                      left undefined. */
+    size_t unexpected; /* members other than id, response, err, status,
+                          isDisposed */
 } msg_reply_t;
 
 /*
@@ -56,7 +63,11 @@ typedef struct msg_reply {
  * Nest's ClientProxy does: a top-level "status":"error" is the no-handler
  * packet; a truthy `err` is an error; a `response` is a value (the last when
  * `isDisposed` is truthy); else a truthy `isDisposed` is completion; a packet
- * with none of these is a value JavaScript left undefined, forwarded as null.
+ * with none of `response`, `err`, `isDisposed` is a value JavaScript left
+ * undefined, forwarded as null, when it has no other member than `id` and
+ * `status`, and FOREIGN when it has (Nest's own client would yield the
+ * whole packet as the value: docs/PROTOCOL.md says why the gateway does
+ * not).
  * Repeated keys: the last wins, as in JSON.parse.
  * Returns 0, or -1 with a reason in why[0..whylen) (invalid JSON with its
  * byte offset, not an object, no string "id").

@@ -1,7 +1,9 @@
 /*
- * upstream: services, their endpoints and the life of a request (waiting for
- * a connection, written, completed). Connections themselves are in conn.c.
+ * upstream: services, their names and endpoints, balancing, and the life of
+ * a request (waiting for a connection, written, retried, completed).
+ * Endpoints are in endpoint.c, connections in conn.c.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,18 +32,22 @@ const char *up_conn_state_name(up_conn_state_t state)
     return state < UP_CONN_STATE_COUNT ? names[state] : "unknown";
 }
 
+const char *up_dns_result_name(up_dns_result_t result)
+{
+    static const char *const names[UP_DNS_RESULT_COUNT] = { "ok", "empty", "error" };
+    return result < UP_DNS_RESULT_COUNT ? names[result] : "unknown";
+}
+
+const char *up_retry_reason_name(up_retry_reason_t reason)
+{
+    static const char *const names[UP_RETRY_REASON_COUNT] = { "closed", "unavailable" };
+    return reason < UP_RETRY_REASON_COUNT ? names[reason] : "unknown";
+}
+
 void up_service_opts_defaults(up_service_opts_t *o)
 {
     memset(o, 0, sizeof *o);
-    o->pool_size = PG_DEFAULT_POOL_SIZE;
-    o->connect = UP_CONNECT_EAGER;
-    o->connect_timeout_ms = PG_DEFAULT_CONNECT_TIMEOUT_MS;
-    o->timeout_ms = PG_DEFAULT_TIMEOUT_MS;
-    o->retry_attempts = PG_DEFAULT_RETRY_ATTEMPTS;
-    o->retry_delay_ms = PG_DEFAULT_RETRY_DELAY_MS;
-    o->max_message_bytes = PG_DEFAULT_MAX_MESSAGE_BYTES;
-    o->incomplete_frame_timeout_ms = PG_DEFAULT_INCOMPLETE_FRAME_TIMEOUT_MS;
-    o->metadata = PG_DEFAULT_METADATA;
+    settings_defaults(&o->settings);
 }
 
 uint64_t up_wall_ms(void)
@@ -51,7 +57,28 @@ uint64_t up_wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* ---- completing requests ------------------------------------------------ */
+uint64_t up_random(upstream_t *up)
+{
+    up->rng ^= up->rng << 13;
+    up->rng ^= up->rng >> 7;
+    up->rng ^= up->rng << 17;
+    return up->rng;
+}
+
+/* ---- a request's phase ------------------------------------------------------ */
+
+/* Every phase change goes through here (the diagram in upstream_internal.h). */
+static void req_set_phase(up_request_t *req, req_phase_t phase)
+{
+    switch (phase) {
+    case REQ_WAITING: assert(req->phase == REQ_WAITING || req->phase == REQ_WRITTEN); break;
+    case REQ_WRITTEN: assert(req->phase == REQ_WAITING); break;
+    case REQ_FINISHING: assert(req->phase == REQ_WAITING || req->phase == REQ_WRITTEN); break;
+    case REQ_DONE: assert(req->phase == REQ_FINISHING); break;
+    case REQ_CANCELLED: assert(req->phase != REQ_DONE && req->phase != REQ_CANCELLED); break;
+    }
+    req->phase = phase;
+}
 
 /*
  * Finished requests go to a short free list instead of free(): a busy
@@ -98,47 +125,72 @@ static void free_spare_requests(upstream_t *up)
     up->n_spare = 0;
 }
 
-/* Unlinks a request from wherever it is and from the accounting. */
+static void cancel_children(up_request_t *parent);
+
+/* Unlinks a request from wherever it is and from the accounting of the
+ * connection it was written on (a fanout parent lets its children go). */
 static void req_detach(up_request_t *req)
 {
     upstream_t *up = req->svc->up;
+    cancel_children(req);
     timers_stop(&up->timers, &req->timer);
     if (list_linked(&req->link))
         list_remove(&req->link);
-    if (req->phase == REQ_WRITTEN && !req->is_event)
+    up_conn_t *conn = req->conn; /* set exactly while it is written */
+    if (conn && req->kind != UP_KIND_EMIT)
         idmap_del(&up->requests, req->id);
-    if (req->conn) {
-        req->conn->inflight--;
+    if (conn) {
         req->conn = NULL;
+        conn->inflight--;
+        conn->endpoint->inflight--;
+        ep_request_left(conn->endpoint, conn);
     }
 }
 
+/* Fanout children are the parent's business: not counted themselves. */
 static void count_outcome(up_request_t *req, up_outcome_t outcome)
 {
+    if (req->parent || req->cb.on_done == NULL)
+        return;
     up_service_stats_t *st = req->svc->stats;
-    up_count(&st->outcomes[req->is_event][outcome], 1);
+    up_count(&st->outcomes[req->kind == UP_KIND_EMIT][outcome], 1);
     up_count(&st->inflight, -1);
     req->svc->up->inflight--;
 }
+
+static void child_done(up_request_t *child, up_outcome_t outcome);
 
 void req_finish(up_request_t *req, up_outcome_t outcome, span_t err, const char *detail)
 {
     upstream_t *up = req->svc->up;
     req_detach(req);
-    count_outcome(req, outcome);
-    up->in_callback = req;
-    req->cb.on_done(req->ctx, outcome, err, detail);
-    up->in_callback = NULL;
+    if (req->phase != REQ_FINISHING)
+        req_set_phase(req, REQ_FINISHING);
+    if (req->kind == UP_KIND_EMIT && !req->fanout && outcome == UP_OK)
+        req->delivered = 1;
+    if (req->parent) {
+        child_done(req, outcome);
+    } else {
+        count_outcome(req, outcome);
+        up->in_callback = req;
+        req->cb.on_done(req->ctx, outcome, err, detail);
+        up->in_callback = NULL;
+    }
+    if (req->phase == REQ_CANCELLED) { /* up_cancel from inside the callback */
+        req_free(req);
+        return;
+    }
+    req_set_phase(req, REQ_DONE);
     req_free(req);
 }
 
-/* For outcomes decided inside up_send/up_emit: the callback runs from the
- * next loop iteration, never from inside the call that started the request. */
+/* For outcomes decided inside up_submit: the callback runs from the next
+ * loop iteration, never from inside the call that started the request. */
 static void req_finish_later(up_request_t *req, up_outcome_t outcome, const char *detail)
 {
     upstream_t *up = req->svc->up;
     req_detach(req);
-    req->phase = REQ_FINISHING;
+    req_set_phase(req, REQ_FINISHING);
     req->outcome = outcome;
     req->detail = detail;
     list_push_back(&up->finished, &req->link);
@@ -151,7 +203,6 @@ static void run_finished(upstream_t *up)
     while ((node = list_first(&up->finished)) != NULL) {
         up_request_t *req = LIST_OWNER(node, up_request_t, link);
         list_remove(node);
-        req->phase = REQ_WAITING; /* detached: nothing left to unlink */
         req_finish(req, req->outcome, span_of(NULL, 0), req->detail);
     }
 }
@@ -160,164 +211,76 @@ void up_cancel(up_request_t *req)
 {
     upstream_t *up = req->svc->up;
     if (req == up->in_callback) {
-        req->cancelled = 1; /* the dispatcher frees it when the callback returns */
+        req_set_phase(req, REQ_CANCELLED); /* freed when the callback returns */
         return;
     }
     req_detach(req);
     count_outcome(req, UP_CANCELLED);
+    req_set_phase(req, REQ_CANCELLED);
     req_free(req);
 }
 
-/* ---- choosing a connection ---------------------------------------------- */
-
-static size_t conn_count(const up_service_t *svc)
+const char *up_request_address(const up_request_t *req)
 {
-    return svc->opts.n_endpoints * svc->opts.pool_size;
+    return req->address[0] ? req->address : NULL;
 }
 
-static up_conn_t *conn_at(up_service_t *svc, size_t i)
+size_t up_request_delivered(const up_request_t *req)
 {
-    return &svc->endpoints[i / svc->opts.pool_size].conns[i % svc->opts.pool_size];
+    return req->delivered;
 }
 
-static void drain_waiting(up_service_t *svc);
+/* ---- balancing ------------------------------------------------------------- */
 
-/* A connection that takes no more requests until it catches up. */
-static int conn_saturated(const up_conn_t *c)
-{
-    return c->inflight >= PG_CONN_MAX_PENDING || conn_unwritten(c) >= PG_CONN_MAX_UNWRITTEN;
-}
+/*
+ * The connection for a new request. Candidates are the ACTIVE endpoints
+ * with a connection that takes a request now (not `avoid`, unless it is the
+ * only one). least_request: two candidates at random, the one with fewer
+ * requests in flight (power of two choices); round_robin: the next in turn.
+ * Then that endpoint's least loaded connection. *full tells whether a
+ * connected connection was left out for being full.
+ */
+#define PICK_MAX 64
 
-/* The connected connection with the fewest requests in flight, leaving out
- * ejected endpoints and saturated connections; the scan starts at a
- * rotating place so equal ones take turns. *saturated tells whether a
- * connected one was left out for being full. */
-static up_conn_t *pick_conn(up_service_t *svc, int *saturated)
+static up_conn_t *pick_conn(up_service_t *svc, const up_endpoint_t *avoid, int *full)
 {
-    size_t n = conn_count(svc);
-    up_conn_t *best = NULL;
-    size_t start = svc->next_pick++ % n;
-    int full = 0;
-    for (size_t k = 0; k < n; k++) {
-        up_conn_t *c = conn_at(svc, (start + k) % n);
-        if (c->state != UP_CONN_CONNECTED || ep_ejected(c->endpoint))
+    int saturated = 0;
+    if (svc->n_eps == 1) { /* the common case: one address */
+        up_conn_t *c = ep_usable(svc->eps[0]) ? ep_best_conn(svc->eps[0], &saturated) : NULL;
+        if (full)
+            *full = saturated;
+        return c;
+    }
+    up_endpoint_t *cand[PICK_MAX];
+    up_conn_t *best[PICK_MAX];
+    size_t n = 0, avoided = PICK_MAX;
+    for (size_t i = 0; i < svc->n_eps && n < PICK_MAX; i++) {
+        up_endpoint_t *ep = svc->eps[i];
+        up_conn_t *c = ep_usable(ep) ? ep_best_conn(ep, &saturated) : NULL;
+        if (!c)
             continue;
-        if (conn_saturated(c)) {
-            full = 1;
-            continue;
-        }
-        if (!best || c->inflight < best->inflight)
-            best = c;
+        if (ep == avoid)
+            avoided = n;
+        cand[n] = ep;
+        best[n++] = c;
     }
-    if (saturated)
-        *saturated = full;
-    return best;
-}
-
-/* ---- outlier ejection ---------------------------------------------------- */
-
-int ep_ejected(const up_endpoint_t *ep) { return ep->ejected_until != 0; }
-
-/* The endpoint's bit in stats->ejected, for scrapes on other threads. */
-static void publish_ejected(up_endpoint_t *ep, int ejected)
-{
-    up_service_t *svc = ep->svc;
-    size_t index = (size_t)(ep - svc->endpoints);
-    if (index >= 64)
-        return;
-    uint64_t mask = up_read(&svc->stats->ejected), bit = 1ull << index;
-    atomic_store_explicit(&svc->stats->ejected, ejected ? mask | bit : mask & ~bit, memory_order_relaxed);
-}
-
-static void on_eject_over(timer_entry_t *e)
-{
-    up_endpoint_t *ep = LIST_OWNER(e, up_endpoint_t, eject_timer);
-    up_service_t *svc = ep->svc;
-    ep->ejected_until = 0;
-    ep->ejected_until_wall = 0;
-    publish_ejected(ep, 0);
-    if (!svc->active)
-        return;
-    for (unsigned k = 0; k < svc->opts.pool_size; k++)
-        if (ep->conns[k].state == UP_CONN_DISCONNECTED)
-            conn_start(&ep->conns[k]);
-    drain_waiting(svc);
-}
-
-static void maybe_eject(up_endpoint_t *ep, const char *why)
-{
-    up_service_t *svc = ep->svc;
-    upstream_t *up = svc->up;
-    if (ep_ejected(ep) || up->closing)
-        return;
-    int others = 0;
-    for (size_t i = 0; i < svc->opts.n_endpoints; i++)
-        others += &svc->endpoints[i] != ep && !ep_ejected(&svc->endpoints[i]);
-    if (others == 0)
-        return; /* never the last one */
-    unsigned shift = ep->ejections < 5 ? ep->ejections : 5;
-    uint64_t ms = (uint64_t)PG_EJECT_BASE_MS << shift;
-    if (ms > PG_EJECT_MAX_MS)
-        ms = PG_EJECT_MAX_MS;
-    ep->ejections++;
-    ep->connect_failures = ep->protocol_errors = 0;
-    ep->ejected_until = uv_now(up->loop) + ms;
-    ep->ejected_until_wall = up_wall_ms() + ms;
-    publish_ejected(ep, 1);
-    timers_start(&up->timers, &ep->eject_timer, ms, on_eject_over);
-    for (unsigned k = 0; k < svc->opts.pool_size; k++)
-        timers_stop(&up->timers, &ep->conns[k].reconnect_timer);
-    if (up->on_event) {
-        up_event_t ev = { .type = UP_EV_EJECTED, .service = svc->opts.name, .endpoint = ep->address,
-                          .detail = why, .ejected_ms = ms };
-        up->on_event(up->event_ctx, &ev);
+    if (full)
+        *full = saturated;
+    if (n == 0)
+        return NULL;
+    if (avoided < n && n > 1) { /* a retry: anywhere else */
+        cand[avoided] = cand[n - 1];
+        best[avoided] = best[n - 1];
+        n--;
     }
-}
-
-void ep_connect_failed(up_endpoint_t *ep)
-{
-    if (++ep->connect_failures >= PG_EJECT_AFTER)
-        maybe_eject(ep, "consecutive connect failures");
-}
-
-void ep_connected(up_endpoint_t *ep)
-{
-    ep->connect_failures = 0;
-}
-
-void ep_protocol_error(up_endpoint_t *ep)
-{
-    if (++ep->protocol_errors >= PG_EJECT_AFTER)
-        maybe_eject(ep, "consecutive protocol errors");
-}
-
-static int any_connecting(up_service_t *svc)
-{
-    for (size_t i = 0; i < conn_count(svc); i++)
-        if (conn_at(svc, i)->state == UP_CONN_CONNECTING)
-            return 1;
-    return 0;
-}
-
-/* Starts one connection attempt, skipping its backoff; a lazy pool's first
- * use starts all of its connections. 1 when an attempt is under way. */
-static int start_attempt(up_service_t *svc)
-{
-    if (!svc->active) {
-        svc->active = 1;
-        for (size_t i = 0; i < conn_count(svc); i++)
-            conn_start(conn_at(svc, i));
-        return any_connecting(svc);
-    }
-    if (any_connecting(svc))
-        return 1;
-    for (size_t i = 0; i < conn_count(svc); i++) {
-        up_conn_t *c = conn_at(svc, i);
-        if (c->state == UP_CONN_DISCONNECTED && !ep_ejected(c->endpoint) && conn_start(c) == 0 &&
-            c->state == UP_CONN_CONNECTING)
-            return 1;
-    }
-    return 0;
+    if (n == 1)
+        return best[0];
+    if (svc->opts.balance == UP_BALANCE_ROUND_ROBIN)
+        return best[svc->next_pick++ % n];
+    size_t a = up_random(svc->up) % n, b = up_random(svc->up) % (n - 1);
+    if (b >= a)
+        b++;
+    return cand[b]->inflight < cand[a]->inflight ? best[b] : best[a];
 }
 
 /* ---- writing a request -------------------------------------------------- */
@@ -328,15 +291,19 @@ static int write_on(up_conn_t *conn, up_request_t *req, span_t pattern, span_t d
     int rc = conn_write_request(conn, req, pattern, data, metadata);
     if (rc)
         return rc;
-    if (!req->is_event && (rc = idmap_put(&up->requests, req->id, req)) != 0)
+    if (req->kind != UP_KIND_EMIT && (rc = idmap_put(&up->requests, req->id, req)) != 0)
         return rc;
     if (list_linked(&req->link))
         list_remove(&req->link);
-    list_push_back(req->is_event ? &conn->emits : &conn->pending, &req->link);
-    req->phase = REQ_WRITTEN;
+    list_push_back(req->kind == UP_KIND_EMIT ? &conn->emits : &conn->pending, &req->link);
+    req_set_phase(req, REQ_WRITTEN);
     req->conn = conn;
+    up_endpoint_t *ep = conn->endpoint;
+    snprintf(req->address, sizeof req->address, "%s", ep->address);
     conn->inflight++;
     conn->requests++;
+    ep->inflight++;
+    ep->requests++;
     return 0;
 }
 
@@ -349,16 +316,143 @@ static void on_request_timeout(timer_entry_t *e)
         req_finish(req, UP_TIMEOUT, span_of(NULL, 0), "no complete reply within the timeout");
 }
 
+/* ---- events to every endpoint ------------------------------------------------- */
+
+static const up_callbacks_t child_callbacks = { NULL, NULL };
+
+/* Writes a fanout parent's event to every usable endpoint as one child
+ * event each. Returns how many were written (0: it keeps waiting). */
+static size_t fanout_write(up_request_t *parent)
+{
+    up_service_t *svc = parent->svc;
+    upstream_t *up = svc->up;
+    size_t written = 0;
+    for (size_t i = 0; i < svc->n_eps; i++) {
+        int full = 0;
+        up_conn_t *conn = ep_usable(svc->eps[i]) ? ep_best_conn(svc->eps[i], &full) : NULL;
+        up_request_t *child = conn ? req_alloc(up) : NULL;
+        if (!child)
+            continue;
+        list_init(&child->link);
+        timer_entry_init(&child->timer);
+        child->svc = svc;
+        child->kind = UP_KIND_EMIT;
+        child->parent = parent;
+        child->cb = child_callbacks;
+        child->phase = REQ_WAITING;
+        if (buf_append(&child->frame, parent->frame.data, parent->frame.len) || write_on(conn, child, span_of(NULL, 0),
+                                                                                   span_of(NULL, 0), span_of(NULL, 0))) {
+            buf_free(&child->frame);
+            free(child);
+            continue;
+        }
+        parent->children++;
+        written++;
+    }
+    if (written) {
+        if (list_linked(&parent->link))
+            list_remove(&parent->link);
+        req_set_phase(parent, REQ_WRITTEN);
+    }
+    return written;
+}
+
+static void child_done(up_request_t *child, up_outcome_t outcome)
+{
+    up_request_t *parent = child->parent;
+    child->parent = NULL;
+    if (!parent) /* the parent ended first (timeout, cancel) */
+        return;
+    if (outcome == UP_OK)
+        parent->delivered++;
+    else
+        parent->child_failure = outcome;
+    if (--parent->children > 0)
+        return;
+    req_finish(parent, parent->delivered ? UP_OK : parent->child_failure, span_of(NULL, 0),
+               parent->delivered ? NULL : "the event could not be written to any endpoint");
+}
+
+/* A fanout parent that ends (timeout, cancel) before its children: they
+ * finish on their own, unowned. */
+static void cancel_children(up_request_t *parent)
+{
+    if (!parent->children)
+        return;
+    up_service_t *svc = parent->svc;
+    for (size_t e = 0; e < svc->n_eps; e++)
+        for (list_node_t *n = svc->eps[e]->conns.next; n != &svc->eps[e]->conns; n = n->next) {
+            up_conn_t *c = LIST_OWNER(n, up_conn_t, link);
+            for (list_node_t *r = c->emits.next; r != &c->emits; r = r->next)
+                if (LIST_OWNER(r, up_request_t, link)->parent == parent)
+                    LIST_OWNER(r, up_request_t, link)->parent = NULL;
+        }
+    parent->children = 0;
+}
+
+/* ---- waiting for a connection ------------------------------------------------- */
+
+/* Writes a waiting request on `conn` (its packet is in req->frame). */
+static int write_waiting(up_conn_t *conn, up_request_t *req)
+{
+    return write_on(conn, req, span_of(NULL, 0), span_of(NULL, 0), span_of(NULL, 0));
+}
+
 /* Moves waiting requests onto connected connections, oldest first. */
 static void drain_waiting(up_service_t *svc)
 {
     list_node_t *node;
-    up_conn_t *conn;
-    while ((node = list_first(&svc->waiting)) != NULL && (conn = pick_conn(svc, NULL)) != NULL) {
+    while ((node = list_first(&svc->waiting)) != NULL) {
         up_request_t *req = LIST_OWNER(node, up_request_t, link);
-        if (write_on(conn, req, span_of(NULL, 0), span_of(NULL, 0), span_of(NULL, 0)))
+        up_conn_t *conn = pick_conn(svc, req->avoid, NULL);
+        if (!conn)
+            return;
+        if (req->fanout) { /* to every usable endpoint */
+            if (!fanout_write(req))
+                return;
+            continue;
+        }
+        if (write_waiting(conn, req))
             req_finish(req, UP_OVERLOADED, span_of(NULL, 0), "out of memory");
     }
+}
+
+/* Whether a connection attempt is under way, or a name's first answer. */
+static int attempt_under_way(const up_service_t *svc)
+{
+    for (size_t i = 0; i < svc->n_eps; i++)
+        if (ep_connecting(svc->eps[i]))
+            return 1;
+    for (size_t i = 0; i < svc->n_targets; i++)
+        if (svc->targets[i].query && !svc->targets[i].resolved)
+            return 1;
+    return 0;
+}
+
+/* Starts one connection attempt, skipping its backoff; a lazy service's
+ * first use starts all of its endpoints. 1 when an attempt is under way. */
+static int start_attempt(up_service_t *svc)
+{
+    if (!svc->active) {
+        svc->active = 1;
+        for (size_t i = 0; i < svc->n_eps; i++)
+            ep_start(svc->eps[i]);
+        return attempt_under_way(svc);
+    }
+    if (attempt_under_way(svc))
+        return 1;
+    for (size_t i = 0; i < svc->n_eps; i++) {
+        up_endpoint_t *ep = svc->eps[i];
+        if (!ep_may_connect(ep))
+            continue;
+        for (list_node_t *n = ep->conns.next; n != &ep->conns; n = n->next) {
+            up_conn_t *c = LIST_OWNER(n, up_conn_t, link);
+            if (c->state == UP_CONN_DISCONNECTED && !c->retiring && conn_start(c) == 0 &&
+                c->state == UP_CONN_CONNECTING)
+                return 1;
+        }
+    }
+    return 0;
 }
 
 void svc_conn_up(up_service_t *svc)
@@ -374,30 +468,46 @@ static void on_retry_timer(timer_entry_t *e)
         svc_conn_failed(svc, "no connection attempt could be started");
 }
 
-/* An attempt failed: requests whose wait is over fail; the others wait for
- * another attempt after retry_delay_ms. */
+static void count_retry(up_request_t *req, up_retry_reason_t reason)
+{
+    req->retries_left--;
+    up_count(&req->svc->stats->retries[reason], 1);
+}
+
+/* An attempt failed: requests whose wait is over fail (or, with retries
+ * left, wait once more); the others wait for another attempt after
+ * retry_delay_ms. */
 void svc_conn_failed(up_service_t *svc, const char *detail)
 {
     upstream_t *up = svc->up;
-    if (any_connecting(svc))
+    if (attempt_under_way(svc))
         return; /* another attempt may still succeed */
     uint64_t now = uv_now(up->loop);
     list_node_t doomed, *node;
     list_init(&doomed);
     for (node = svc->waiting.next; node != &svc->waiting;) {
         list_node_t *next = node->next;
-        if (LIST_OWNER(node, up_request_t, link)->wait_until <= now) {
-            list_remove(node);
-            list_push_back(&doomed, node);
+        up_request_t *req = LIST_OWNER(node, up_request_t, link);
+        if (req->wait_until <= now) {
+            if (req->retries_left) {
+                count_retry(req, UP_RETRY_UNAVAILABLE);
+                uint32_t delay = svc->opts.retry_delay_ms > 100 ? svc->opts.retry_delay_ms : 100;
+                req->wait_until = now + delay;
+            } else {
+                list_remove(node);
+                list_push_back(&doomed, node);
+            }
         }
         node = next;
     }
-    char why[200];
-    snprintf(why, sizeof why, "no connection to the service: %s", detail);
+    char why[240];
+    snprintf(why, sizeof why, "no connection to service %s: %s", svc->opts.name, detail);
     while ((node = list_first(&doomed)) != NULL)
         req_finish(LIST_OWNER(node, up_request_t, link), UP_UNAVAILABLE, span_of(NULL, 0), why);
-    if (!list_empty(&svc->waiting))
-        timers_start(&up->timers, &svc->retry_timer, svc->opts.retry_delay_ms, on_retry_timer);
+    if (!list_empty(&svc->waiting)) {
+        uint32_t delay = svc->opts.retry_delay_ms > 100 ? svc->opts.retry_delay_ms : 100;
+        timers_start(&up->timers, &svc->retry_timer, delay, on_retry_timer);
+    }
 }
 
 /* Whether at least `n` requests wait for a connection (only counted on the
@@ -410,12 +520,76 @@ static int waiting_at_least(const up_service_t *svc, size_t n)
     return count >= n;
 }
 
-typedef enum submit_kind { SUBMIT_SEND, SUBMIT_STREAM, SUBMIT_EMIT } submit_kind_t;
-
-static up_request_t *submit(up_service_t *svc, submit_kind_t kind, span_t pattern, span_t data,
-                            span_t metadata, uint32_t timeout_ms, const up_callbacks_t *cb, void *ctx)
+/* Puts a request (its packet in req->frame) among the waiting ones and
+ * makes sure a connection is on its way. Called from up_submit (`later`:
+ * outcomes go through the next loop iteration) or for a retry. */
+static void wait_for_connection(up_request_t *req, int later)
 {
-    int is_event = kind == SUBMIT_EMIT;
+    up_service_t *svc = req->svc;
+    upstream_t *up = svc->up;
+    uint32_t wait = svc->opts.retry_attempts * svc->opts.retry_delay_ms;
+    if (req->retries_left && wait < 100)
+        wait = 100; /* a retry waits for another endpoint a moment */
+    req->wait_until = uv_now(up->loop) + wait;
+    /* queued only after the attempt starts: an attempt that fails at once
+     * must not run this request's callback from inside up_submit */
+    int attempting = start_attempt(svc);
+    list_push_back(&svc->waiting, &req->link);
+    if (!attempting && svc->opts.retry_attempts == 0 && !req->retries_left) {
+        if (later)
+            req_finish_later(req, UP_UNAVAILABLE, "no connection to the service");
+        else
+            req_finish(req, UP_UNAVAILABLE, span_of(NULL, 0), "no connection to the service");
+    } else if (!attempting) {
+        timers_start(&up->timers, &svc->retry_timer, svc->opts.retry_delay_ms ? svc->opts.retry_delay_ms : 100,
+                     on_retry_timer);
+    }
+}
+
+/* ---- retries -------------------------------------------------------------------- */
+
+void req_connection_lost(up_request_t *req, up_outcome_t outcome, const char *detail)
+{
+    upstream_t *up = req->svc->up;
+    int may_retry = req->retries_left && outcome == UP_CLOSED && req->frame.len && !req->delivered &&
+                    !req->parent && req->phase == REQ_WRITTEN && !up->closing;
+    if (!may_retry) {
+        req_finish(req, outcome, span_of(NULL, 0), detail);
+        return;
+    }
+    count_retry(req, UP_RETRY_CLOSED);
+    req->avoid = req->conn ? req->conn->endpoint : NULL;
+    /* back to waiting, its timeout still running (it bounds the retries) */
+    uint64_t due = req->timer.due;
+    req_detach(req);
+    req_set_phase(req, REQ_WAITING);
+    uint64_t now = uv_now(up->loop);
+    timers_start(&up->timers, &req->timer, due > now ? due - now : 0, on_request_timeout);
+    up_conn_t *conn = pick_conn(req->svc, req->avoid, NULL);
+    if (conn) {
+        if (write_waiting(conn, req))
+            req_finish(req, UP_OVERLOADED, span_of(NULL, 0), "out of memory");
+        return;
+    }
+    wait_for_connection(req, 0);
+}
+
+/* ---- submitting ---------------------------------------------------------------- */
+
+static int encode(up_request_t *req, span_t pattern, span_t data, span_t metadata)
+{
+    char idtext[MSG_ID_MAX];
+    return req->kind == UP_KIND_EMIT ? msg_encode_event(&req->frame, pattern, data, metadata)
+                                     : msg_encode_request(&req->frame, pattern, data, msg_format_id(req->id, idtext),
+                                                          metadata);
+}
+
+up_request_t *up_submit(up_service_t *svc, up_kind_t kind, span_t pattern, span_t data, span_t metadata,
+                        const up_request_opts_t *opts, const up_callbacks_t *cb, void *ctx)
+{
+    static const up_request_opts_t no_opts = { 0, 0, false };
+    if (!opts)
+        opts = &no_opts;
     upstream_t *up = svc->up;
     up_request_t *req = req_alloc(up);
     if (!req)
@@ -423,9 +597,9 @@ static up_request_t *submit(up_service_t *svc, submit_kind_t kind, span_t patter
     list_init(&req->link);
     timer_entry_init(&req->timer);
     req->svc = svc;
-    req->is_event = is_event;
-    req->per_value_timeout = kind == SUBMIT_STREAM;
-    req->timeout_ms = timeout_ms ? timeout_ms : svc->opts.timeout_ms;
+    req->kind = kind;
+    req->timeout_ms = opts->timeout_ms ? opts->timeout_ms : svc->opts.timeout_ms;
+    req->retries_left = opts->retries < PG_MAX_RETRIES ? opts->retries : PG_MAX_RETRIES;
     req->id = up->next_id++;
     req->cb = *cb;
     req->ctx = ctx;
@@ -435,11 +609,17 @@ static up_request_t *submit(up_service_t *svc, submit_kind_t kind, span_t patter
     if (!svc->opts.metadata)
         metadata = span_of(NULL, 0);
     timers_start(&up->timers, &req->timer, req->timeout_ms, on_request_timeout);
-
+    int fanout = kind == UP_KIND_EMIT && opts->fanout_all;
+    if ((req->retries_left || fanout) && encode(req, pattern, data, metadata)) {
+        req_finish_later(req, UP_OVERLOADED, "out of memory");
+        return req;
+    }
+    req->fanout = fanout;
     int saturated = 0;
-    up_conn_t *conn = pick_conn(svc, &saturated);
+    up_conn_t *conn = pick_conn(svc, NULL, &saturated);
     if (conn) {
-        if (write_on(conn, req, pattern, data, metadata))
+        int rc = fanout ? (fanout_write(req) ? 0 : -1) : write_on(conn, req, pattern, data, metadata);
+        if (rc)
             req_finish_later(req, UP_OVERLOADED, "out of memory");
         return req;
     }
@@ -453,41 +633,33 @@ static up_request_t *submit(up_service_t *svc, submit_kind_t kind, span_t patter
         return req;
     }
     /* No connection: keep the packet and wait for one (SPEC.md, Services). */
-    char idtext[MSG_ID_MAX];
-    int rc = is_event ? msg_encode_event(&req->frame, pattern, data, metadata)
-                      : msg_encode_request(&req->frame, pattern, data, msg_format_id(req->id, idtext), metadata);
-    if (rc) {
+    if (!req->frame.len && encode(req, pattern, data, metadata)) {
         req_finish_later(req, UP_OVERLOADED, "out of memory");
         return req;
     }
-    req->wait_until = uv_now(up->loop) + (uint64_t)svc->opts.retry_attempts * svc->opts.retry_delay_ms;
-    /* Queued only after the attempt starts: an attempt that fails at once
-     * must not run this request's callback from inside this call. */
-    int attempting = start_attempt(svc);
-    list_push_back(&svc->waiting, &req->link);
-    if (!attempting && svc->opts.retry_attempts == 0)
-        req_finish_later(req, UP_UNAVAILABLE, "no connection to the service");
-    else if (!attempting)
-        timers_start(&up->timers, &svc->retry_timer, svc->opts.retry_delay_ms, on_retry_timer);
+    wait_for_connection(req, 1);
     return req;
 }
 
-up_request_t *up_send(up_service_t *svc, span_t pattern, span_t data, span_t metadata,
-                      uint32_t timeout_ms, const up_callbacks_t *cb, void *ctx)
+up_request_t *up_send(up_service_t *svc, span_t pattern, span_t data, span_t metadata, uint32_t timeout_ms,
+                      const up_callbacks_t *cb, void *ctx)
 {
-    return submit(svc, SUBMIT_SEND, pattern, data, metadata, timeout_ms, cb, ctx);
+    up_request_opts_t o = { timeout_ms, 0, false };
+    return up_submit(svc, UP_KIND_SEND, pattern, data, metadata, &o, cb, ctx);
 }
 
-up_request_t *up_stream(up_service_t *svc, span_t pattern, span_t data, span_t metadata,
-                        uint32_t timeout_ms, const up_callbacks_t *cb, void *ctx)
+up_request_t *up_stream(up_service_t *svc, span_t pattern, span_t data, span_t metadata, uint32_t timeout_ms,
+                        const up_callbacks_t *cb, void *ctx)
 {
-    return submit(svc, SUBMIT_STREAM, pattern, data, metadata, timeout_ms, cb, ctx);
+    up_request_opts_t o = { timeout_ms, 0, false };
+    return up_submit(svc, UP_KIND_STREAM, pattern, data, metadata, &o, cb, ctx);
 }
 
-up_request_t *up_emit(up_service_t *svc, span_t pattern, span_t data, span_t metadata,
-                      uint32_t timeout_ms, const up_callbacks_t *cb, void *ctx)
+up_request_t *up_emit(up_service_t *svc, span_t pattern, span_t data, span_t metadata, uint32_t timeout_ms,
+                      const up_callbacks_t *cb, void *ctx)
 {
-    return submit(svc, SUBMIT_EMIT, pattern, data, metadata, timeout_ms, cb, ctx);
+    up_request_opts_t o = { timeout_ms, 0, false };
+    return up_submit(svc, UP_KIND_EMIT, pattern, data, metadata, &o, cb, ctx);
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -495,21 +667,37 @@ up_request_t *up_emit(up_service_t *svc, span_t pattern, span_t data, span_t met
 static void deliver_value(up_request_t *req, span_t value)
 {
     upstream_t *up = req->svc->up;
+    req->delivered = 1; /* a value went out: never sent again */
     up->in_callback = req;
     req->cb.on_value(req->ctx, value);
     up->in_callback = NULL;
+}
+
+/* A reply that is not a Nest reply packet (a custom serializer): its
+ * request fails at once, and the first one per connection is logged. */
+static void foreign_reply(up_conn_t *conn, up_request_t *req, span_t message, const char *why)
+{
+    if (!conn->foreign_logged) {
+        conn->foreign_logged = true;
+        char head[208];
+        size_t n = message.n < 200 ? message.n : 200;
+        memcpy(head, message.p, n);
+        head[n] = '\0';
+        up_report(conn, UP_EV_FOREIGN_REPLY, head);
+    }
+    req_finish(req, UP_BAD_MESSAGE, span_of(NULL, 0), why);
 }
 
 void svc_reply(up_conn_t *conn, span_t message)
 {
     up_service_t *svc = conn->endpoint->svc;
     msg_reply_t reply;
-    char why[160];
+    char why[200];
     if (msg_read_reply(message, &reply, why, sizeof why)) {
         conn_down(conn, UP_BAD_MESSAGE, why);
         return;
     }
-    conn->endpoint->protocol_errors = 0;
+    ep_reply_ok(conn->endpoint);
     uint64_t id;
     up_request_t *req = NULL;
     if (msg_parse_id(reply.id, &id))
@@ -521,12 +709,13 @@ void svc_reply(up_conn_t *conn, span_t message)
     switch (reply.kind) {
     case MSG_REPLY_VALUE:
     case MSG_REPLY_LAST_VALUE:
-        if (req->per_value_timeout && reply.kind == MSG_REPLY_VALUE)
+        if (req->kind == UP_KIND_STREAM && reply.kind == MSG_REPLY_VALUE)
             timers_start(&svc->up->timers, &req->timer, req->timeout_ms, on_request_timeout);
         deliver_value(req, reply.value);
-        if (req->cancelled) {
-            req->cancelled = 0;
-            up_cancel(req);
+        if (req->phase == REQ_CANCELLED) { /* up_cancel from inside on_value */
+            req_detach(req);
+            count_outcome(req, UP_CANCELLED);
+            req_free(req);
             return;
         }
         if (reply.kind == MSG_REPLY_LAST_VALUE)
@@ -541,21 +730,269 @@ void svc_reply(up_conn_t *conn, span_t message)
     case MSG_REPLY_NO_HANDLER:
         req_finish(req, UP_NO_HANDLER, reply.value, "the service has no handler for the pattern");
         return;
+    case MSG_REPLY_FOREIGN:
+        snprintf(why, sizeof why,
+                 "the reply of service %s is not a Nest reply packet: it has the member %.*s%s and none of "
+                 "response, err, isDisposed (does the service use a custom serializer?)",
+                 svc->opts.name, (int)(reply.value.n > 40 ? 40 : reply.value.n), reply.value.p,
+                 reply.unexpected > 1 ? " and others" : "");
+        foreign_reply(conn, req, message, why);
+        return;
     }
+}
+
+/* ---- names ---------------------------------------------------------------------- */
+
+/* Names are looked up again at least this far apart, whatever triggers it. */
+#define RESOLVE_MIN_GAP_MS 1000
+
+static void on_resolve_timer(timer_entry_t *e);
+static void target_lookup(up_target_t *t);
+
+static int make_resolver(upstream_t *up, char *err, size_t errlen)
+{
+    if (up->resolver)
+        return 0;
+    resolver_options_t o = { (const char *const *)up->dns_servers, up->n_dns_servers, 0, 0 };
+    return resolver_new(up->loop, &o, &up->resolver, err, errlen);
+}
+
+static up_endpoint_t *find_endpoint(up_service_t *svc, const up_target_t *t, const resolver_addr_t *addr)
+{
+    for (size_t i = 0; i < svc->n_eps; i++) {
+        up_endpoint_t *ep = svc->eps[i];
+        if (ep->target == t && ep->state != UP_EP_DRAINING && resolver_addr_cmp(&ep->addr, addr) == 0)
+            return ep;
+    }
+    return NULL;
+}
+
+/* The addresses of a good answer, plus the previous ones of any family
+ * whose query failed (unknown is not gone). Sorted; *out to free. */
+static size_t merge_answer(const up_target_t *t, const resolver_answer_t *a, resolver_addr_t **out)
+{
+    size_t n = a->naddrs;
+    resolver_addr_t *all = malloc((a->naddrs + t->naddrs + 1) * sizeof *all);
+    if (!all)
+        return SIZE_MAX;
+    memcpy(all, a->addrs, a->naddrs * sizeof *all);
+    for (size_t i = 0; i < t->naddrs; i++) {
+        unsigned bit = t->addrs[i].family == RESOLVER_IPV4 ? RESOLVER_FAILED_IPV4 : RESOLVER_FAILED_IPV6;
+        if (a->failed_families & bit)
+            all[n++] = t->addrs[i];
+    }
+    *out = all;
+    return resolver_addrs_sort(all, n);
+}
+
+/* Endpoints for the addresses that joined, draining for those that left. */
+static void apply_answer(up_target_t *t, resolver_addr_t *addrs, size_t n)
+{
+    up_service_t *svc = t->svc;
+    size_t *joined = malloc((n + 1) * sizeof *joined), *left = malloc((t->naddrs + 1) * sizeof *left);
+    size_t n_joined = 0, n_left = 0;
+    if (!joined || !left) {
+        free(joined);
+        free(left);
+        free(addrs);
+        return;
+    }
+    resolver_addrs_diff(t->addrs, t->naddrs, addrs, n, joined, &n_joined, left, &n_left);
+    for (size_t i = 0; i < n_left; i++) {
+        up_endpoint_t *ep = find_endpoint(svc, t, &t->addrs[left[i]]);
+        if (ep)
+            ep_drain(ep);
+    }
+    for (size_t i = 0; i < n_joined; i++)
+        if (!find_endpoint(svc, t, &addrs[joined[i]]))
+            (void)ep_new(svc, t, &addrs[joined[i]]);
+    free(t->addrs);
+    t->addrs = addrs;
+    t->naddrs = n;
+    if (n_joined || n_left) {
+        up_event_t ev = { .type = UP_EV_RESOLVED, .service = svc->opts.name, .endpoint = t->host,
+                          .joined = n_joined, .left = n_left, .total = n };
+        up_report_service(svc, &ev);
+    }
+    free(joined);
+    free(left);
+    if (n_joined)
+        svc_conn_up(svc); /* nothing is connected yet, but it sets the pace */
+}
+
+static void schedule_lookup(up_target_t *t, uint64_t delay_ms)
+{
+    up_service_t *svc = t->svc;
+    timers_t *timers = &svc->up->timers;
+    if (timer_armed(&t->resolve_timer) && t->resolve_timer.due <= uv_now(svc->up->loop) + delay_ms)
+        return; /* sooner already */
+    timers_start(timers, &t->resolve_timer, delay_ms, on_resolve_timer);
+}
+
+/* When to ask again: resolve_interval_ms, sooner when the records say so
+ * (TTL, at least RESOLVE_MIN_GAP_MS), and every second while the name has
+ * never resolved. */
+static void plan_next_lookup(up_target_t *t, uint32_t ttl_s)
+{
+    uint64_t interval = t->svc->opts.resolve_interval_ms;
+    if (t->lookup_wanted || !t->resolved) {
+        t->lookup_wanted = false;
+        schedule_lookup(t, RESOLVE_MIN_GAP_MS);
+        return;
+    }
+    if (interval == 0)
+        return;
+    uint64_t ttl_ms = ttl_s == RESOLVER_TTL_NONE ? interval : (uint64_t)ttl_s * 1000;
+    if (ttl_ms < RESOLVE_MIN_GAP_MS)
+        ttl_ms = RESOLVE_MIN_GAP_MS;
+    schedule_lookup(t, ttl_ms < interval ? ttl_ms : interval);
+}
+
+static void on_answer(const resolver_answer_t *a, void *ctx)
+{
+    up_target_t *t = ctx;
+    up_service_t *svc = t->svc;
+    t->query = NULL;
+    up_dns_result_t result = a->status == RESOLVER_OK ? UP_DNS_OK : a->status == RESOLVER_EMPTY ? UP_DNS_EMPTY
+                                                                                                : UP_DNS_ERROR;
+    up_count(&svc->stats->dns[result], 1);
+    if (result == UP_DNS_OK) {
+        resolver_addr_t *addrs;
+        size_t n = merge_answer(t, a, &addrs);
+        if (n != SIZE_MAX) {
+            t->resolved = true;
+            svc->resolved_at_wall = up_wall_ms();
+            snprintf(svc->resolve_error, sizeof svc->resolve_error, "%s", a->failed_families ? a->message : "");
+            apply_answer(t, addrs, n);
+        }
+    } else {
+        snprintf(svc->resolve_error, sizeof svc->resolve_error, "%s: %s", t->host,
+                 a->message[0] ? a->message : up_dns_result_name(result));
+        up_event_t ev = { .type = UP_EV_RESOLVE_FAILED, .service = svc->opts.name, .endpoint = t->host,
+                          .detail = svc->resolve_error, .total = t->naddrs };
+        up_report_service(svc, &ev);
+        if (!t->resolved) {
+            char why[240];
+            snprintf(why, sizeof why, "cannot resolve host %s", svc->resolve_error);
+            svc_conn_failed(svc, why);
+        }
+    }
+    plan_next_lookup(t, a->ttl);
+}
+
+static void target_lookup(up_target_t *t)
+{
+    upstream_t *up = t->svc->up;
+    if (t->query) {
+        t->lookup_wanted = true;
+        return;
+    }
+    char err[200];
+    if (make_resolver(up, err, sizeof err) != 0 ||
+        resolver_resolve(up->resolver, t->host, on_answer, t, &t->query) != 0) {
+        t->query = NULL;
+        schedule_lookup(t, RESOLVE_MIN_GAP_MS);
+        return;
+    }
+    t->last_lookup = uv_now(up->loop);
+}
+
+static void on_resolve_timer(timer_entry_t *e)
+{
+    target_lookup(LIST_OWNER(e, up_target_t, resolve_timer));
+}
+
+void svc_target_failed(up_target_t *t)
+{
+    if (!t->is_name || t->svc->removing)
+        return;
+    if (t->query) {
+        t->lookup_wanted = true;
+        return;
+    }
+    uint64_t since = uv_now(t->svc->up->loop) - t->last_lookup;
+    if (since >= RESOLVE_MIN_GAP_MS)
+        target_lookup(t);
+    else
+        schedule_lookup(t, RESOLVE_MIN_GAP_MS - since);
+}
+
+static void on_resolver_closed(void *ctx);
+
+static void restart_resolver(upstream_t *up)
+{
+    up->open_handles++;
+    resolver_close(up->resolver, on_resolver_closed, up); /* cancels the lookups: no callbacks */
+    up->resolver = NULL;
+    for (size_t i = 0; i < up->n_services; i++)
+        for (size_t k = 0; k < up->services[i]->n_targets; k++) {
+            up_target_t *t = &up->services[i]->targets[k];
+            if (!t->is_name)
+                continue;
+            t->query = NULL;
+            target_lookup(t);
+        }
+}
+
+int upstream_set_dns_servers(upstream_t *up, const char *const *servers, size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        resolver_server_t server;
+        const char *why = resolver_server_parse(servers[i], &server);
+        if (why) {
+            snprintf(err, errlen, "DNS server \"%s\": %s", servers[i], why);
+            return -EINVAL;
+        }
+    }
+    char **copy = n ? calloc(n, sizeof *copy) : NULL;
+    for (size_t i = 0; copy && i < n; i++)
+        if (!(copy[i] = strdup(servers[i]))) {
+            for (size_t k = 0; k < i; k++)
+                free(copy[k]);
+            free(copy);
+            copy = NULL;
+        }
+    if (n && !copy) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < up->n_dns_servers; i++)
+        free(up->dns_servers[i]);
+    free(up->dns_servers);
+    up->dns_servers = copy;
+    up->n_dns_servers = n;
+    if (up->resolver) /* new servers: a new resolver, and every name asked again */
+        restart_resolver(up);
+    return 0;
 }
 
 /* ---- the upstream and its services -------------------------------------- */
 
+static void sweep_endpoints(upstream_t *up)
+{
+    for (size_t i = 0; i < up->n_services; i++) {
+        up_service_t *svc = up->services[i];
+        for (size_t e = svc->n_eps; e-- > 0;)
+            if (svc->eps[e]->sweep)
+                ep_sweep(svc->eps[e]);
+    }
+}
+
 /* Work queued during a loop iteration (writes, completions decided inside
- * up_send) runs in the next one. An idle handle rather than a prepare: an
- * active idle handle also keeps the loop from sleeping, whereas a prepare
- * started from another prepare callback would wait for the next wake-up. */
+ * up_submit, connections to retire, endpoints drained) runs in the next
+ * one. An idle handle rather than a prepare: an active idle handle also
+ * keeps the loop from sleeping, whereas a prepare started from another
+ * prepare callback would wait for the next wake-up. */
 static void on_pending(uv_idle_t *h)
 {
     upstream_t *up = h->data;
     run_finished(up);
+    if (up->sweep_due) {
+        up->sweep_due = 0;
+        sweep_endpoints(up);
+    }
     conn_flush_all(up);
-    if (list_empty(&up->finished) && list_empty(&up->flush))
+    if (list_empty(&up->finished) && list_empty(&up->flush) && !up->sweep_due)
         uv_idle_stop(h);
 }
 
@@ -586,35 +1023,94 @@ upstream_t *upstream_new(uv_loop_t *loop)
     return up;
 }
 
-static int parse_endpoint(const char *address, up_endpoint_t *ep, char *err, size_t errlen)
+static void targets_free(up_service_t *svc)
 {
-    hostport hp;
-    const char *why = hostport_parse(address, 0, &hp);
-    if (why) {
-        snprintf(err, errlen, "endpoint %s: expected \"host:port\" (%s)", address, why);
-        return -1;
+    for (size_t i = 0; svc->targets && i < svc->n_targets; i++) {
+        up_target_t *t = &svc->targets[i];
+        timers_stop(&svc->up->timers, &t->resolve_timer);
+        if (t->query)
+            resolver_cancel(t->query);
+        free(t->host);
+        free(t->addrs);
     }
-    ep->host = strdup(hp.host);
-    ep->address = strdup(address);
-    snprintf(ep->port, sizeof ep->port, "%u", (unsigned)hp.port);
-    return ep->host && ep->address ? 0 : -1;
+    free(svc->targets);
+    svc->targets = NULL;
 }
 
 static void service_free(up_service_t *svc)
 {
-    for (size_t i = 0; svc->endpoints && i < svc->opts.n_endpoints; i++) {
-        for (unsigned k = 0; svc->endpoints[i].conns_ready && k < svc->opts.pool_size; k++)
-            up_count(&svc->stats->conns[svc->endpoints[i].conns[k].state], -1);
-        free(svc->endpoints[i].address);
-        free(svc->endpoints[i].host);
-        free(svc->endpoints[i].conns);
-        tls_session_free(svc->endpoints[i].tls_session);
-    }
-    free(svc->endpoints);
+    while (svc->n_eps)
+        ep_destroy(svc->eps[svc->n_eps - 1], UP_CANCELLED, "the gateway is shutting down");
+    free(svc->eps);
+    targets_free(svc);
     tls_ctx_free(svc->tls);
     free(svc->servername);
     free((char *)svc->opts.name);
     free(svc);
+}
+
+/* The configured "host:port"s: literals get their endpoint now, names
+ * start resolving. */
+static int add_targets(up_service_t *svc, const up_service_opts_t *opts, char *err, size_t errlen)
+{
+    svc->targets = calloc(opts->n_endpoints, sizeof *svc->targets);
+    if (!svc->targets) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < opts->n_endpoints; i++) {
+        up_target_t *t = &svc->targets[i];
+        hostport hp;
+        const char *why = hostport_parse(opts->endpoints[i], 0, &hp);
+        if (why) {
+            snprintf(err, errlen, "endpoint %s: expected \"host:port\" (%s)", opts->endpoints[i], why);
+            return -1;
+        }
+        t->svc = svc;
+        t->port = hp.port;
+        t->is_name = hp.kind == HOSTPORT_NAME;
+        timer_entry_init(&t->resolve_timer);
+        svc->n_targets++;
+        if (!(t->host = strdup(hp.host))) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        if (t->is_name)
+            continue;
+        resolver_addr_t addr;
+        t->addrs = malloc(sizeof *t->addrs);
+        if (resolver_addr_parse(t->host, &addr) != 0 || !t->addrs) {
+            snprintf(err, errlen, "endpoint %s: cannot use the address", opts->endpoints[i]);
+            return -1;
+        }
+        t->addrs[0] = addr;
+        t->naddrs = 1;
+        t->resolved = true;
+        if (!find_endpoint(svc, t, &addr) && !ep_new(svc, t, &addr)) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int add_tls(up_service_t *svc, const up_service_opts_t *opts, char *err, size_t errlen)
+{
+    if (!opts->tls)
+        return 0;
+    tls_field_t field;
+    char why[200];
+    svc->tls = tls_ctx_new(opts->tls, &field, why, sizeof why);
+    svc->servername = opts->servername ? strdup(opts->servername) : NULL;
+    if (!svc->tls) {
+        snprintf(err, errlen, "tls%s%s: %s", field ? "." : "", tls_field_name(field), why);
+        return -1;
+    }
+    if (opts->servername && !svc->servername) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 up_service_t *up_service_add(upstream_t *up, const up_service_opts_t *opts, char *err, size_t errlen)
@@ -625,81 +1121,50 @@ up_service_t *up_service_add(upstream_t *up, const up_service_opts_t *opts, char
     }
     up_service_t *svc = calloc(1, sizeof *svc);
     up_service_t **grown = realloc(up->services, (up->n_services + 1) * sizeof *grown);
+    if (grown)
+        up->services = grown;
     if (!svc || !grown) {
         free(svc);
-        if (grown)
-            up->services = grown;
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    up->services = grown;
     svc->up = up;
     svc->opts = *opts;
     svc->opts.name = strdup(opts->name ? opts->name : "");
-    svc->opts.endpoints = NULL; /* the endpoints array below holds them */
+    svc->opts.endpoints = NULL; /* the targets below hold them */
     svc->opts.tls = NULL;       /* svc->tls below holds what it says */
+    svc->opts.servername = NULL;
     svc->stats = opts->stats ? opts->stats : &svc->own_stats;
     svc->opts.stats = NULL;
-    svc->opts.servername = NULL;
-    if (opts->tls) {
-        tls_field_t field;
-        char why[200];
-        svc->tls = tls_ctx_new(opts->tls, &field, why, sizeof why);
-        svc->servername = opts->servername ? strdup(opts->servername) : NULL;
-        if (!svc->tls || (opts->servername && !svc->servername)) {
-            if (!svc->tls)
-                snprintf(err, errlen, "tls%s%s: %s", field ? "." : "", tls_field_name(field), why);
-            else
-                snprintf(err, errlen, "out of memory");
-            service_free(svc);
-            return NULL;
-        }
-    }
+    svc->active = opts->connect == UP_CONNECT_EAGER;
     list_init(&svc->waiting);
     timer_entry_init(&svc->retry_timer);
-    svc->endpoints = calloc(opts->n_endpoints, sizeof *svc->endpoints);
-    for (size_t i = 0; svc->endpoints && i < opts->n_endpoints; i++) {
-        up_endpoint_t *ep = &svc->endpoints[i];
-        ep->svc = svc;
-        timer_entry_init(&ep->eject_timer);
-        ep->conns = calloc(opts->pool_size, sizeof *ep->conns);
-        if (!ep->conns || parse_endpoint(opts->endpoints[i], ep, err, errlen)) {
-            service_free(svc);
-            return NULL;
-        }
-        for (unsigned k = 0; k < opts->pool_size; k++)
-            conn_init(&ep->conns[k], ep);
-        ep->conns_ready = 1;
-    }
-    if (!svc->endpoints) {
+    if (!svc->opts.name || add_tls(svc, opts, err, errlen) || add_targets(svc, opts, err, errlen)) {
+        svc->up = up;
         service_free(svc);
         return NULL;
     }
     up->services[up->n_services++] = svc;
-    if (opts->connect == UP_CONNECT_EAGER) {
-        svc->active = 1;
-        for (size_t i = 0; i < conn_count(svc); i++)
-            conn_start(conn_at(svc, i));
-    }
+    for (size_t i = 0; i < svc->n_targets; i++)
+        if (svc->targets[i].is_name)
+            target_lookup(&svc->targets[i]);
     return svc;
 }
 
 void up_service_remove(up_service_t *svc, const char *why)
 {
     upstream_t *up = svc->up;
+    assert(!(up->in_callback && up->in_callback->svc == svc) &&
+           "up_service_remove from inside a callback of one of its own requests");
     svc->active = 0; /* no reconnects */
+    svc->removing = 1;
     timers_stop(&up->timers, &svc->retry_timer);
     list_node_t *node;
     while ((node = list_first(&svc->waiting)) != NULL)
         req_finish(LIST_OWNER(node, up_request_t, link), UP_UNAVAILABLE, span_of(NULL, 0), why);
-    for (size_t k = 0; k < conn_count(svc); k++) {
-        up_conn_t *c = conn_at(svc, k);
-        conn_down(c, UP_CLOSED, why);
-        timers_stop(&up->timers, &c->reconnect_timer);
-    }
-    for (size_t i = 0; i < svc->opts.n_endpoints; i++)
-        timers_stop(&up->timers, &svc->endpoints[i].eject_timer);
-    /* requests whose outcome was decided inside up_send but not yet
+    while (svc->n_eps)
+        ep_destroy(svc->eps[svc->n_eps - 1], UP_CLOSED, why);
+    /* requests whose outcome was decided inside up_submit but not yet
      * delivered would outlive the service: deliver them now (moved aside
      * first, as their callbacks may touch the list) */
     list_node_t doomed;
@@ -715,7 +1180,6 @@ void up_service_remove(up_service_t *svc, const char *why)
     while ((node = list_first(&doomed)) != NULL) {
         up_request_t *req = LIST_OWNER(node, up_request_t, link);
         list_remove(node);
-        req->phase = REQ_WAITING;
         req_finish(req, req->outcome, span_of(NULL, 0), req->detail);
     }
     for (size_t i = 0; i < up->n_services; i++) {
@@ -742,25 +1206,31 @@ const up_service_stats_t *up_service_stats(const up_service_t *svc) { return svc
 size_t up_service_conns_in_state(const up_service_t *svc, up_conn_state_t state)
 {
     size_t n = 0;
-    for (size_t i = 0; i < conn_count(svc); i++)
-        n += conn_at((up_service_t *)svc, i)->state == state;
+    for (size_t i = 0; i < svc->n_eps; i++)
+        for (list_node_t *c = svc->eps[i]->conns.next; c != &svc->eps[i]->conns; c = c->next)
+            n += LIST_OWNER(c, up_conn_t, link)->state == state;
     return n;
 }
 
 size_t upstream_inflight(const upstream_t *up) { return up->inflight; }
 
-size_t up_service_endpoint_count(const up_service_t *svc) { return svc->opts.n_endpoints; }
-const char *up_service_endpoint_address(const up_service_t *svc, size_t i) { return svc->endpoints[i].address; }
+size_t up_service_endpoint_count(const up_service_t *svc) { return svc->n_eps; }
 int up_service_uses_tls(const up_service_t *svc) { return svc->tls != NULL; }
 
-uint64_t up_service_endpoint_ejected_until(const up_service_t *svc, size_t i)
+void up_service_endpoint_info(const up_service_t *svc, size_t i, up_endpoint_info_t *out)
 {
-    return svc->endpoints[i].ejected_until_wall;
+    ep_info(svc->eps[i], out);
 }
 
-void up_service_conn_info(const up_service_t *svc, size_t i, unsigned k, up_conn_info_t *out)
+void up_service_resolve_info(const up_service_t *svc, uint64_t *resolved_at, const char **last_error)
 {
-    const up_conn_t *c = &svc->endpoints[i].conns[k];
+    *resolved_at = svc->resolved_at_wall;
+    *last_error = svc->resolve_error;
+}
+
+void up_service_conn_info(const up_service_t *svc, size_t i, size_t k, up_conn_info_t *out)
+{
+    const up_conn_t *c = ep_conn_at(svc->eps[i], k);
     *out = (up_conn_info_t){
         .state = c->state,
         .inflight = c->inflight,
@@ -771,7 +1241,13 @@ void up_service_conn_info(const up_service_t *svc, size_t i, unsigned k, up_conn
         .last_error_at = c->last_error_at_wall,
         .connected_since = c->connected_since_wall,
         .tls_version = c->sock && c->sock->tls && c->state == UP_CONN_CONNECTED ? tls_conn_version(c->sock->tls) : NULL,
+        .retiring = c->retiring,
     };
+}
+
+static void on_resolver_closed(void *ctx)
+{
+    upstream_handle_closed(ctx);
 }
 
 void upstream_handle_closed(upstream_t *up)
@@ -784,6 +1260,9 @@ void upstream_handle_closed(upstream_t *up)
     idmap_free(&up->requests);
     free_spare_requests(up);
     free(up->tls_read_buf);
+    for (size_t i = 0; i < up->n_dns_servers; i++)
+        free(up->dns_servers[i]);
+    free(up->dns_servers);
     free(up);
 }
 
@@ -793,21 +1272,26 @@ void upstream_set_event_handler(upstream_t *up, up_event_fn fn, void *ctx)
     up->event_ctx = ctx;
 }
 
+void up_report_service(up_service_t *svc, const up_event_t *ev)
+{
+    upstream_t *up = svc->up;
+    if (up->on_event && !up->closing)
+        up->on_event(up->event_ctx, ev);
+}
+
 void up_report(up_conn_t *conn, up_event_type_t type, const char *detail)
 {
-    upstream_t *up = conn->endpoint->svc->up;
-    if (!up->on_event || up->closing)
-        return;
     up_sock_t *sock = conn->sock;
     up_event_t ev = {
         .type = type,
         .service = conn->endpoint->svc->opts.name,
         .endpoint = conn->endpoint->address,
+        .from = conn->endpoint->target->is_name ? conn->endpoint->target->host : NULL,
         .detail = detail,
         .tls_version = sock && sock->tls ? tls_conn_version(sock->tls) : NULL,
         .tls_resumed = sock && sock->tls ? tls_conn_resumed(sock->tls) : 0,
     };
-    up->on_event(up->event_ctx, &ev);
+    up_report_service(conn->endpoint->svc, &ev);
 }
 
 static void on_own_handle_closed(uv_handle_t *h)
@@ -831,15 +1315,14 @@ void upstream_close(upstream_t *up)
         up_service_t *svc = up->services[i];
         cancel_list(&svc->waiting);
         timers_stop(&up->timers, &svc->retry_timer);
-        for (size_t e = 0; e < svc->opts.n_endpoints; e++)
-            timers_stop(&up->timers, &svc->endpoints[e].eject_timer);
-        for (size_t k = 0; k < conn_count(svc); k++) {
-            up_conn_t *c = conn_at(svc, k);
-            cancel_list(&c->pending);
-            cancel_list(&c->emits);
-            conn_down(c, UP_CANCELLED, "the gateway is shutting down");
-            timers_stop(&up->timers, &c->reconnect_timer);
-        }
+        targets_free(svc);
+        while (svc->n_eps)
+            ep_destroy(svc->eps[svc->n_eps - 1], UP_CANCELLED, "the gateway is shutting down");
+    }
+    if (up->resolver) {
+        up->open_handles++;
+        resolver_close(up->resolver, on_resolver_closed, up);
+        up->resolver = NULL;
     }
     /* socks closing now call upstream_handle_closed from their callbacks;
      * the last one to close frees the upstream */

@@ -278,6 +278,26 @@ static void check_against_jansson(const char *text, size_t n, int scan_ok, span_
 
 /* ---- the reply reader ---------------------------------------------------- */
 
+/* Members of a reply other than id, response, err, status, isDisposed
+ * (every occurrence, as msg_read_reply counts them). */
+static size_t count_other_members(span_t doc)
+{
+    static const char *const known[] = { "id", "response", "err", "status", "isDisposed" };
+    jscan_members_t it;
+    span_t key, value;
+    size_t pos = 0, count = 0;
+    while (pos < doc.n && doc.p[pos] != '{')
+        pos++;
+    jscan_members_init(&it, doc.p, doc.n, pos);
+    while (jscan_members_next(&it, &key, &value) == 1) {
+        int is_known = 0;
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+            is_known |= jscan_string_eq(key, known[i], strlen(known[i]));
+        count += !is_known;
+    }
+    return count;
+}
+
 static void check_reply(const char *text, size_t n, int scan_ok, span_t doc)
 {
     msg_reply_t r;
@@ -317,12 +337,18 @@ static void check_reply(const char *text, size_t n, int scan_ok, span_t doc)
         value = response;
     } else if (has_disposed && jscan_truthy(disposed)) {
         kind = MSG_REPLY_DONE;
+    } else if (!has_err && !has_disposed && count_other_members(doc) > 0) {
+        kind = MSG_REPLY_FOREIGN; /* not a Nest reply packet */
     } else {
         kind = MSG_REPLY_VALUE;
         undefined = 1;
     }
     FUZZ_CHECK(r.kind == kind, "kind %d, expected %d", (int)r.kind, (int)kind);
-    if (undefined) {
+    if (kind == MSG_REPLY_FOREIGN) {
+        check_span(r.value, text, n, "first unexpected member");
+        FUZZ_CHECK(r.unexpected == count_other_members(doc) && jscan_type_of(r.value) == JSCAN_STRING,
+                   "FOREIGN does not name its %zu unexpected members", r.unexpected);
+    } else if (undefined) {
         FUZZ_CHECK(r.value.n == 4 && memcmp(r.value.p, "null", 4) == 0 &&
                        !fuzz_within(r.value.p, 1, text, n),
                    "undefined value is not the static null");

@@ -50,7 +50,7 @@ static void readyz(gateway_t *gw, admin_reply_t *r)
     int missing = 0;
     for (size_t i = 0; i < gw->cfg->service_count; i++) {
         const config_service *s = &gw->cfg->services[i];
-        if (s->connect != CONFIG_CONNECT_EAGER || up_service_conns_in_state(gw->gen->services[i], UP_CONN_CONNECTED) > 0)
+        if (s->connect != UP_CONNECT_EAGER || up_service_conns_in_state(gw->gen->services[i], UP_CONN_CONNECTED) > 0)
             continue;
         if (missing++)
             buf_append(&r->body, ",", 1);
@@ -85,6 +85,8 @@ static void status_connection(buf_t *b, const up_conn_info_t *c)
     put_time(b, c->last_error_at);
     buf_append_cstr(b, ",\"connected_since\":");
     put_time(b, c->connected_since);
+    if (c->retiring)
+        buf_append_cstr(b, ",\"retiring\":true");
     if (c->tls_version) {
         buf_append_cstr(b, ",\"tls_version\":");
         put_cstr(b, c->tls_version);
@@ -92,33 +94,69 @@ static void status_connection(buf_t *b, const up_conn_info_t *c)
     buf_append_cstr(b, "}");
 }
 
+static void put_str_or_null(buf_t *b, const char *s)
+{
+    if (s && *s)
+        put_cstr(b, s);
+    else
+        buf_append_cstr(b, "null");
+}
+
+static void status_endpoint(buf_t *b, const up_service_t *svc, size_t e)
+{
+    up_endpoint_info_t info;
+    up_service_endpoint_info(svc, e, &info);
+    buf_append_cstr(b, "{\"address\":");
+    put_cstr(b, info.address);
+    buf_append_cstr(b, ",\"from\":");
+    put_str_or_null(b, info.from);
+    buf_append_cstr(b, ",\"state\":");
+    put_cstr(b, up_endpoint_state_name(info.state));
+    buf_append_cstr(b, up_service_uses_tls(svc) ? ",\"tls\":true" : ",\"tls\":false");
+    buf_append_cstr(b, ",\"inflight\":");
+    put_u64(b, info.inflight);
+    buf_append_cstr(b, ",\"requests\":");
+    put_u64(b, info.requests);
+    buf_append_cstr(b, ",\"ejected_until\":");
+    put_time(b, info.ejected_until);
+    buf_append_cstr(b, ",\"disconnected_since\":");
+    put_time(b, info.disconnected_since);
+    buf_append_cstr(b, ",\"next_attempt_at\":");
+    put_time(b, info.next_attempt_at);
+    buf_append_cstr(b, ",\"connections\":[");
+    for (size_t k = 0; k < info.n_conns; k++) {
+        up_conn_info_t conn;
+        up_service_conn_info(svc, e, k, &conn);
+        if (k)
+            buf_append_cstr(b, ",");
+        status_connection(b, &conn);
+    }
+    buf_append_cstr(b, "]}");
+}
+
 static void status_service(buf_t *b, const config_service *cs, const up_service_t *svc)
 {
     const up_service_stats_t *st = up_service_stats(svc);
+    uint64_t resolved_at;
+    const char *resolve_error;
+    up_service_resolve_info(svc, &resolved_at, &resolve_error);
     buf_append_cstr(b, "{\"connect\":");
-    put_cstr(b, cs->connect == CONFIG_CONNECT_EAGER ? "eager" : "lazy");
+    put_cstr(b, settings_connect_name(cs->connect));
+    buf_append_cstr(b, ",\"balance\":");
+    put_cstr(b, settings_balance_name(cs->balance));
     buf_append_cstr(b, ",\"inflight\":");
-    put_u64(b, st->inflight);
+    put_u64(b, up_read(&st->inflight));
     buf_append_cstr(b, ",\"late_replies\":");
-    put_u64(b, st->late_replies);
+    put_u64(b, up_read(&st->late_replies));
+    buf_append_cstr(b, ",\"resolved_at\":");
+    put_time(b, resolved_at);
+    buf_append_cstr(b, ",\"last_resolve_error\":");
+    put_str_or_null(b, resolve_error);
     buf_append_cstr(b, ",\"endpoints\":[");
     for (size_t e = 0; e < up_service_endpoint_count(svc); e++) {
         if (e)
             buf_append_cstr(b, ",");
-        buf_append_cstr(b, "{\"address\":");
-        put_cstr(b, up_service_endpoint_address(svc, e));
-        buf_append_cstr(b, up_service_uses_tls(svc) ? ",\"tls\":true" : ",\"tls\":false");
-        buf_append_cstr(b, ",\"ejected_until\":");
-        put_time(b, up_service_endpoint_ejected_until(svc, e));
-        buf_append_cstr(b, ",\"connections\":[");
-        for (unsigned k = 0; k < cs->pool_size; k++) {
-            up_conn_info_t info;
-            up_service_conn_info(svc, e, k, &info);
-            if (k)
-                buf_append_cstr(b, ",");
-            status_connection(b, &info);
-        }
-        buf_append_cstr(b, "]}");
+        status_endpoint(b, svc, e);
     }
     buf_append_cstr(b, "]}");
 }

@@ -63,6 +63,13 @@ static int take_token(conn_log_entry_t *e, uint64_t now_ms)
     return 1;
 }
 
+static void forget(conn_log_t *cl, conn_log_entry_t *e)
+{
+    free(e->service);
+    free(e->endpoint);
+    *e = cl->entries[--cl->count];
+}
+
 void conn_log_event(conn_log_t *cl, const up_event_t *ev, uint64_t now_ms)
 {
     static const char *const messages[] = {
@@ -70,22 +77,38 @@ void conn_log_event(conn_log_t *cl, const up_event_t *ev, uint64_t now_ms)
         [UP_EV_CONNECT_FAILED] = "upstream connect failed",
         [UP_EV_DISCONNECTED] = "upstream disconnected",
         [UP_EV_EJECTED] = "upstream endpoint ejected",
+        [UP_EV_RESOLVED] = "upstream name resolved",
+        [UP_EV_RESOLVE_FAILED] = "upstream name resolution failed: the last addresses stay",
+        [UP_EV_DRAINED] = "upstream endpoint drained and closed",
+        [UP_EV_FOREIGN_REPLY] = "upstream reply is not a Nest reply packet",
     };
-    config_log_level level = ev->type == UP_EV_CONNECTED ? CONFIG_LOG_INFO : CONFIG_LOG_WARN;
+    int quiet = ev->type == UP_EV_CONNECTED || ev->type == UP_EV_RESOLVED || ev->type == UP_EV_DRAINED;
+    config_log_level level = quiet ? CONFIG_LOG_INFO : CONFIG_LOG_WARN;
     conn_log_entry_t *e = entry_for(cl, ev, now_ms);
-    /* ejections are rare by construction (10 s apart at least): never held back */
-    if (e && ev->type != UP_EV_EJECTED && !take_token(e, now_ms)) {
+    /* ejections are rare by construction (10 s apart at least), and a
+     * name's changes are what an operator looks for: never held back */
+    int always = ev->type == UP_EV_EJECTED || ev->type == UP_EV_RESOLVED || ev->type == UP_EV_DRAINED;
+    if (e && !always && !take_token(e, now_ms)) {
         e->suppressed++;
         return;
     }
     log_line_t line;
     if (log_begin(cl->log, &line, level, messages[ev->type])) {
         log_str(&line, "service", ev->service);
-        log_str(&line, "endpoint", ev->endpoint);
+        log_str(&line, ev->type == UP_EV_RESOLVED || ev->type == UP_EV_RESOLVE_FAILED ? "name" : "endpoint",
+                ev->endpoint);
+        if (ev->from)
+            log_str(&line, "from", ev->from);
         if (ev->detail)
-            log_str(&line, "reason", ev->detail);
+            log_str(&line, ev->type == UP_EV_FOREIGN_REPLY ? "reply" : "reason", ev->detail);
         if (ev->type == UP_EV_EJECTED)
             log_int(&line, "ejected_ms", (long long)ev->ejected_ms);
+        if (ev->type == UP_EV_RESOLVED) {
+            log_int(&line, "joined", (long long)ev->joined);
+            log_int(&line, "left", (long long)ev->left);
+        }
+        if (ev->type == UP_EV_RESOLVED || ev->type == UP_EV_RESOLVE_FAILED)
+            log_int(&line, "addresses", (long long)ev->total);
         if (ev->tls_version) {
             log_str(&line, "tls", ev->tls_version);
             if (ev->type == UP_EV_CONNECTED)
@@ -97,4 +120,6 @@ void conn_log_event(conn_log_t *cl, const up_event_t *ev, uint64_t now_ms)
         }
     }
     log_end(cl->log, &line);
+    if (ev->type == UP_EV_DRAINED && e) /* the address is gone: so is its entry */
+        forget(cl, e);
 }

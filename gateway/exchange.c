@@ -52,6 +52,9 @@ typedef struct exchange {
     config_reply_mode reply;
     unsigned ok_status;
     uint64_t timeout_ms;
+    unsigned retries;            /* route retries, or ?retries= */
+    config_fanout fanout;        /* emit: route fanout, or ?fanout= */
+    size_t delivered;            /* emit: endpoints the event was written to */
     /* the body */
     buf_t body;
     int body_too_large;
@@ -155,6 +158,11 @@ static enum MHD_Result send_response(exchange_t *ex)
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (ex->retry_after)
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (ex->is_emit && ex->status == ex->ok_status) {
+        char delivered[24];
+        snprintf(delivered, sizeof delivered, "%zu", ex->delivered);
+        MHD_add_response_header(r, "X-Delivered", delivered);
+    }
     if (ex->close_after)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result rc = MHD_queue_response(ex->conn, ex->status, r);
@@ -295,7 +303,11 @@ static int route_generic(exchange_t *ex)
     ex->timeout_ms = svc->timeout_ms;
     char why[160];
     const char *reply = MHD_lookup_connection_value(ex->conn, MHD_GET_ARGUMENT_KIND, "reply");
-    if (!is_emit && generic_parse_reply(reply, &ex->reply, why, sizeof why)) {
+    const char *retries = MHD_lookup_connection_value(ex->conn, MHD_GET_ARGUMENT_KIND, "retries");
+    const char *fanout = MHD_lookup_connection_value(ex->conn, MHD_GET_ARGUMENT_KIND, "fanout");
+    if ((!is_emit && generic_parse_reply(reply, &ex->reply, why, sizeof why)) ||
+        generic_parse_retries(retries, &ex->retries, why, sizeof why) ||
+        (is_emit && generic_parse_fanout(fanout, &ex->fanout, why, sizeof why))) {
         fail_simple(ex, 400, "bad_request", why);
         return 1;
     }
@@ -334,6 +346,8 @@ static void route_configured(exchange_t *ex)
     ex->reply = route->reply;
     ex->ok_status = route->status;
     ex->timeout_ms = route->timeout_ms;
+    ex->retries = route->retries;
+    ex->fanout = route->fanout;
     ex->state = EX_BODY;
 }
 
@@ -649,6 +663,8 @@ static void on_done(void *ctx, up_outcome_t outcome, span_t err, const char *det
 {
     exchange_t *ex = ctx;
     gateway_t *gw = ex->gw;
+    if (ex->is_emit)
+        ex->delivered = up_request_delivered(ex->req);
     metrics_upstream_duration(gw->metrics, ex->gen->service_metric[ex->service_index],
                               uv_hrtime() - ex->upstream_started_ns);
     stop_waiting(ex);
@@ -867,12 +883,9 @@ static void dispatch(exchange_t *ex)
     uint32_t timeout = (uint32_t)ex->timeout_ms;
     ex->streaming = !ex->is_emit && (ex->reply == CONFIG_REPLY_NDJSON || ex->reply == CONFIG_REPLY_SSE);
     ex->upstream_started_ns = uv_hrtime();
-    if (ex->is_emit)
-        ex->req = up_emit(svc, pattern, data, meta, timeout, &upstream_callbacks, ex);
-    else if (ex->streaming)
-        ex->req = up_stream(svc, pattern, data, meta, timeout, &upstream_callbacks, ex);
-    else
-        ex->req = up_send(svc, pattern, data, meta, timeout, &upstream_callbacks, ex);
+    up_request_opts_t opts = { timeout, ex->retries, ex->fanout == CONFIG_FANOUT_ALL };
+    up_kind_t kind = ex->is_emit ? UP_KIND_EMIT : ex->streaming ? UP_KIND_STREAM : UP_KIND_SEND;
+    ex->req = up_submit(svc, kind, pattern, data, meta, &opts, &upstream_callbacks, ex);
     if (!ex->req) {
         fail_simple(ex, 503, "overloaded", "out of memory");
         return;

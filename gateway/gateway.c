@@ -254,6 +254,10 @@ static int worker_run(config *cfg, unsigned index, metrics_t *const *all_metrics
     gw.up = upstream_new(&loop);
     if (gw.up)
         upstream_set_event_handler(gw.up, on_upstream_event, &gw);
+    char dns_err[200];
+    if (gw.up && upstream_set_dns_servers(gw.up, (const char *const *)cfg->dns_servers, cfg->dns_server_count,
+                                          dns_err, sizeof dns_err) != 0)
+        log_msg(&gw.log, CONFIG_LOG_ERROR, "cannot use dns.servers", dns_err);
     reload_start(&gw.reload, &gw);
     if (gw.up)
         gw.gen = gen_new(cfg, NULL, gw.up, gw.metrics, &gw.log);

@@ -2,6 +2,7 @@
 
 #include "gateway/file_digest.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,55 +13,57 @@ struct gen_service {
     unsigned refs;   /* generations using it */
 };
 
-static void append_field(buf_t *b, const char *key, const char *value)
+/* "host:port" texts of a service's endpoints (texts[i] point into
+ * storage, which has endpoint_count slots). */
+static void endpoint_texts(const config_service *s, char (*storage)[HOSTPORT_TEXT_SIZE], const char **texts)
 {
-    buf_append_cstr(b, key);
-    buf_append_cstr(b, "=");
-    buf_append_cstr(b, value ? value : "-");
-    buf_append(b, "\n", 1);
-}
-
-static void append_number(buf_t *b, const char *key, unsigned long long v)
-{
-    char text[32];
-    snprintf(text, sizeof text, "%llu", v);
-    append_field(b, key, text);
+    for (size_t k = 0; k < s->endpoint_count; k++) {
+        hostport_format(&s->endpoints[k], storage[k], sizeof storage[k]);
+        texts[k] = storage[k];
+    }
 }
 
 /* Everything that makes a service what it is, as text: two services with
- * the same fingerprint can share connections. `generic_api` is left out: it
- * only decides what the HTTP side exposes. */
+ * the same fingerprint can share connections. The settings come from
+ * core/settings.h's table (so a new setting is in it by construction), then
+ * the endpoints, then the TLS settings with the contents of the TLS files
+ * (a certificate renewed in place is a change). `generic_api` is left out:
+ * it only decides what the HTTP side exposes. NULL when out of memory. */
 static char *fingerprint(const config_service *s)
 {
+    char (*storage)[HOSTPORT_TEXT_SIZE] = calloc(s->endpoint_count, sizeof *storage);
+    const char **texts = calloc(s->endpoint_count, sizeof *texts);
     buf_t b = BUF_INIT;
-    append_field(&b, "name", s->name);
-    for (size_t i = 0; i < s->endpoint_count; i++) {
-        char text[HOSTPORT_TEXT_SIZE];
-        hostport_format(&s->endpoints[i], text, sizeof text);
-        append_field(&b, "endpoint", text);
-    }
-    append_number(&b, "pool_size", s->pool_size);
-    append_number(&b, "connect", (unsigned long long)s->connect);
-    append_number(&b, "connect_timeout_ms", s->connect_timeout_ms);
-    append_number(&b, "timeout_ms", s->timeout_ms);
-    append_number(&b, "retry_attempts", s->retry_attempts);
-    append_number(&b, "retry_delay_ms", s->retry_delay_ms);
-    append_number(&b, "max_message_bytes", s->max_message_bytes);
-    append_number(&b, "incomplete_frame_timeout_ms", s->incomplete_frame_timeout_ms);
-    append_number(&b, "metadata", s->metadata);
+    char digests[3][FILE_DIGEST_HEX + 16], fields[8][PATH_MAX + 16];
+    const char *tls[9] = { NULL };
     if (s->tls) {
         const char *files[] = { s->tls->ca, s->tls->cert, s->tls->key };
         const char *names[] = { "ca", "cert", "key" };
+        size_t n = 0;
         for (int i = 0; i < 3; i++) {
-            append_field(&b, names[i], files[i]);
             char hex[FILE_DIGEST_HEX];
-            if (files[i])
-                append_field(&b, "sha256", file_digest(files[i], hex) == 0 ? hex : "unreadable");
+            snprintf(fields[i], sizeof fields[i], "%s=%s", names[i], files[i] ? files[i] : "-");
+            tls[n++] = fields[i];
+            snprintf(digests[i], sizeof digests[i], "sha256=%s",
+                     !files[i] ? "-" : file_digest(files[i], hex) == 0 ? hex : "unreadable");
+            tls[n++] = digests[i];
         }
-        append_field(&b, "servername", s->tls->servername);
-        append_number(&b, "verify", s->tls->verify);
+        snprintf(fields[3], sizeof fields[3], "servername=%s", s->tls->servername ? s->tls->servername : "-");
+        snprintf(fields[4], sizeof fields[4], "verify=%d", s->tls->verify);
+        tls[n++] = fields[3];
+        tls[n++] = fields[4];
     }
-    return buf_take_cstr(&b);
+    char *fp = NULL;
+    if (storage && texts) {
+        endpoint_texts(s, storage, texts);
+        if (buf_append_cstr(&b, "name=") == 0 && buf_append_cstr(&b, s->name) == 0 &&
+            settings_fingerprint(&b, &s->settings, texts, s->endpoint_count, s->tls ? tls : NULL) == 0)
+            fp = buf_take_cstr(&b);
+    }
+    buf_free(&b);
+    free(storage);
+    free(texts);
+    return fp;
 }
 
 /* The upstream client's options for one configured service; *tls is filled
@@ -72,15 +75,7 @@ static void service_options(const config_service *s, up_service_opts_t *o, const
     o->name = s->name;
     o->endpoints = endpoints;
     o->n_endpoints = s->endpoint_count;
-    o->pool_size = s->pool_size;
-    o->connect = s->connect == CONFIG_CONNECT_LAZY ? UP_CONNECT_LAZY : UP_CONNECT_EAGER;
-    o->connect_timeout_ms = (uint32_t)s->connect_timeout_ms;
-    o->timeout_ms = (uint32_t)s->timeout_ms;
-    o->retry_attempts = s->retry_attempts;
-    o->retry_delay_ms = (uint32_t)s->retry_delay_ms;
-    o->max_message_bytes = (size_t)s->max_message_bytes;
-    o->incomplete_frame_timeout_ms = (uint32_t)s->incomplete_frame_timeout_ms;
-    o->metadata = s->metadata;
+    o->settings = s->settings;
     if (s->tls) {
         *tls = (tls_client_opts_t){ s->tls->ca, s->tls->cert, s->tls->key, s->tls->verify };
         o->tls = tls;
@@ -99,10 +94,7 @@ static up_service_t *add_service(const config_service *s, upstream_t *up, up_ser
         log_msg(log, CONFIG_LOG_ERROR, "cannot add service", "out of memory");
         return NULL;
     }
-    for (size_t k = 0; k < s->endpoint_count; k++) {
-        hostport_format(&s->endpoints[k], texts[k], sizeof texts[k]);
-        endpoints[k] = texts[k];
-    }
+    endpoint_texts(s, texts, endpoints);
     up_service_opts_t o;
     tls_client_opts_t tls;
     service_options(s, &o, endpoints, &tls);

@@ -1,5 +1,7 @@
 #include "gateway/generic.h"
 
+#include "core/defaults.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -116,5 +118,31 @@ int generic_parse_reply(const char *value, config_reply_mode *out, char *error,
     }
     snprintf(error, error_size,
              "query parameter \"reply\": expected auto, array, ndjson or sse");
+    return -1;
+}
+
+int generic_parse_retries(const char *value, unsigned *out, char *error, size_t error_size)
+{
+    *out = 0;
+    if (value == NULL)
+        return 0;
+    if (value[0] >= '0' && value[0] <= '0' + PG_MAX_RETRIES && value[1] == '\0') {
+        *out = (unsigned)(value[0] - '0');
+        return 0;
+    }
+    snprintf(error, error_size, "query parameter \"retries\": expected an integer from 0 to %d", PG_MAX_RETRIES);
+    return -1;
+}
+
+int generic_parse_fanout(const char *value, config_fanout *out, char *error, size_t error_size)
+{
+    *out = CONFIG_FANOUT_ONE;
+    if (value == NULL || strcmp(value, "one") == 0)
+        return 0;
+    if (strcmp(value, "all") == 0) {
+        *out = CONFIG_FANOUT_ALL;
+        return 0;
+    }
+    snprintf(error, error_size, "query parameter \"fanout\": expected one or all");
     return -1;
 }

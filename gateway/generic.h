@@ -69,4 +69,13 @@ int generic_parse_body(span_t body, span_t *pattern, span_t *data, char *error,
 int generic_parse_reply(const char *value, config_reply_mode *out, char *error,
                         size_t error_size);
 
+/*
+ * `?retries=N` (0..5, default 0) and, on /v1/emit, `?fanout=one|all`
+ * (default one), from the decoded values (NULL when absent). 0, or -1 with
+ *   query parameter "retries": expected an integer from 0 to 5
+ *   query parameter "fanout": expected one or all
+ */
+int generic_parse_retries(const char *value, unsigned *out, char *error, size_t error_size);
+int generic_parse_fanout(const char *value, config_fanout *out, char *error, size_t error_size);
+
 #endif

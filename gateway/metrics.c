@@ -525,20 +525,76 @@ static void upstream_late(render_t *r, const metric_def_t *def)
     }
 }
 
+static const up_counter_t *c_endpoints(const up_service_stats_t *st, const void *arg)
+{
+    return &st->endpoints[*(const int *)arg];
+}
+static const up_counter_t *c_dns(const up_service_stats_t *st, const void *arg) { return &st->dns[*(const int *)arg]; }
+static const up_counter_t *c_retries(const up_service_stats_t *st, const void *arg)
+{
+    return &st->retries[*(const int *)arg];
+}
+
+static void upstream_endpoints(render_t *r, const metric_def_t *def)
+{
+    for (size_t si = 0; si < r->cfg->service_count; si++)
+        for (int st = 0; st < UP_EP_STATE_COUNT; st++) {
+            const char *name = r->cfg->services[si].name;
+            sample(r, def->name, "", (double)sum_counter(r, name, c_endpoints, &st), "service", name, "state",
+                   up_endpoint_state_name((up_endpoint_state_t)st), NULL);
+        }
+}
+
+static void dns_resolutions(render_t *r, const metric_def_t *def)
+{
+    for (size_t si = 0; si < r->cfg->service_count; si++)
+        for (int res = 0; res < UP_DNS_RESULT_COUNT; res++) {
+            const char *name = r->cfg->services[si].name;
+            sample(r, def->name, "", (double)sum_counter(r, name, c_dns, &res), "service", name, "result",
+                   up_dns_result_name((up_dns_result_t)res), NULL);
+        }
+}
+
+static void upstream_retries(render_t *r, const metric_def_t *def)
+{
+    for (size_t si = 0; si < r->cfg->service_count; si++)
+        for (int why = 0; why < UP_RETRY_REASON_COUNT; why++) {
+            const char *name = r->cfg->services[si].name;
+            sample(r, def->name, "", (double)sum_counter(r, name, c_retries, &why), "service", name, "reason",
+                   up_retry_reason_name((up_retry_reason_t)why), NULL);
+        }
+}
+
+/* Every endpoint address any worker has now, once: 1 when ejected in any
+ * worker (addresses come and go with DNS answers: core/upstream.h's slots). */
 static void endpoint_ejected(render_t *r, const metric_def_t *def)
 {
+    enum { MAX_SEEN = UP_EJECT_SLOTS * 4 };
     for (size_t si = 0; si < r->cfg->service_count; si++) {
-        const config_service *cs = &r->cfg->services[si];
-        uint64_t mask = 0; /* ejected in any worker */
+        const char *name = r->cfg->services[si].name;
+        static _Thread_local char seen[MAX_SEEN][UP_EJECT_ADDRESS_SIZE];
+        int ejected_any[MAX_SEEN];
+        size_t n = 0;
         for (size_t w = 0; w < r->n; w++) {
-            const service_stats_t *sv = service_named(r->ms[w], cs->name);
-            mask |= sv ? up_read(&sv->upstream.ejected) : 0;
+            const service_stats_t *sv = service_named(r->ms[w], name);
+            for (size_t i = 0; sv && i < UP_EJECT_SLOTS; i++) {
+                char address[UP_EJECT_ADDRESS_SIZE];
+                int ejected;
+                if (!up_eject_slot_read(&sv->upstream.eject_slots[i], address, &ejected))
+                    continue;
+                size_t k = 0;
+                while (k < n && strcmp(seen[k], address) != 0)
+                    k++;
+                if (k == n && n < MAX_SEEN) {
+                    memcpy(seen[n], address, sizeof address);
+                    ejected_any[n++] = 0;
+                }
+                if (k < n)
+                    ejected_any[k] |= ejected;
+            }
         }
-        for (size_t e = 0; e < cs->endpoint_count; e++) {
-            char address[HOSTPORT_TEXT_SIZE];
-            hostport_format(&cs->endpoints[e], address, sizeof address);
-            sample(r, def->name, "", e < 64 && (mask >> e & 1), "service", cs->name, "endpoint", address, NULL);
-        }
+        for (size_t k = 0; k < n; k++)
+            sample(r, def->name, "", ejected_any[k], "service", name, "endpoint", seen[k], NULL);
     }
 }
 
@@ -609,7 +665,16 @@ static const metric_def_t families[] = {
     { "patterngate_upstream_late_replies_total", "counter",
       "Replies for unknown ids (after a timeout or cancel), dropped.", upstream_late },
     { "patterngate_upstream_endpoint_ejected", "gauge",
-      "1 while an endpoint is ejected by outlier detection, else 0.", endpoint_ejected },
+      "1 while an endpoint is ejected by outlier detection, else 0, by service and endpoint address.",
+      endpoint_ejected },
+    { "patterngate_upstream_endpoints", "gauge",
+      "Endpoints (one per address a service's hosts resolve to) by service and state (active, draining, ejected).",
+      upstream_endpoints },
+    { "patterngate_upstream_dns_resolutions_total", "counter",
+      "Resolutions of a service's host names by result (ok, empty, error); empty and error keep the last good set.",
+      dns_resolutions },
+    { "patterngate_upstream_retries_total", "counter",
+      "Requests sent again (route retries) by service and reason (closed, unavailable).", upstream_retries },
     { "patterngate_build_info", "gauge", "The running version; always 1.", build_info },
     { "patterngate_config_last_reload_successful", "gauge", "1 if the last reload succeeded (or none was tried).",
       reload_ok },

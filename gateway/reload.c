@@ -61,6 +61,16 @@ static void keep_fixed_settings(gateway_t *gw, config *next)
     next->limits.idle_timeout_ms = cur->limits.idle_timeout_ms;
 }
 
+static int same_dns_servers(const config *a, const config *b)
+{
+    if (a->dns_server_count != b->dns_server_count)
+        return 0;
+    for (size_t i = 0; i < a->dns_server_count; i++)
+        if (strcmp(a->dns_servers[i], b->dns_servers[i]) != 0)
+            return 0;
+    return 1;
+}
+
 void reload_now(reloader_t *r, const char *trigger)
 {
     gateway_t *gw = r->gw;
@@ -87,8 +97,20 @@ void reload_now(reloader_t *r, const char *trigger)
         return;
     }
     keep_fixed_settings(gw, next);
+    if (!same_dns_servers(gw->cfg, next)) { /* before the services: new names resolve with them */
+        char err[200];
+        if (upstream_set_dns_servers(gw->up, (const char *const *)next->dns_servers, next->dns_server_count, err,
+                                     sizeof err) != 0) {
+            config_free(next);
+            failed(r, trigger, err);
+            return;
+        }
+    }
     generation_t *gen = gen_new(next, gw->gen, gw->up, gw->metrics, &gw->log);
     if (!gen) {
+        if (!same_dns_servers(gw->cfg, next)) /* the running config's servers again */
+            (void)upstream_set_dns_servers(gw->up, (const char *const *)gw->cfg->dns_servers,
+                                           gw->cfg->dns_server_count, NULL, 0);
         config_free(next);
         failed(r, trigger, "the new config could not be applied (see the line before)");
         return;

@@ -452,7 +452,7 @@ static void verified_by_ip_and_by_name(void **state)
     wait_log_line((const char *const[]){ "\"msg\":\"upstream connected\"", "\"service\":\"s\"",
                                           "\"tls\":\"TLSv1.3\"", NULL });
     wait_log_line((const char *const[]){ "\"msg\":\"upstream connected\"", "\"service\":\"byname\"",
-                                          "\"endpoint\":\"localhost:", NULL });
+                                          "\"from\":\"localhost\"", NULL });
     stop_gateway();
 }
 

@@ -42,6 +42,7 @@ const KEY_LISTS = {
   top_keys: '',
   auth_keys: 'auth',
   log_keys: 'log',
+  dns_keys: 'dns',
   limits_keys: 'limits',
   service_keys: 'services.*',
   tls_keys: 'services.*.tls',
@@ -210,12 +211,23 @@ function checkSchemaItself({ schema, ajv }) {
 
 // ---- 2. keys, both ways -----------------------------------------------------
 
+// The service settings' names, from core/settings.h's X-macro table
+// (X(type, name, default, kind) lines), which the loader's service_keys
+// expands.
+function settingNames(source) {
+  const text = readFileSync(join(source, 'core/settings.h'), 'utf8');
+  const table = /#define UP_SERVICE_SETTINGS\(X\)([\s\S]*?)\n\n/.exec(text);
+  return table ? [...table[1].matchAll(/X\(\s*\w+\s*,\s*(\w+)\s*,/g)].map((m) => m[1]) : [];
+}
+
 function loaderKeyLists(source) {
   const lists = {};
   for (const name of readdirSync(join(source, 'config')).filter((n) => n.endsWith('.c'))) {
     const text = readFileSync(join(source, 'config', name), 'utf8');
-    for (const m of text.matchAll(/static\s+const\s+char\s*\*\s*const\s+(\w+_keys)\s*\[\s*\]\s*=\s*\{([^}]*)\}/g))
+    for (const m of text.matchAll(/static\s+const\s+char\s*\*\s*const\s+(\w+_keys)\s*\[\s*\]\s*=\s*\{([^}]*)\}/g)) {
       lists[m[1]] = [...m[2].matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((s) => JSON.parse(`"${s[1]}"`));
+      if (/UP_SERVICE_SETTINGS\(/.test(m[2])) lists[m[1]].push(...settingNames(source));
+    }
   }
   return lists;
 }

@@ -131,7 +131,7 @@ static void test_defaults_of_service_keys(void **state)
     assert_int_equal(s->endpoints[0].port, 3000);
     assert_int_equal(s->endpoints[0].kind, HOSTPORT_NAME);
     assert_int_equal(s->pool_size, 1);
-    assert_int_equal(s->connect, CONFIG_CONNECT_EAGER);
+    assert_int_equal(s->connect, UP_CONNECT_EAGER);
     assert_int_equal(s->connect_timeout_ms, 2000);
     assert_int_equal(s->timeout_ms, 5000);
     assert_int_equal(s->retry_attempts, 0);
@@ -238,7 +238,7 @@ static void test_spec_example(void **state)
     assert_true(cfg->services[0].tls->verify);
     assert_int_equal(cfg->services[1].endpoint_count, 2);
     assert_int_equal(cfg->services[1].endpoints[1].kind, HOSTPORT_IPV4);
-    assert_int_equal(cfg->services[2].connect, CONFIG_CONNECT_LAZY);
+    assert_int_equal(cfg->services[2].connect, UP_CONNECT_LAZY);
     assert_int_equal(cfg->route_count, 4);
     assert_string_equal(cfg->routes[0].pattern_json, "{\"cmd\":\"sum\"}");
     assert_false(cfg->routes[1].data.uses_body);
@@ -579,7 +579,7 @@ static void test_service_values(void **state)
     assert_int_equal(s->endpoints[0].kind, HOSTPORT_IPV6);
     assert_string_equal(s->endpoints[1].host, "x.example.");
     assert_int_equal(s->pool_size, 1024);
-    assert_int_equal(s->connect, CONFIG_CONNECT_LAZY);
+    assert_int_equal(s->connect, UP_CONNECT_LAZY);
     assert_int_equal(s->connect_timeout_ms, 1);
     assert_int_equal(s->timeout_ms, 2);
     assert_int_equal(s->retry_attempts, 3);
@@ -893,7 +893,7 @@ static void test_enum_names(void **state)
     assert_string_equal(config_route_kind_name(CONFIG_ROUTE_EMIT), "emit");
     assert_string_equal(config_reply_mode_name(CONFIG_REPLY_SSE), "sse");
     assert_string_equal(config_log_level_name(CONFIG_LOG_WARN), "warn");
-    assert_string_equal(config_connect_mode_name(CONFIG_CONNECT_LAZY), "lazy");
+    assert_string_equal(config_connect_mode_name(UP_CONNECT_LAZY), "lazy");
 }
 
 /* ---- "$schema" ----------------------------------------------------------- */
@@ -1021,6 +1021,11 @@ static json_t *loaded_value(const config *cfg, const char *path)
     VALUE_OF("services.*.max_message_bytes", NUMBER(s->max_message_bytes));
     VALUE_OF("services.*.incomplete_frame_timeout_ms", NUMBER(s->incomplete_frame_timeout_ms));
     VALUE_OF("services.*.metadata", json_boolean(s->metadata));
+    VALUE_OF("services.*.balance", json_string(settings_balance_name(s->balance)));
+    VALUE_OF("services.*.resolve_interval_ms", NUMBER(s->resolve_interval_ms));
+    VALUE_OF("services.*.max_connection_age_ms", NUMBER(s->max_connection_age_ms));
+    VALUE_OF("routes[].retries", NUMBER(r->retries));
+    VALUE_OF("routes[].fanout", json_string(config_fanout_name(r->fanout)));
     VALUE_OF("services.*.tls.verify", json_boolean(s->tls->verify));
     VALUE_OF("routes[].kind", json_string(config_route_kind_name(r->kind)));
     VALUE_OF("routes[].reply", json_string(config_reply_mode_name(r->reply)));
@@ -1113,16 +1118,18 @@ static void test_schema_defaults_are_the_loaders(void **state)
 }
 
 typedef struct enum_check {
-    size_t found[5];
+    size_t found[7];
 } enum_check;
 
 static const struct {
     const char *path;
     const char *const *names;
     size_t count;
-} loader_enums[5] = {
+} loader_enums[7] = {
     {"log.level", cfg_log_level_names, CFG_COUNT_OF(cfg_log_level_names)},
     {"services.*.connect", cfg_connect_names, CFG_COUNT_OF(cfg_connect_names)},
+    {"services.*.balance", cfg_balance_names, 2},
+    {"routes[].fanout", cfg_fanout_names, 2},
     {"routes[].method", cfg_method_names, CFG_COUNT_OF(cfg_method_names)},
     {"routes[].kind", cfg_route_kind_names, CFG_COUNT_OF(cfg_route_kind_names)},
     {"routes[].reply", cfg_reply_names, CFG_COUNT_OF(cfg_reply_names)},
