@@ -1281,6 +1281,8 @@ void up_report_service(up_service_t *svc, const up_event_t *ev)
 
 void up_report(up_conn_t *conn, up_event_type_t type, const char *detail)
 {
+    if (conn->endpoint->svc->up->closing)
+        return;
     up_sock_t *sock = conn->sock;
     up_event_t ev = {
         .type = type,
@@ -1307,6 +1309,21 @@ static void cancel_list(list_node_t *list)
                    "the gateway is shutting down");
 }
 
+/* Closes an endpoint's connections, their requests cancelled; the memory
+ * goes when the upstream is freed (upstream_close may run from inside a
+ * callback of one of these connections). */
+static void close_endpoint(upstream_t *up, up_endpoint_t *ep)
+{
+    timers_stop(&up->timers, &ep->eject_timer);
+    for (list_node_t *n = ep->conns.next; n != &ep->conns; n = n->next) {
+        up_conn_t *c = LIST_OWNER(n, up_conn_t, link);
+        cancel_list(&c->pending);
+        cancel_list(&c->emits);
+        conn_down(c, UP_CANCELLED, "the gateway is shutting down");
+        timers_stop(&up->timers, &c->reconnect_timer);
+    }
+}
+
 void upstream_close(upstream_t *up)
 {
     up->closing = 1;
@@ -1315,9 +1332,14 @@ void upstream_close(upstream_t *up)
         up_service_t *svc = up->services[i];
         cancel_list(&svc->waiting);
         timers_stop(&up->timers, &svc->retry_timer);
-        targets_free(svc);
-        while (svc->n_eps)
-            ep_destroy(svc->eps[svc->n_eps - 1], UP_CANCELLED, "the gateway is shutting down");
+        for (size_t e = 0; e < svc->n_eps; e++)
+            close_endpoint(up, svc->eps[e]);
+        for (size_t t = 0; t < svc->n_targets; t++) { /* freed with the service */
+            timers_stop(&up->timers, &svc->targets[t].resolve_timer);
+            if (svc->targets[t].query)
+                resolver_cancel(svc->targets[t].query);
+            svc->targets[t].query = NULL;
+        }
     }
     if (up->resolver) {
         up->open_handles++;
