@@ -8,7 +8,11 @@
 #ifndef PG_GATEWAY_CLI_H
 #define PG_GATEWAY_CLI_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "config/config.h"
+#include "core/tls.h"
 
 /* `call` (is_emit 0) or `emit` (is_emit 1): HOST:PORT PATTERN [DATA]. */
 int cli_call(int argc, char **argv, int is_emit);
@@ -20,6 +24,50 @@ int cli_call(int argc, char **argv, int is_emit);
  * is -c FILE, else $PATTERNGATE_CONFIG, else the embedded default (as for
  * serving). The container image's HEALTHCHECK. */
 int cli_healthcheck(int argc, char **argv);
+
+/*
+ * `--check --live` (cli_live.c): after the config loaded, asks every
+ * service for its handlers (gateway/live.h) and reports, for `file`:
+ *   on stdout, one line per service ("live: service orders: 7 handlers",
+ *   or "... has no patterngate-nest module: its routes are not checked",
+ *   a warning);
+ *   on stderr, each route whose pattern the service has no handler for, or
+ *   whose kind differs from the handler's (send to an @EventPattern...):
+ *   "patterngate: FILE: routes[3]: service orders has no handler for ...".
+ * Returns 0; 2 when a route has no handler; 1 when a service could not be
+ * asked (and no route was found wrong).
+ */
+int cli_check_live(const config *cfg, const char *file);
+
+/* `scaffold [TLS options] [--timeout MS] HOST:PORT`: asks the service for
+ * its handlers and prints a starting config (one route per handler) that
+ * `--check` accepts. 0; 1 when the service cannot be asked or has no
+ * patterngate-nest module; 2 for bad usage. */
+int cli_scaffold(int argc, char **argv);
+
+/* ---- TLS options (cli_tls.c) ------------------------------------------------ */
+
+/* What --tls-ca F, --tls-cert F, --tls-key F, --servername N and
+ * --insecure set; any of them turns TLS on. Paths are borrowed from argv. */
+typedef struct cli_tls {
+    tls_client_opts_t opts; /* start from CLI_TLS_INIT */
+    const char *servername; /* NULL: the host */
+    bool on;
+} cli_tls_t;
+
+#define CLI_TLS_INIT { { NULL, NULL, NULL, 1 }, NULL, false }
+
+/* Reads the TLS option at argv[*i] if it is one: 1 (with *i on the last
+ * argument used), 0 when it is not a TLS option, -1 when its value is
+ * missing. */
+int cli_tls_option(int argc, char **argv, int *i, cli_tls_t *t);
+
+/* What is wrong with the options together (a certificate without its key),
+ * or NULL. */
+const char *cli_tls_problem(const cli_tls_t *t);
+
+/* --timeout's value: milliseconds, 1 to 86400000. 0, or -1 when it is not. */
+int cli_parse_timeout(const char *text, uint32_t *ms);
 
 /* ---- config on the command line (cli_config.c) ----------------------------- */
 

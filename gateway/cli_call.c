@@ -94,56 +94,30 @@ static int pattern_json(const char *arg, buf_t *out)
     return json_append_string(out, arg, n);
 }
 
-static int parse_timeout(const char *text, uint32_t *ms)
-{
-    char *end;
-    unsigned long v = strtoul(text, &end, 10);
-    if (*text == 0 || *end || v == 0 || v > 86400000UL)
-        return -1;
-    *ms = (uint32_t)v;
-    return 0;
-}
-
 int cli_call(int argc, char **argv, int is_emit)
 {
     const char *cmd = is_emit ? "emit" : "call";
     uint32_t timeout_ms = 5000;
-    tls_client_opts_t tls = { NULL, NULL, NULL, 1 };
-    const char *servername = NULL;
-    int use_tls = 0, i = 0;
+    cli_tls_t tls = CLI_TLS_INIT;
+    int i = 0;
     for (; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
         const char *opt = argv[i];
-        int valued = i + 1 < argc;
-        bool takes_value = strcmp(opt, "--timeout") == 0 || strcmp(opt, "--tls-ca") == 0 ||
-                           strcmp(opt, "--tls-cert") == 0 || strcmp(opt, "--tls-key") == 0 ||
-                           strcmp(opt, "--servername") == 0;
         char problem[160];
+        int tls_option = cli_tls_option(argc, argv, &i, &tls);
+        if (tls_option > 0)
+            continue;
+        if (tls_option < 0 || (strcmp(opt, "--timeout") == 0 && i + 1 >= argc)) {
+            snprintf(problem, sizeof problem, "option %s needs a value", opt);
+            return usage(cmd, problem);
+        }
         if (strcmp(opt, "--") == 0) {
             i++;
             break;
         } else if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0) {
             return help(cmd, is_emit);
-        } else if (takes_value && !valued) {
-            snprintf(problem, sizeof problem, "option %s needs a value", opt);
-            return usage(cmd, problem);
         } else if (strcmp(opt, "--timeout") == 0) {
-            if (parse_timeout(argv[++i], &timeout_ms))
+            if (cli_parse_timeout(argv[++i], &timeout_ms))
                 return usage(cmd, "--timeout takes milliseconds, 1 to 86400000");
-        } else if (strcmp(opt, "--tls-ca") == 0) {
-            tls.ca_file = argv[++i];
-            use_tls = 1;
-        } else if (strcmp(opt, "--tls-cert") == 0) {
-            tls.cert_file = argv[++i];
-            use_tls = 1;
-        } else if (strcmp(opt, "--tls-key") == 0) {
-            tls.key_file = argv[++i];
-            use_tls = 1;
-        } else if (strcmp(opt, "--servername") == 0) {
-            servername = argv[++i];
-            use_tls = 1;
-        } else if (strcmp(opt, "--insecure") == 0) {
-            tls.verify = 0;
-            use_tls = 1;
         } else {
             snprintf(problem, sizeof problem, "unknown option '%.100s'", opt);
             return usage(cmd, problem);
@@ -151,8 +125,8 @@ int cli_call(int argc, char **argv, int is_emit)
     }
     if (argc - i < 2 || argc - i > 3)
         return usage(cmd, "expected HOST:PORT PATTERN [DATA]");
-    if ((tls.cert_file == NULL) != (tls.key_file == NULL))
-        return usage(cmd, "--tls-cert and --tls-key go together");
+    if (cli_tls_problem(&tls))
+        return usage(cmd, cli_tls_problem(&tls));
     const char *address = argv[i], *data_arg = argc - i == 3 ? argv[i + 2] : "null";
 
     buf_t pattern = BUF_INIT;
@@ -181,9 +155,9 @@ int cli_call(int argc, char **argv, int is_emit)
     opts.connect = UP_CONNECT_LAZY;
     opts.timeout_ms = timeout_ms;
     opts.connect_timeout_ms = timeout_ms < 2000 ? timeout_ms : 2000;
-    if (use_tls) {
-        opts.tls = &tls;
-        opts.servername = servername;
+    if (tls.on) {
+        opts.tls = &tls.opts;
+        opts.servername = tls.servername;
     }
     char err[300];
     up_service_t *svc = st.up ? up_service_add(st.up, &opts, err, sizeof err) : NULL;

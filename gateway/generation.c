@@ -1,6 +1,7 @@
 #include "gateway/generation.h"
 
 #include "gateway/file_digest.h"
+#include "gateway/service_opts.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -15,14 +16,6 @@ struct gen_service {
 
 /* "host:port" texts of a service's endpoints (texts[i] point into
  * storage, which has endpoint_count slots). */
-static void endpoint_texts(const config_service *s, char (*storage)[HOSTPORT_TEXT_SIZE], const char **texts)
-{
-    for (size_t k = 0; k < s->endpoint_count; k++) {
-        hostport_format(&s->endpoints[k], storage[k], sizeof storage[k]);
-        texts[k] = storage[k];
-    }
-}
-
 /* Everything that makes a service what it is, as text: two services with
  * the same fingerprint can share connections. The settings come from
  * core/settings.h's table (so a new setting is in it by construction), then
@@ -55,7 +48,7 @@ static char *fingerprint(const config_service *s)
     }
     char *fp = NULL;
     if (storage && texts) {
-        endpoint_texts(s, storage, texts);
+        service_opts_endpoints(s, storage, texts);
         if (buf_append_cstr(&b, "name=") == 0 && buf_append_cstr(&b, s->name) == 0 &&
             settings_fingerprint(&b, &s->settings, texts, s->endpoint_count, s->tls ? tls : NULL) == 0)
             fp = buf_take_cstr(&b);
@@ -66,39 +59,9 @@ static char *fingerprint(const config_service *s)
     return fp;
 }
 
-/* The upstream client's options for one configured service; *tls is filled
- * in and used when the service has a tls section. */
-static void service_options(const config_service *s, up_service_opts_t *o, const char **endpoints,
-                            tls_client_opts_t *tls)
-{
-    up_service_opts_defaults(o);
-    o->name = s->name;
-    o->endpoints = endpoints;
-    o->n_endpoints = s->endpoint_count;
-    o->settings = s->settings;
-    if (s->tls) {
-        *tls = (tls_client_opts_t){ s->tls->ca, s->tls->cert, s->tls->key, s->tls->verify };
-        o->tls = tls;
-        o->servername = s->tls->servername;
-    }
-}
-
 static up_service_t *add_service(const config_service *s, upstream_t *up, up_service_stats_t *stats,
                                  const logger_t *log)
 {
-    char (*texts)[HOSTPORT_TEXT_SIZE] = calloc(s->endpoint_count, sizeof *texts);
-    const char **endpoints = calloc(s->endpoint_count, sizeof *endpoints);
-    if (!texts || !endpoints) {
-        free(texts);
-        free(endpoints);
-        log_msg(log, CONFIG_LOG_ERROR, "cannot add service", "out of memory");
-        return NULL;
-    }
-    endpoint_texts(s, texts, endpoints);
-    up_service_opts_t o;
-    tls_client_opts_t tls;
-    service_options(s, &o, endpoints, &tls);
-    o.stats = stats;
     if (s->tls && !s->tls->verify) {
         char field[160];
         snprintf(field, sizeof field, "services.%s.tls.verify", s->name);
@@ -108,15 +71,10 @@ static up_service_t *add_service(const config_service *s, upstream_t *up, up_ser
             log_str(&line, "field", field);
         log_end(log, &line);
     }
-    char err[300], why[400];
-    up_service_t *svc = up_service_add(up, &o, err, sizeof err);
-    free(texts);
-    free(endpoints);
-    if (!svc) {
-        /* "tls.FIELD: reason" becomes "services.NAME.tls.FIELD: reason" */
-        snprintf(why, sizeof why, "services.%s%s%s", s->name, strncmp(err, "tls", 3) == 0 ? "." : ": ", err);
+    char why[400];
+    up_service_t *svc = service_opts_add(up, s, stats, why, sizeof why);
+    if (!svc)
         log_msg(log, CONFIG_LOG_ERROR, "cannot add service", why);
-    }
     return svc;
 }
 

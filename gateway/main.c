@@ -1,8 +1,8 @@
 /*
  * patterngate's command line (SPEC.md "Command line"): a thin dispatcher.
  *
- *   patterngate [-c FILE] [--check] [--version] [--help]   serve / check
- *   patterngate call|emit|healthcheck ...                  subcommands
+ *   patterngate [-c FILE] [--check [--live]] [--version] [--help]   serve / check
+ *   patterngate call|emit|healthcheck|scaffold ...                  subcommands
  *
  * -c has the long forms --config FILE and --config=FILE.
  *
@@ -23,11 +23,12 @@
 #define EXIT_USAGE 2
 
 static const char usage_text[] =
-    "usage: patterngate [-c FILE] [--check] [--version] [--help]\n"
+    "usage: patterngate [-c FILE] [--check [--live]] [--version] [--help]\n"
     "       patterngate call [--tls-ca F] [--tls-cert F --tls-key F] [--servername N]\n"
     "                        [--insecure] [--timeout MS] HOST:PORT PATTERN [DATA]\n"
     "       patterngate emit [same options] HOST:PORT PATTERN [DATA]\n"
-    "       patterngate healthcheck [-c FILE] [URL]\n";
+    "       patterngate healthcheck [-c FILE] [URL]\n"
+    "       patterngate scaffold [TLS options] [--name NAME] HOST:PORT\n";
 
 static const char help_text[] =
     "\n"
@@ -39,6 +40,9 @@ static const char help_text[] =
     "               service \"default\" at 127.0.0.1:3000, generic API on)\n"
     "  --check      load and validate the config, print a summary line, exit; every\n"
     "               problem is listed as FILE:LINE:COLUMN: json.path: reason\n"
+    "  --live       with --check: also ask every service for its handlers (it needs\n"
+    "               the patterngate-nest module) and list each route whose pattern\n"
+    "               has none (exit 2); a service that cannot be asked: exit 1\n"
     "  --version    print the version and exit\n"
     "  -h, --help   print this help and exit\n"
     "\n"
@@ -46,6 +50,8 @@ static const char help_text[] =
     "  emit         send one event\n"
     "  healthcheck  exit 0 when URL answers 200 within 2 s, else 1; the default URL\n"
     "               is /healthz on the config's admin_listen, else its listen\n"
+    "  scaffold     print a starting config, one route per handler of a Nest service\n"
+    "               that imports the patterngate-nest module\n"
     "  Each of them takes --help.\n"
     "\n"
     "Exit codes: 0 success, 1 runtime failure, 2 bad usage or config.\n";
@@ -54,6 +60,7 @@ static const char help_text[] =
 typedef struct options {
     const char *config_file; /* -c FILE; NULL: see cli_config_file() */
     bool check;
+    bool live;   /* --check --live */
     bool version;
     bool help;
 } options;
@@ -70,6 +77,10 @@ static int run_emit(int argc, char **argv)
     return cli_call(argc - 1, argv + 1, 1);
 }
 
+static int run_scaffold(int argc, char **argv)
+{
+    return cli_scaffold(argc - 1, argv + 1);
+}
 
 static const struct {
     const char *name;
@@ -78,6 +89,7 @@ static const struct {
     {"call", run_call},
     {"emit", run_emit},
     {"healthcheck", cli_healthcheck},
+    {"scaffold", run_scaffold},
 };
 
 static int bad_usage(const char *format, const char *detail)
@@ -105,7 +117,7 @@ static int bad_argument(const char *arg)
     if (looks_like_config(arg))
         fprintf(stderr, "; did you mean -c %s?", arg);
     else
-        fputs(" (subcommands: call, emit, healthcheck)", stderr);
+        fputs(" (subcommands: call, emit, healthcheck, scaffold)", stderr);
     fputc('\n', stderr);
     fputs(usage_text, stderr);
     return EXIT_USAGE;
@@ -123,6 +135,8 @@ static int parse_options(int argc, char **argv, options *opts)
             continue;
         if (strcmp(arg, "--check") == 0) {
             opts->check = true;
+        } else if (strcmp(arg, "--live") == 0) {
+            opts->live = true;
         } else if (strcmp(arg, "--version") == 0) {
             opts->version = true;
         } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -136,7 +150,7 @@ static int parse_options(int argc, char **argv, options *opts)
     return 0;
 }
 
-static int run_check(const char *file)
+static int run_check(const char *file, bool live)
 {
     config *cfg = cli_load_config(file);
     if (cfg == NULL)
@@ -144,8 +158,10 @@ static int run_check(const char *file)
     char summary[128];
     config_summary(cfg, summary, sizeof summary);
     printf("ok: %s\n", summary);
+    fflush(stdout);
+    int rc = live ? cli_check_live(cfg, cli_config_name(file)) : 0;
     config_free(cfg);
-    return 0;
+    return rc;
 }
 
 /* One "invalid config" log line per problem. */
@@ -204,5 +220,7 @@ int main(int argc, char **argv)
         return 0;
     }
     const char *file = cli_config_file(opts.config_file);
-    return opts.check ? run_check(file) : run_gateway(file);
+    if (opts.live && !opts.check)
+        return bad_usage("%s goes with --check", "--live");
+    return opts.check ? run_check(file, opts.live) : run_gateway(file);
 }

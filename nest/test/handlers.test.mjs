@@ -14,107 +14,13 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, mkdir } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { NestTcpClient } from './wire.mjs';
-
-const run = promisify(execFile);
-const here = path.dirname(fileURLToPath(import.meta.url));
-const packageDir = path.resolve(here, '..');
-const appsDir = path.join(packageDir, 'test-apps');
-
-const RESERVED = { patterngate: 'handlers' };
-const NO_HANDLER = 'There is no matching message handler defined in the remote service.';
-const START_DEADLINE_MS = 60000;
-
-/** The Nest versions the apps pin (test-apps/<folder>/package.json). */
-const VERSIONS = [
-  { folder: 'v10', common: '10.4.22', core: '10.4.22', microservices: '10.4.22' },
-  { folder: 'v11', common: '11.2.12', core: '11.2.12', microservices: '11.2.6' },
-  { folder: 'v12', common: '12.5.1', core: '12.5.1', microservices: '12.1.1' },
-];
-
-/**
- * What the module must answer for test-apps/app.cjs, in order: the root module's
- * controllers (each method in the order of its class, own methods before
- * inherited ones), then the imported FeatureModule's.
- */
-const EXPECTED = [
-  { pattern: 'echo', kind: 'send' },
-  { pattern: { cmd: 'sum' }, kind: 'send' },
-  { pattern: { cmd: 'user', op: { name: 'get', version: 2 } }, kind: 'send' },
-  { pattern: 'user_created', kind: 'emit' },
-  { pattern: { evt: 'order', status: { code: 'placed' } }, kind: 'emit' },
-  { pattern: 'multi.a', kind: 'send' },                 // one decorator, two patterns
-  { pattern: { cmd: 'multi', n: 1 }, kind: 'send' },
-  { pattern: 'twice.second', kind: 'send' },            // of two decorators, the last applied
-  { pattern: 'tcp_only', kind: 'send' },                // bound to Transport.TCP
-  { pattern: 'base.ping', kind: 'send' },               // inherited from BaseController
-  { pattern: { cmd: 'feature' }, kind: 'send' },        // FeatureModule; its 'user_created'
-];                                                      // listener is already listed
-
-/** Request patterns the app does not answer (so neither does the list). */
-const UNANSWERED = [
-  'twice.first',           // replaced by the second decorator on the same method
-  'nats_only',             // bound to Transport.NATS: not registered on TCP
-  'helper',                // a method without a decorator
-];
-
-/** The handler each listed request pattern reaches ({handled: method}). */
-const HANDLED_BY = {
-  'echo': 'echo', '{"cmd":"sum"}': 'sum', '{"cmd":"user","op":{"name":"get","version":2}}': 'nested',
-  'multi.a': 'multi', '{"cmd":"multi","n":1}': 'multi', 'twice.second': 'twice',
-  'tcp_only': 'tcpOnly', 'base.ping': 'ping', '{"cmd":"feature"}': 'feature',
-};
-
-function patternText(pattern) {
-  return typeof pattern === 'string' ? pattern : JSON.stringify(pattern);
-}
-
-/**
- * Starts `node <entry> ...args` in test-apps/; resolves once it printed
- * `READY <tcp port> [<http port>]` with { tcpPort, httpPort, stop, log }.
- */
-function startApp(entry, args = []) {
-  const child = spawn(process.execPath, [path.join(appsDir, entry), ...args],
-                      { cwd: appsDir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', text => { stderr += text; });
-  const exited = new Promise(resolve => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
-    const status = await exited;
-    clearTimeout(timer);
-    return status;
-  };
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    let settled = false;
-    const fail = why => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      stop().finally(() => reject(new Error(`${entry} ${args.join(' ')}: ${why}\n${stderr}`)));
-    };
-    const timer = setTimeout(() => fail(`not ready in ${START_DEADLINE_MS} ms`), START_DEADLINE_MS);
-    exited.then(({ code, signal }) => fail(`exited (${code ?? signal}) before READY`));
-    child.stdout.setEncoding('utf8').on('data', text => {
-      stdout += text;
-      const line = stdout.split('\n').slice(0, -1).find(l => l.startsWith('READY '));
-      if (!line || settled) return;
-      settled = true;
-      clearTimeout(timer);
-      const [tcpPort, httpPort] = line.split(' ').slice(1).map(Number);
-      resolve({ tcpPort, httpPort, stop, log: () => stderr });
-    });
-  });
-}
+import {
+  EXPECTED, HANDLED_BY, NO_HANDLER, RESERVED, UNANSWERED, VERSIONS, appsDir, installPackage, packageDir,
+  patternText, removePackage, run, startApp,
+} from './apps.mjs';
 
 /** Runs `body(app, client)` against a started app, stopping it afterwards. */
 async function withApp(entry, args, body) {
@@ -150,27 +56,7 @@ async function checkHandlers(client) {
   }
 }
 
-before(async () => {
-  for (const { folder } of VERSIONS) {
-    if (!existsSync(path.join(appsDir, folder, 'node_modules', '@nestjs', 'core')))
-      throw new Error(`no node_modules in nest/test-apps/${folder}: run scripts/setup`);
-  }
-  // Install the package as users get it: packed, then unpacked.
-  const scratch = await mkdtemp(path.join(tmpdir(), 'patterngate-nest-'));
-  try {
-    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', scratch],
-                                 { cwd: packageDir });
-    const tarball = path.join(scratch, JSON.parse(stdout)[0].filename);
-    for (const { folder } of VERSIONS) {
-      const target = path.join(appsDir, folder, 'node_modules', 'patterngate-nest');
-      await rm(target, { recursive: true, force: true });
-      await mkdir(target, { recursive: true });
-      await run('tar', ['xzf', tarball, '--strip-components=1', '-C', target]);
-    }
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
-});
+before(installPackage);
 
 test('the package ships its entry points and types only, and no Nest of its own', async () => {
   const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], { cwd: packageDir });
@@ -250,8 +136,4 @@ test('TypeScript apps see the types through "import" and "require"', async () =>
   }
 });
 
-after(async () => {
-  // Leave no unpacked copy behind that a later `npm ci` would not expect.
-  for (const { folder } of VERSIONS)
-    await rm(path.join(appsDir, folder, 'node_modules', 'patterngate-nest'), { recursive: true, force: true });
-});
+after(removePackage);

@@ -9,3 +9,13 @@ add_test(NAME nest_module
   COMMAND ${PG_NODE_EXECUTABLE} --test --test-reporter=spec handlers.test.mjs
   WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/nest/test)
 set_tests_properties(nest_module PROPERTIES LABELS integration TIMEOUT 300)
+
+# patterngate --check --live and scaffold against the same apps
+# (nest/test/live.test.mjs). Both tests unpack patterngate-nest into the
+# apps' node_modules: they take turns.
+add_test(NAME nest_live
+  COMMAND ${PG_NODE_EXECUTABLE} --test --test-reporter=spec live.test.mjs
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/nest/test)
+set_tests_properties(nest_live PROPERTIES LABELS integration TIMEOUT 300
+  ENVIRONMENT "PATTERNGATE=$<TARGET_FILE:patterngate>")
+set_tests_properties(nest_module nest_live PROPERTIES RESOURCE_LOCK nest_test_apps)

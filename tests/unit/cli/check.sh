@@ -93,7 +93,7 @@ expect_code 2 "a bare .json name"; expect_stderr_has "did you mean -c main.json?
 run serve
 expect_code 2 "a bare word"
 checks=$((checks + 1))
-[ "$(head -n1 "$err")" = "patterngate: unexpected argument 'serve' (subcommands: call, emit, healthcheck)" ] ||
+[ "$(head -n1 "$err")" = "patterngate: unexpected argument 'serve' (subcommands: call, emit, healthcheck, scaffold)" ] ||
   fail "a bare word: expected the subcommands named"
 
 # --- PATTERNGATE_CONFIG ---------------------------------------------------
@@ -134,7 +134,7 @@ grep -qE '^patterngate [0-9]+\.[0-9]+\.[0-9]+$' "$out" && [ "$(wc -l <"$out")" -
 for help in --help -h; do
   run $help
   expect_code 0 "$help"; expect_no_stderr "$help"
-  for form in "patterngate [-c FILE] [--check] [--version] [--help]" "patterngate call" \
+  for form in "patterngate [-c FILE] [--check [--live]] [--version] [--help]" "patterngate scaffold" "patterngate call" \
       "patterngate emit" "patterngate healthcheck [-c FILE] [URL]" "--timeout MS" "--check" \
       "-c, --config FILE" "takes --help" "PATTERNGATE_CONFIG"; do
     expect_stdout_has "$form" "$help"
@@ -142,7 +142,7 @@ for help in --help -h; do
 done
 
 # --- bad usage -------------------------------------------------------------------
-for args in "--bogus" "-c" "--check extra" "-x --check"; do
+for args in "--bogus" "-c" "--check extra" "-x --check" "--live"; do
   run $args
   expect_code 2 "bad usage '$args'"; expect_no_stdout "bad usage '$args'"
   expect_stderr_has "usage: patterngate [-c FILE]" "bad usage '$args'"
@@ -158,7 +158,7 @@ for args in "--bogus" "-x --check"; do
 done
 
 # --- subcommands: --help, unknown options ------------------------------------------
-for sub in call emit healthcheck; do
+for sub in call emit healthcheck scaffold; do
   for help in --help -h; do
     run $sub $help
     expect_code 0 "$sub $help"; expect_no_stderr "$sub $help"
@@ -182,6 +182,17 @@ run call --help
 for form in "--insecure" "--tls-cert F, --tls-key F" "--timeout MS" "PATTERN" "DATA"; do
   expect_stdout_has "$form" "call --help"
 done
+run scaffold --help
+for form in "--name NAME" "patterngate-nest" "--check --live" "--tls-ca F"; do
+  expect_stdout_has "$form" "scaffold --help"
+done
+for args in "" "127.0.0.1:1 extra" "--name bad/name 127.0.0.1:1" "--tls-cert c.pem 127.0.0.1:1"; do
+  run scaffold $args
+  expect_code 2 "scaffold $args"; expect_no_stdout "scaffold $args"
+  expect_stderr_has "usage: patterngate scaffold" "scaffold $args"
+done
+run --live
+expect_stderr_has "patterngate: --live goes with --check" "--live alone"
 run healthcheck --help
 for form in "-c, --config FILE" "admin_listen" "PATTERNGATE_CONFIG"; do
   expect_stdout_has "$form" "healthcheck --help"
