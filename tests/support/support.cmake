@@ -23,4 +23,5 @@ target_sources(pg_testsupport PRIVATE
 # JWTs minted by npm jose with openssl-made keys (tests/support/jose.h), and
 # headless Chromium for the CORS tests (tests/support/browser.h).
 target_sources(pg_testsupport PRIVATE
-  ${CMAKE_CURRENT_LIST_DIR}/jose.c)
+  ${CMAKE_CURRENT_LIST_DIR}/jose.c
+  ${CMAKE_CURRENT_LIST_DIR}/browser.c)
