@@ -62,13 +62,14 @@ const char *config_fanout_name(config_fanout fanout)
 
 static const char *const top_keys[] = {
     "listen", "admin_listen", "workers", "shutdown_grace_ms", "generic_api", "auth",
-    "log", "limits", "dns", "services", "routes", NULL,
+    "log", "limits", "dns", "services", "routes", "cors", NULL,
 };
 static const char *const dns_keys[] = {"servers", NULL};
-static const char *const auth_keys[] = {"bearer_tokens", NULL};
+static const char *const auth_keys[] = {"bearer_tokens", "jwt", NULL};
 static const char *const log_keys[] = {"level", "access", NULL};
 static const char *const limits_keys[] = {
-    "max_body_bytes", "max_connections", "max_inflight", "idle_timeout_ms", "max_reply_bytes", NULL,
+    "max_body_bytes", "max_connections", "max_inflight", "idle_timeout_ms", "max_reply_bytes",
+    "rate_limit_keys", NULL,
 };
 /* The service's scalar settings come from core/settings.h's table. */
 #define SETTING_KEY(type, name, def, kind) #name,
@@ -79,6 +80,8 @@ static const char *const service_keys[] = {
 static const char *const tls_keys[] = {"ca", "cert", "key", "servername", "verify", NULL};
 static const cfg_int_rule pool_size_rule = {1, CONFIG_POOL_SIZE_MAX,
                                             "an integer from 1 to 1024", false};
+static const cfg_int_rule rate_limit_keys_rule = {1, CONFIG_RATE_LIMIT_KEYS_MAX,
+                                                  "a positive integer", true};
 static const cfg_int_rule workers_rule = {1, CONFIG_WORKERS_MAX,
                                           "a positive integer or \"auto\"", true};
 
@@ -96,6 +99,7 @@ static void set_defaults(config *cfg)
     cfg->limits.max_inflight = 10000;
     cfg->limits.idle_timeout_ms = 60000;
     cfg->limits.max_reply_bytes = 67108864;
+    cfg->limits.rate_limit_keys = 100000;
 }
 
 static void set_service_defaults(config_service *service)
@@ -175,6 +179,24 @@ static int load_bearer_tokens(cfg_loader *l, const json_t *tokens)
     return rc;
 }
 
+static int load_auth_fields(cfg_loader *l, const json_t *auth)
+{
+    int rc = cfg_check_keys(l, auth, auth_keys);
+    const json_t *tokens = json_object_get(auth, "bearer_tokens");
+    if (tokens == NULL && json_object_get(auth, "jwt") == NULL && rc == 0)
+        return cfg_fail(l, "needs bearer_tokens, jwt or both (leave auth out for none)");
+    if (tokens != NULL) {
+        size_t mark = cfg_path_push_key(&l->path, "bearer_tokens");
+        rc |= load_bearer_tokens(l, tokens);
+        cfg_path_pop(&l->path, mark);
+        l->cfg->auth_mechanisms |= CONFIG_AUTH_BEARER;
+    }
+    rc |= cfg_load_jwt(l, auth);
+    if (l->cfg->jwt != NULL)
+        l->cfg->auth_mechanisms |= CONFIG_AUTH_JWT;
+    return rc;
+}
+
 static int load_auth(cfg_loader *l, const json_t *root)
 {
     const json_t *auth;
@@ -183,14 +205,7 @@ static int load_auth(cfg_loader *l, const json_t *root)
     if (auth == NULL)
         return 0;
     size_t mark = cfg_path_push_key(&l->path, "auth");
-    int rc = cfg_check_keys(l, auth, auth_keys);
-    const json_t *tokens = json_object_get(auth, "bearer_tokens");
-    if (tokens == NULL) {
-        rc = cfg_fail_at(l, "bearer_tokens", "required");
-    } else {
-        cfg_path_push_key(&l->path, "bearer_tokens");
-        rc |= load_bearer_tokens(l, tokens);
-    }
+    int rc = load_auth_fields(l, auth);
     cfg_path_pop(&l->path, mark);
     return rc;
 }
@@ -229,6 +244,9 @@ static int load_limits(cfg_loader *l, const json_t *root)
     rc |= cfg_read_unsigned(l, limits, "max_inflight", &cfg_positive_count, &out->max_inflight);
     rc |= cfg_read_integer(l, limits, "idle_timeout_ms", &cfg_positive_ms, &out->idle_timeout_ms);
     rc |= cfg_read_integer(l, limits, "max_reply_bytes", &cfg_positive_bytes, &out->max_reply_bytes);
+    uint64_t keys = out->rate_limit_keys;
+    rc |= cfg_read_integer(l, limits, "rate_limit_keys", &rate_limit_keys_rule, &keys);
+    out->rate_limit_keys = (size_t)keys;
     cfg_path_pop(&l->path, mark);
     return rc;
 }
@@ -539,6 +557,7 @@ static int load_document(cfg_loader *l, json_t *root)
     cfg_read_integer(l, root, "shutdown_grace_ms", &cfg_non_negative_ms,
                      &l->cfg->shutdown_grace_ms);
     load_auth(l, root);
+    cfg_load_cors(l, root, &l->cfg->cors);
     load_log(l, root);
     load_limits(l, root);
     load_dns(l, root);
@@ -791,6 +810,7 @@ static void free_routes(config *cfg)
         route_path_free(&cfg->routes[i].path);
         free(cfg->routes[i].pattern_json);
         template_free(&cfg->routes[i].data);
+        cfg_free_route_edge(&cfg->routes[i]);
     }
     free(cfg->routes);
 }
@@ -805,6 +825,8 @@ void config_free(config *cfg)
     for (size_t i = 0; i < cfg->dns_server_count; i++)
         free(cfg->dns_servers[i]);
     free(cfg->dns_servers);
+    cfg_free_jwt(cfg->jwt);
+    cfg_free_cors(cfg->cors);
     free_services(cfg);
     free_routes(cfg);
     free(cfg->file);

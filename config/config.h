@@ -15,6 +15,10 @@
  *
  *   config
  *    +- bearer_tokens[]            strings
+ *    +- jwt                        config_jwt, NULL without auth.jwt
+ *    |    +- issuer, audiences[], jwks_file, hs256_secret, forward_claims[]
+ *    +- cors                       config_cors, NULL without cors
+ *    |    +- allow_origins[], allow_methods[], allow_headers[], expose_headers[]
  *    +- services[]                 config_service (file order)
  *    |    +- name, endpoints[]     (hostport: inline, no heap)
  *    |    +- tls                   config_tls, NULL for plain TCP
@@ -22,6 +26,9 @@
  *         +- path                  route_path (segments)
  *         +- pattern_json          compact JSON text
  *         +- data                  template (literal chunks and slots)
+ *         +- require_claims[]      config_claim_rule (claim, value texts)
+ *         +- cors                  config_cors, NULL: the top level's
+ *         +- rate_limit            config_rate_limit (+ key), NULL: none
  *
  * Nothing in a config changes after loading, so one config may be read by
  * several threads at once; a reload builds a new one.
@@ -77,6 +84,8 @@ typedef struct config_limits {
     uint64_t idle_timeout_ms; /* >= 1, default 60000 */
     uint64_t max_reply_bytes; /* >= 1, default 67108864: reply bytes held
                                  for one request */
+    size_t rate_limit_keys;   /* 1..CONFIG_RATE_LIMIT_KEYS_MAX, default
+                                 100000: token buckets kept in all */
 } config_limits;
 
 /* A service's TLS settings. File paths are absolute: a relative path in the
@@ -114,6 +123,120 @@ typedef enum config_fanout {
     CONFIG_FANOUT_ONE, /* one endpoint, balanced */
     CONFIG_FANOUT_ALL, /* every usable endpoint */
 } config_fanout;
+/* ---- edge policy (SPEC.md "Edge policy for the ingress direction") ------ */
+
+/* Authentication mechanisms, as bits: config.auth_mechanisms (those
+ * configured at the top level) and config_route.auth (those a route
+ * accepts, any one sufficing; 0: none, the route needs no token). */
+#define CONFIG_AUTH_BEARER 1u /* one of auth.bearer_tokens */
+#define CONFIG_AUTH_JWT 2u    /* a JWT valid under auth.jwt */
+
+/* JWS algorithms of auth.jwt.algorithms, as bits. The values are those of
+ * gateway/jwt.h's JWT_ALG_* (the layers are apart, so they are repeated
+ * here; test_jwks checks they agree). */
+#define CONFIG_JWT_RS256 1u
+#define CONFIG_JWT_ES256 2u
+#define CONFIG_JWT_EDDSA 4u
+#define CONFIG_JWT_HS256 8u
+/* The algorithms whose keys come from the JWKS file. */
+#define CONFIG_JWT_JWKS_ALGORITHMS (CONFIG_JWT_RS256 | CONFIG_JWT_ES256 | CONFIG_JWT_EDDSA)
+/* The shortest HS256 secret: as long as the hash (RFC 7518 section 3.2). */
+#define CONFIG_JWT_SECRET_MIN 32u
+#define CONFIG_JWT_LEEWAY_MAX 3600u
+
+/*
+ * auth.jwt: how bearer tokens that are JWTs are verified. Loading checks
+ * that every algorithm listed has its key source (RS256/ES256/EdDSA: a
+ * jwks_file; HS256: hs256_secret) and that every key source is used by an
+ * algorithm. The JWKS file is not opened by the loader (like TLS files):
+ * whoever builds the keys (gateway/jwks.h) reads and parses it, at start and
+ * whenever it changes.
+ */
+typedef struct config_jwt {
+    char *issuer;              /* NULL: `iss` is not checked */
+    char **audiences;          /* audience_count strings; 0: `aud` not checked */
+    size_t audience_count;
+    char *jwks_file;           /* absolute (resolved like TLS paths); NULL: none */
+    unsigned algorithms;       /* CONFIG_JWT_* bits, never 0. Default: every
+                                  algorithm of the key sources given */
+    char *hs256_secret;        /* the secret's bytes (the string as written,
+                                  UTF-8), >= CONFIG_JWT_SECRET_MIN; NULL: none */
+    size_t hs256_secret_length;
+    uint64_t leeway_s;         /* 0..CONFIG_JWT_LEEWAY_MAX, default 60: clock
+                                  skew allowed on exp and nbf */
+    char **forward_claims;     /* claim names, distinct, non-empty; sent in the
+                                  packet metadata as "jwt.<claim>" */
+    size_t forward_claim_count;
+} config_jwt;
+
+/* The JSON type of a required claim value. */
+typedef enum config_claim_kind {
+    CONFIG_CLAIM_STRING,
+    CONFIG_CLAIM_NUMBER,
+    CONFIG_CLAIM_BOOL,
+} config_claim_kind;
+
+/* One member of a route's require_claims: the token's claim `claim` must
+ * hold `value` (SPEC.md: a claim that is an array must contain it, a
+ * space-separated string such as `scope` must hold it as a word, anything
+ * else must equal it; numbers compare by value). */
+typedef struct config_claim_rule {
+    char *claim;            /* a top-level claim name, as written (may hold
+                               '.' or '/', e.g. "https://example.com/roles") */
+    config_claim_kind kind;
+    char *value_json;       /* the value as compact JSON text: "\"admin\"",
+                               "42", "true" */
+    char *string;           /* STRING: the value itself (no NUL); else NULL */
+    double number;          /* NUMBER: the value */
+    bool boolean;           /* BOOL: the value */
+} config_claim_rule;
+
+#define CONFIG_CORS_MAX_AGE_MAX 86400u
+
+/*
+ * cors (top level, or a route's own, which replaces the top level's for
+ * that route). Origins are kept as browsers serialize them: scheme and host
+ * in lower case, no default port (":443" for https, ":80" for http), no
+ * path; an Origin header is compared with them byte for byte.
+ */
+typedef struct config_cors {
+    bool any_origin;             /* allow_origins ["*"]; then no list, and
+                                    never allow_credentials */
+    char **allow_origins;        /* normalized origins; NULL when any_origin */
+    size_t allow_origin_count;
+    char **allow_methods;        /* method tokens as written (methods are
+                                    case-sensitive); NULL: the methods of the
+                                    path's routes (GET brings HEAD) */
+    size_t allow_method_count;   /* >= 1 when allow_methods is set */
+    char **allow_headers;        /* request header names, lower case, beyond
+                                    the CORS-safelisted ones; may be empty */
+    size_t allow_header_count;
+    char **expose_headers;       /* response header names as written */
+    size_t expose_header_count;
+    bool allow_credentials;      /* default false */
+    uint64_t max_age_s;          /* 0..CONFIG_CORS_MAX_AGE_MAX, default 600 */
+} config_cors;
+
+/* Bounds of a rate_limit (gateway/ratelimit.h's RATELIMIT_RPS_MIN/MAX and
+ * RATELIMIT_KEYS_MAX, repeated here; test_jwks checks they agree). */
+#define CONFIG_RATE_RPS_MIN 1e-6
+#define CONFIG_RATE_RPS_MAX 1e12
+#define CONFIG_RATE_LIMIT_KEYS_MAX (1u << 26)
+
+/*
+ * A route's rate_limit: a token bucket per value of `key`. The key is kept
+ * as written and its form checked at load ($jwt.NAME, $jwt.claims.a.b,
+ * $header.NAME, $query.NAME, $path.NAME of a capture, $client.ip); a $jwt
+ * key needs jwt among the route's auth mechanisms. A request for which the
+ * key has no value (no such header, a bearer token instead of a JWT) is
+ * counted in the bucket of the empty key, shared by all such requests.
+ */
+typedef struct config_rate_limit {
+    double rps;                  /* CONFIG_RATE_RPS_MIN..MAX tokens per second */
+    uint32_t burst;              /* 1..CONFIG_COUNT_MAX: the bucket's capacity */
+    char *key;                   /* the key template as written; NULL: one
+                                    bucket for the route as a whole */
+} config_rate_limit;
 
 typedef struct config_route {
     config_method method;
@@ -128,6 +251,15 @@ typedef struct config_route {
     unsigned status;              /* 200..299, default 200 send, 202 emit */
     unsigned retries;             /* 0..PG_MAX_RETRIES, default 0 */
     config_fanout fanout;         /* emit only; default one */
+    unsigned auth;                /* CONFIG_AUTH_* bits accepted, any one
+                                     sufficing; 0: none. Default: every
+                                     mechanism configured at the top level */
+    config_claim_rule *require_claims; /* all must hold; only with auth
+                                     exactly CONFIG_AUTH_JWT */
+    size_t require_claim_count;
+    config_cors *cors;            /* the route's own; NULL: the top level's
+                                     (see config_route_cors()) */
+    config_rate_limit *rate_limit; /* NULL: not limited */
 } config_route;
 
 /* Millisecond values (timeouts, delays, grace) are at most
@@ -145,8 +277,14 @@ typedef struct config {
     hostport admin_listen;        /* valid when has_admin_listen */
     unsigned workers;             /* 1..1024, or 0 for "auto" (one per CPU) */
     uint64_t shutdown_grace_ms;   /* >= 0, default 10000 */
-    char **bearer_tokens;         /* visible ASCII, non-empty; NULL if no auth */
-    size_t bearer_token_count;    /* 0: no authentication */
+    char **bearer_tokens;         /* visible ASCII, non-empty; NULL if none */
+    size_t bearer_token_count;    /* 0: no bearer tokens */
+    config_jwt *jwt;              /* auth.jwt; NULL: no JWT authentication */
+    unsigned auth_mechanisms;     /* CONFIG_AUTH_* bits configured under auth
+                                     (0: no authentication); the default of a
+                                     route's auth, and what the generic API
+                                     and admin paths accept */
+    config_cors *cors;            /* top-level cors; NULL: no CORS */
     config_log_level log_level;   /* default info */
     bool log_access;              /* default false */
     config_limits limits;
@@ -294,6 +432,9 @@ const config_service *config_find_service(const config *cfg, const char *name, s
  * either is "*") and paths of the same shape (route_path_same_shape()).
  * The loader rejects such pairs. */
 bool config_routes_conflict(const config_route *a, const config_route *b);
+
+/* The CORS policy of a route: its own, else the top level's; NULL: none. */
+const config_cors *config_route_cors(const config *cfg, const config_route *route);
 
 /* Names as written in the config: "GET".."DELETE", "*"; "send"/"emit";
  * "auto"/"array"/"ndjson"/"sse"; "debug".."error"; "eager"/"lazy". */

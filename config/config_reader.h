@@ -62,6 +62,10 @@ extern const char *const cfg_log_level_names[4];
 extern const char *const cfg_connect_names[2];
 extern const char *const cfg_balance_names[2];
 extern const char *const cfg_fanout_names[2];
+/* Defined in config_edge.c: a route's auth ("none", "bearer", "jwt") and
+ * the algorithms of auth.jwt.algorithms, in CONFIG_JWT_* bit order. */
+extern const char *const cfg_route_auth_names[3];
+extern const char *const cfg_jwt_algorithm_names[4];
 
 /* Integer rules shared by several keys (defined in config_reader.c). */
 extern const cfg_int_rule cfg_positive_ms;    /* 1..CONFIG_MS_MAX */
@@ -142,5 +146,27 @@ char *cfg_resolve_path(cfg_loader *l, const char *key, const char *text);
  * must be loaded already): each route's fields, path and data template,
  * then the cross-route checks (conflicts, generic API and admin paths). */
 int cfg_load_routes(cfg_loader *l, const json_t *root);
+
+/* ---- the edge policy (config_edge.c) ---- */
+
+/* Loads member `jwt` of the auth object `auth` (the current path is
+ * "auth") into l->cfg->jwt, which is set as soon as the member is an
+ * object, even when its fields are bad. */
+int cfg_load_jwt(cfg_loader *l, const json_t *auth);
+
+/* Loads member `cors` of `object` into *out (a new config_cors; NULL when
+ * absent). On failure *out may hold a partly loaded policy: free it. */
+int cfg_load_cors(cfg_loader *l, const json_t *object, config_cors **out);
+
+/* Loads a route's auth, require_claims, cors and rate_limit (the top-level
+ * auth must be loaded: its mechanisms are the default). path_known: the
+ * route's path parsed, so that a $path.NAME key can be checked. */
+int cfg_load_route_edge(cfg_loader *l, const json_t *object, config_route *route,
+                        bool path_known);
+
+/* Free what those loaders made; NULL is fine. */
+void cfg_free_jwt(config_jwt *jwt);
+void cfg_free_cors(config_cors *cors);
+void cfg_free_route_edge(config_route *route);
 
 #endif

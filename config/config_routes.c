@@ -10,7 +10,7 @@
 
 static const char *const route_keys[] = {
     "method", "path", "service", "pattern", "kind", "data", "reply", "timeout_ms",
-    "status", "retries", "fanout", NULL,
+    "status", "retries", "fanout", "auth", "require_claims", "cors", "rate_limit", NULL,
 };
 static const char *const admin_paths[] = {"healthz", "readyz", "status", "metrics"};
 
@@ -151,6 +151,7 @@ static int load_route(cfg_loader *l, const json_t *object, config_route *route, 
     rc |= load_timeout_and_status(l, object, route, service_rc == 0);
     if (path_rc == 0)
         rc |= load_data(l, object, route); /* $path.NAME needs the path */
+    rc |= cfg_load_route_edge(l, object, route, path_rc == 0);
     *shaped = method_rc == 0 && path_rc == 0;
     return rc;
 }

@@ -6,6 +6,7 @@
 #include "core/json_scan.h"
 #include "core/utf8.h"
 #include "fuzz/fuzz.h"
+#include "gateway/cors.h"
 #include "gateway/router.h"
 
 static const char *const environment[][2] = {
@@ -191,6 +192,124 @@ static void check_service(const config *cfg, const config_service *s)
     }
 }
 
+static void check_strings(char *const *strings, size_t count, const char *what)
+{
+    FUZZ_CHECK(count == 0 || strings != NULL, "%s: %zu without an array", what, count);
+    for (size_t i = 0; i < count; i++)
+        FUZZ_CHECK(strings[i] && strings[i][0], "%s[%zu] empty", what, i);
+}
+
+static void check_jwt(const config *cfg)
+{
+    const config_jwt *j = cfg->jwt;
+    FUZZ_CHECK(!!j == !!(cfg->auth_mechanisms & CONFIG_AUTH_JWT), "jwt and auth_mechanisms");
+    FUZZ_CHECK(!!cfg->bearer_token_count == !!(cfg->auth_mechanisms & CONFIG_AUTH_BEARER),
+               "bearer tokens and auth_mechanisms");
+    if (!j)
+        return;
+    FUZZ_CHECK(j->algorithms != 0 && (j->algorithms & ~0xfu) == 0, "algorithms %x", j->algorithms);
+    FUZZ_CHECK(!(j->algorithms & CONFIG_JWT_JWKS_ALGORITHMS) == !j->jwks_file,
+               "JWKS algorithms %x without jwks_file, or the reverse", j->algorithms);
+    FUZZ_CHECK(!(j->algorithms & CONFIG_JWT_HS256) == !j->hs256_secret,
+               "HS256 without hs256_secret, or the reverse");
+    FUZZ_CHECK(!j->jwks_file || j->jwks_file[0] == '/', "jwks_file %s is not absolute", j->jwks_file);
+    FUZZ_CHECK(!j->hs256_secret || (j->hs256_secret_length >= CONFIG_JWT_SECRET_MIN &&
+                                    strlen(j->hs256_secret) == j->hs256_secret_length),
+               "hs256_secret of %zu bytes", j->hs256_secret_length);
+    FUZZ_CHECK(j->leeway_s <= CONFIG_JWT_LEEWAY_MAX, "leeway_s");
+    FUZZ_CHECK(!j->issuer || j->issuer[0], "empty issuer");
+    check_strings(j->audiences, j->audience_count, "audiences");
+    check_strings(j->forward_claims, j->forward_claim_count, "forward_claims");
+    for (size_t a = 0; a < j->forward_claim_count; a++)
+        for (size_t b = 0; b < a; b++)
+            FUZZ_CHECK(strcmp(j->forward_claims[a], j->forward_claims[b]) != 0, "claim twice");
+}
+
+/* Decides a few requests under the policy: the answers keep the rules
+ * of cors.h whatever the config. */
+static void exercise_cors(const config_cors *c, unsigned path_methods)
+{
+    cors_policy_t p;
+    if (cors_policy_init(&p, c) != 0)
+        return;
+    const char *origin = c->allow_origin_count ? c->allow_origins[0] : "https://x.example";
+    const char *method = c->allow_method_count ? c->allow_methods[0] : "GET";
+    const char *headers = c->allow_header_count ? c->allow_headers[0] : "";
+    const cors_request_t requests[] = {
+        { SPAN_LIT("OPTIONS"), span_cstr(origin), span_cstr(method), span_cstr(headers), path_methods },
+        { SPAN_LIT("OPTIONS"), SPAN_LIT("null"), SPAN_LIT("PUT"), SPAN_LIT("a, b"), path_methods },
+        { SPAN_LIT("POST"), span_cstr(origin), span_of(NULL, 0), span_of(NULL, 0), path_methods },
+        { SPAN_LIT("GET"), span_of(NULL, 0), span_of(NULL, 0), span_of(NULL, 0), path_methods },
+    };
+    for (size_t i = 0; i < sizeof requests / sizeof requests[0]; i++) {
+        cors_result_t r;
+        cors_decide(&p, &requests[i], &r);
+        FUZZ_CHECK(r.count <= CORS_HEADERS_MAX, "cors: %zu headers", r.count);
+        FUZZ_CHECK((r.outcome == CORS_PREFLIGHT_REFUSED) == (r.refusal != NULL), "cors: refusal");
+        FUZZ_CHECK(r.outcome != CORS_PREFLIGHT_REFUSED || r.count == 0, "cors: headers on a refusal");
+        for (size_t h = 0; h < r.count; h++) {
+            const cors_header_t *hd = &r.headers[h];
+            FUZZ_CHECK(hd->name && hd->value.p && hd->value.n > 0, "cors: empty header");
+            for (size_t k = 0; k < hd->value.n; k++)
+                FUZZ_CHECK((unsigned char)hd->value.p[k] >= 0x20 && hd->value.p[k] != 0x7f,
+                           "cors: control byte in %s", hd->name);
+            if (strcmp(hd->name, "Access-Control-Allow-Origin") == 0)
+                FUZZ_CHECK(!c->allow_credentials || !span_eq_cstr(hd->value, "*"),
+                           "cors: * with credentials");
+        }
+    }
+    FUZZ_CHECK(cors_outcome_label(CORS_ALLOWED)[0], "cors label");
+    cors_policy_free(&p);
+}
+
+static void check_cors(const config_cors *c, unsigned path_methods)
+{
+    if (!c)
+        return;
+    FUZZ_CHECK(c->any_origin == (c->allow_origins == NULL), "any_origin and the origin list");
+    FUZZ_CHECK(c->any_origin || c->allow_origin_count >= 1, "no origin");
+    FUZZ_CHECK(!(c->any_origin && c->allow_credentials), "* with credentials");
+    FUZZ_CHECK(c->max_age_s <= CONFIG_CORS_MAX_AGE_MAX, "max_age_s");
+    check_strings(c->allow_origins, c->allow_origin_count, "allow_origins");
+    for (size_t i = 0; i < c->allow_origin_count; i++) {
+        const char *o = c->allow_origins[i];
+        FUZZ_CHECK(strstr(o, "://") && strcmp(o, "null") != 0, "origin %s", o);
+        for (const char *q = o; *q; q++)
+            FUZZ_CHECK(!(*q >= 'A' && *q <= 'Z'), "origin %s not in lower case", o);
+    }
+    FUZZ_CHECK(!c->allow_methods || c->allow_method_count >= 1, "empty allow_methods");
+    check_strings(c->allow_methods, c->allow_method_count, "allow_methods");
+    check_strings(c->allow_headers, c->allow_header_count, "allow_headers");
+    check_strings(c->expose_headers, c->expose_header_count, "expose_headers");
+    exercise_cors(c, path_methods);
+}
+
+static void check_route_edge(const config *cfg, const config_route *r)
+{
+    FUZZ_CHECK((r->auth & ~(CONFIG_AUTH_BEARER | CONFIG_AUTH_JWT)) == 0 &&
+                   (r->auth & ~cfg->auth_mechanisms) == 0,
+               "route %s: auth %x, configured %x", r->path.text, r->auth, cfg->auth_mechanisms);
+    FUZZ_CHECK(r->require_claim_count == 0 || r->auth == CONFIG_AUTH_JWT,
+               "route %s: require_claims without jwt auth alone", r->path.text);
+    for (size_t i = 0; i < r->require_claim_count; i++) {
+        const config_claim_rule *c = &r->require_claims[i];
+        FUZZ_CHECK(c->claim && c->claim[0] && c->value_json, "claim rule");
+        FUZZ_CHECK(jscan_document(c->value_json, strlen(c->value_json), NULL, NULL) == 0,
+                   "claim value %s is not JSON", c->value_json);
+        FUZZ_CHECK((c->kind == CONFIG_CLAIM_STRING) == (c->string != NULL), "claim string");
+    }
+    check_cors(r->cors, cors_method_bits(r->method));
+    FUZZ_CHECK(config_route_cors(cfg, r) == (r->cors ? r->cors : cfg->cors), "config_route_cors");
+    const config_rate_limit *l = r->rate_limit;
+    if (!l)
+        return;
+    FUZZ_CHECK(l->rps >= CONFIG_RATE_RPS_MIN && l->rps <= CONFIG_RATE_RPS_MAX, "rps %g", l->rps);
+    FUZZ_CHECK(l->burst >= 1 && l->burst <= CONFIG_COUNT_MAX, "burst %u", l->burst);
+    FUZZ_CHECK(!l->key || (l->key[0] == '$' && !strchr(l->key, ':')), "rate-limit key %s", l->key);
+    FUZZ_CHECK(!l->key || strncmp(l->key, "$jwt.", 5) != 0 || (r->auth & CONFIG_AUTH_JWT),
+               "a $jwt key without jwt auth");
+}
+
 static void check_config(const config *cfg)
 {
     FUZZ_CHECK(cfg->workers <= CONFIG_WORKERS_MAX, "workers %u", cfg->workers);
@@ -204,6 +323,11 @@ static void check_config(const config *cfg)
         for (; *t; t++)
             FUZZ_CHECK(*t > 0x20 && *t < 0x7f, "bearer token with byte 0x%02x", (unsigned char)*t);
     }
+    FUZZ_CHECK(cfg->limits.rate_limit_keys >= 1 &&
+                   cfg->limits.rate_limit_keys <= CONFIG_RATE_LIMIT_KEYS_MAX,
+               "rate_limit_keys %zu", cfg->limits.rate_limit_keys);
+    check_jwt(cfg);
+    check_cors(cfg->cors, CORS_METHOD_GET | CORS_METHOD_HEAD | CORS_METHOD_POST);
     for (size_t i = 0; i < cfg->service_count; i++)
         check_service(cfg, &cfg->services[i]);
     for (size_t i = 0; i < cfg->route_count; i++) {
@@ -221,6 +345,7 @@ static void check_config(const config *cfg)
                    "route %zu: names", i);
         check_path(&r->path);
         check_template(r);
+        check_route_edge(cfg, r);
         for (size_t j = 0; j < i; j++)
             FUZZ_CHECK(!config_routes_conflict(&cfg->routes[j], r), "routes %zu and %zu conflict", j, i);
     }

@@ -82,4 +82,24 @@
 "  \"billing\":{\"endpoints\":[\"billing-0.billing:3000\",\"billing-1.billing:3000\"],\"connect\":\"lazy\",\n" \
 "   \"tls\":{\"servername\":\"billing.internal\",\"ca\":\"/etc/ssl/certs/internal-ca.pem\",\"verify\":false}}}}"
 
+/* The edge policy: JWT and bearer auth, CORS at the top and on a route,
+ * route auth, require_claims and rate limits. */
+#define FUZZ_CONFIG_EDGE \
+"{\"listen\":\"0.0.0.0:8080\",\"admin_listen\":\"127.0.0.1:9901\",\"generic_api\":false,\n" \
+" \"auth\":{\"bearer_tokens\":[\"${API_TOKEN}\"],\"jwt\":{\"issuer\":\"https://auth.example.com/\",\n" \
+"   \"audiences\":[\"orders-api\"],\"jwks_file\":\"jwks.json\",\"algorithms\":[\"RS256\",\"ES256\",\"EdDSA\",\"HS256\"],\n" \
+"   \"hs256_secret\":\"0123456789abcdef0123456789abcdef\",\"leeway_s\":30,\"forward_claims\":[\"sub\",\"tenant\"]}},\n" \
+" \"cors\":{\"allow_origins\":[\"https://app.example.com\",\"http://localhost:5173\"],\"allow_headers\":[\"content-type\",\"authorization\"],\n" \
+"   \"expose_headers\":[\"x-request-id\"],\"allow_credentials\":true,\"max_age_s\":600},\n" \
+" \"limits\":{\"rate_limit_keys\":1000},\n" \
+" \"services\":{\"app\":{\"endpoints\":[\"127.0.0.1:3000\"]}},\n" \
+" \"routes\":[\n" \
+"  {\"method\":\"GET\",\"path\":\"/public\",\"service\":\"app\",\"pattern\":\"p\",\"auth\":\"none\",\n" \
+"   \"cors\":{\"allow_origins\":[\"*\"]},\"rate_limit\":{\"rps\":0.5,\"burst\":1,\"key\":\"$client.ip\"}},\n" \
+"  {\"method\":\"POST\",\"path\":\"/orders/:id\",\"service\":\"app\",\"pattern\":\"o\",\"auth\":\"jwt\",\n" \
+"   \"require_claims\":{\"scope\":\"orders:write\",\"level\":2,\"ok\":true},\n" \
+"   \"rate_limit\":{\"rps\":100,\"burst\":20,\"key\":\"$jwt.sub\"}},\n" \
+"  {\"method\":\"*\",\"path\":\"/keys/*rest\",\"service\":\"app\",\"pattern\":\"k\",\"auth\":\"bearer\",\n" \
+"   \"rate_limit\":{\"rps\":5,\"burst\":5,\"key\":\"$header.x-api-key\"}}]}"
+
 #endif

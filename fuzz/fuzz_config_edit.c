@@ -26,7 +26,7 @@
 #include <string.h>
 
 static const char *const bases[] = {
-    FUZZ_CONFIG_ROUTES, FUZZ_CONFIG_INGRESS, FUZZ_CONFIG_SPEC, FUZZ_CONFIG_EGRESS,
+    FUZZ_CONFIG_ROUTES, FUZZ_CONFIG_INGRESS, FUZZ_CONFIG_SPEC, FUZZ_CONFIG_EGRESS, FUZZ_CONFIG_EDGE,
 };
 
 /* Every key of the schema, and a few that are not. */
@@ -37,6 +37,10 @@ static const char *const keys[] = {
     "connect_timeout_ms", "timeout_ms", "retry_attempts", "retry_delay_ms", "max_message_bytes",
     "metadata", "tls", "ca", "cert", "key", "servername", "verify", "routes", "method", "path",
     "service", "pattern", "kind", "data", "reply", "status", "app", "x", "", "cmd",
+    "jwt", "issuer", "audiences", "jwks_file", "algorithms", "hs256_secret", "leeway_s",
+    "forward_claims", "cors", "allow_origins", "allow_methods", "allow_headers",
+    "expose_headers", "allow_credentials", "max_age_s", "rate_limit_keys", "require_claims",
+    "rate_limit", "rps", "burst", "sub", "scope",
 };
 
 /* Values as JSON texts: the schema's words, edge numbers, templates,
@@ -63,6 +67,18 @@ static const char *const values[] = {
     "[\"$path.id\",{\"a\":\"$query.a\"}]", "{\"ca\":\"ca.pem\"}", "{\"cert\":\"c.pem\"}",
     "{\"endpoints\":[\"127.0.0.1:1\"]}",
     "{\"method\":\"GET\",\"path\":\"/x/:y\",\"service\":\"app\",\"pattern\":1,\"data\":\"$path.y\"}",
+    "\"none\"", "\"bearer\"", "\"jwt\"", "\"RS256\"", "\"HS256\"", "\"EdDSA\"",
+    "[\"RS256\",\"none\"]", "[\"HS256\"]", "[\"ES256\",\"ES256\"]",
+    "\"0123456789abcdef0123456789abcdef\"", "\"jwks.json\"", "\"https://a.example\"",
+    "\"HTTPS://A.example:443\"", "\"http://[::1]:80\"", "\"null\"", "\"https://a.example/\"",
+    "[\"*\"]", "[\"*\",\"https://a.example\"]", "[\"https://a.example\",\"http://b:8080\"]",
+    "[\"Content-Type\",\"x-api-key\"]", "[\"x y\"]", "86400", "86401", "0.5", "1e-7", "1e12",
+    "\"$jwt.sub\"", "\"$jwt.claims.org.id\"", "\"$jwt\"", "\"$client.ip\"",
+    "\"$header.x-api-key\"", "\"$query.k\"", "\"$path.y\"", "\"$path.nope\"",
+    "{\"rps\":10,\"burst\":5,\"key\":\"$client.ip\"}", "{\"allow_origins\":[\"*\"]}",
+    "{\"scope\":\"a\",\"n\":1,\"b\":true}",
+    "{\"hs256_secret\":\"0123456789abcdef0123456789abcdef\"}",
+    "{\"jwks_file\":\"k.json\",\"algorithms\":[\"EdDSA\"]}",
 };
 
 /* Fragments appended to strings. */

@@ -36,18 +36,22 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 const PENDING = new Set([]);
 
 // The loader's key lists (static const char *const NAME_keys[] in
-// config/*.c) and where their keys are in the schema. A new list needs a
-// line here.
+// config/*.c) and where their keys are in the schema (a list used at
+// several places names them all). A new list needs a line here.
 const KEY_LISTS = {
   top_keys: '',
   auth_keys: 'auth',
+  jwt_keys: 'auth.jwt',
   log_keys: 'log',
   dns_keys: 'dns',
   limits_keys: 'limits',
   service_keys: 'services.*',
   tls_keys: 'services.*.tls',
   route_keys: 'routes[]',
+  cors_keys: ['cors', 'routes[].cors'],
+  rate_limit_rule_keys: 'routes[].rate_limit',
 };
+const placesOf = (place) => (Array.isArray(place) ? place : [place]);
 // Keys the loader takes apart from its lists (config.c, drop_schema_reference).
 const OUTSIDE_LISTS = { '': ['$schema'] };
 
@@ -247,16 +251,17 @@ function checkKeysBothWays(source, binary, { schema }) {
     `keys: found ${Object.keys(lists).length} key lists in config/*.c`, Object.keys(lists).join(', '));
   for (const name of Object.keys(lists))
     check(name in KEY_LISTS, `keys: the loader has a key list ${name}: map it to its place in the schema in KEY_LISTS (check_schema.mjs)`);
-  for (const [name, place] of Object.entries(KEY_LISTS)) {
+  for (const [name, places] of Object.entries(KEY_LISTS)) {
     check(name in lists, `keys: no key list ${name} in config/*.c (renamed? update KEY_LISTS)`);
-    check(place in objects, `keys: the schema has no object at "${place}" for ${name}`);
+    for (const place of placesOf(places))
+      check(place in objects, `keys: the schema has no object at "${place}" for ${name}`);
   }
-  const mapped = new Set(Object.values(KEY_LISTS));
+  const mapped = new Set(Object.values(KEY_LISTS).flatMap(placesOf));
   for (const [place, node] of Object.entries(objects)) {
     check(mapped.has(place), `keys: the schema's object at "${place}" matches no key list of the loader`);
     check(node.additionalProperties === false, `keys: the schema's object at "${place}" must reject unknown keys (additionalProperties: false), as the loader does`);
   }
-  for (const [name, place] of Object.entries(KEY_LISTS)) {
+  for (const [name, place] of Object.entries(KEY_LISTS).flatMap(([n, p]) => placesOf(p).map((one) => [n, one]))) {
     if (!(name in lists) || !(place in objects)) continue;
     const loader = new Set([...lists[name], ...(OUTSIDE_LISTS[place] || [])]);
     const inSchema = new Set(Object.keys(objects[place].properties));

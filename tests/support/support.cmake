@@ -20,3 +20,8 @@ target_sources(pg_testsupport PRIVATE
 # dnsmasq as a real DNS server with a test-written hosts file (tests/support/dns.h).
 target_sources(pg_testsupport PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/dns.c)
+# JWTs minted by npm jose with openssl-made keys (tests/support/jose.h), and
+# headless Chromium for the CORS tests (tests/support/browser.h).
+target_sources(pg_testsupport PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/jose.c
+  ${CMAKE_CURRENT_LIST_DIR}/browser.c)

@@ -554,13 +554,468 @@ static void test_bearer_tokens(void **state)
     assert_int_equal(cfg->bearer_token_count, 2);
     assert_string_equal(cfg->bearer_tokens[1], "b.c-d_e~f+g/h=");
     config_free(cfg);
-    assert_error("{'auth': {}}", "auth.bearer_tokens: required");
+    assert_error("{'auth': {}}", "auth: needs bearer_tokens, jwt or both (leave auth out for none)");
     assert_error("{'auth': {'bearer_tokens': []}}",
                  "auth.bearer_tokens: expected a non-empty array of strings");
     assert_error("{'auth': {'bearer_tokens': 'tok'}}",
                  "auth.bearer_tokens: expected a non-empty array of strings");
     assert_error("{'auth': {'bearer_tokens': ['ok', 'has space']}}",
                  "auth.bearer_tokens[1]: expected a non-empty string of visible ASCII characters");
+}
+
+/* ---- edge policy: auth.jwt ----------------------------------------------- */
+
+/* Loads json, which must fail with exactly the problems expected[0..count)
+ * (as config_problem_format() writes them, without a source). */
+static void assert_problems(const char *json, const char *const *expected, size_t count);
+
+#define SECRET "0123456789abcdef0123456789abcdef" /* 32 bytes */
+
+static void test_jwt_values(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{'auth': {'jwt': {'issuer': 'https://auth.example.com/',"
+                            " 'audiences': ['a', 'b'], 'jwks_file': '/etc/pg/jwks.json',"
+                            " 'algorithms': ['ES256', 'HS256'], 'hs256_secret': '" SECRET "x',"
+                            " 'leeway_s': 0, 'forward_claims': ['sub', 'https://x.example/roles']}}}");
+    const config_jwt *jwt = cfg->jwt;
+    assert_non_null(jwt);
+    assert_int_equal(cfg->auth_mechanisms, CONFIG_AUTH_JWT);
+    assert_int_equal(cfg->bearer_token_count, 0);
+    assert_string_equal(jwt->issuer, "https://auth.example.com/");
+    assert_int_equal(jwt->audience_count, 2);
+    assert_string_equal(jwt->audiences[1], "b");
+    assert_string_equal(jwt->jwks_file, "/etc/pg/jwks.json");
+    assert_int_equal(jwt->algorithms, CONFIG_JWT_ES256 | CONFIG_JWT_HS256);
+    assert_int_equal(jwt->hs256_secret_length, 33);
+    assert_memory_equal(jwt->hs256_secret, SECRET "x", 33);
+    assert_int_equal(jwt->leeway_s, 0);
+    assert_int_equal(jwt->forward_claim_count, 2);
+    assert_string_equal(jwt->forward_claims[1], "https://x.example/roles");
+    config_free(cfg);
+}
+
+/* Without `algorithms`, those of the key sources given; nothing else is
+ * checked unless configured. */
+static void test_jwt_defaults(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{'auth': {'jwt': {'jwks_file': '/k.json'}}}");
+    assert_int_equal(cfg->jwt->algorithms, CONFIG_JWT_RS256 | CONFIG_JWT_ES256 | CONFIG_JWT_EDDSA);
+    assert_null(cfg->jwt->issuer);
+    assert_int_equal(cfg->jwt->audience_count, 0);
+    assert_null(cfg->jwt->hs256_secret);
+    assert_int_equal(cfg->jwt->leeway_s, 60);
+    assert_int_equal(cfg->jwt->forward_claim_count, 0);
+    config_free(cfg);
+    cfg = must_load("{'auth': {'bearer_tokens': ['t'], 'jwt': {'hs256_secret': '" SECRET "'}}}");
+    assert_int_equal(cfg->jwt->algorithms, CONFIG_JWT_HS256);
+    assert_null(cfg->jwt->jwks_file);
+    assert_int_equal(cfg->auth_mechanisms, CONFIG_AUTH_BEARER | CONFIG_AUTH_JWT);
+    config_free(cfg);
+    cfg = must_load("{'auth': {'jwt': {'jwks_file': '/k.json', 'hs256_secret': '" SECRET "'}}}");
+    assert_int_equal(cfg->jwt->algorithms, CONFIG_JWT_JWKS_ALGORITHMS | CONFIG_JWT_HS256);
+    config_free(cfg);
+    cfg = must_load("{}");
+    assert_null(cfg->jwt);
+    assert_int_equal(cfg->auth_mechanisms, 0);
+    config_free(cfg);
+}
+
+static void test_jwt_secret_from_environment(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"JWT_SECRET", SECRET SECRET, NULL};
+    config *cfg = must_load_with_env("{'auth': {'jwt': {'hs256_secret': '${JWT_SECRET}'}}}", env);
+    assert_int_equal(cfg->jwt->hs256_secret_length, 64);
+    config_free(cfg);
+    static const char *const short_env[] = {"JWT_SECRET", "too short", NULL};
+    assert_error_with_env("{'auth': {'jwt': {'hs256_secret': '${JWT_SECRET}'}}}", short_env,
+                          CONFIG_ERROR_SCHEMA,
+                          "auth.jwt.hs256_secret: expected at least 32 bytes, as long as the "
+                          "hash (RFC 7518 section 3.2); it has 9");
+}
+
+static void test_jwks_file_relative_to_config_file(void **state)
+{
+    (void)state;
+    char *dir = make_temp_dir();
+    char *path = write_file(dir, "pg.json", "{'auth': {'jwt': {'jwks_file': './keys/jwks.json'}}}");
+    config *cfg = NULL;
+    config_error error;
+    assert_int_equal(config_load_file(path, NULL, &cfg, &error), 0);
+    char expected[512];
+    snprintf(expected, sizeof expected, "%s/keys/jwks.json", dir);
+    assert_string_equal(cfg->jwt->jwks_file, expected);
+    config_free(cfg);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    free(dir);
+}
+
+static void test_jwt_errors(void **state)
+{
+    (void)state;
+    assert_error("{'auth': {'jwt': {}}}",
+                 "auth.jwt: needs a key source: jwks_file (RS256, ES256, EdDSA) or hs256_secret "
+                 "(HS256)");
+    assert_error("{'auth': {'jwt': true}}", "auth.jwt: expected an object");
+    assert_error("{'auth': {'jwt': {'jwks_file': '/k', 'algorithms': ['none']}}}",
+                 "auth.jwt.algorithms[0]: \"none\" is never accepted: an unsigned token proves "
+                 "nothing");
+    assert_error("{'auth': {'jwt': {'jwks_file': '/k', 'algorithms': ['RS256', 'NONE']}}}",
+                 "auth.jwt.algorithms[1]: \"none\" is never accepted: an unsigned token proves "
+                 "nothing");
+    assert_error("{'auth': {'jwt': {'jwks_file': '/k', 'algorithms': ['eddsa']}}}",
+                 "auth.jwt.algorithms[0]: expected one of RS256, ES256, EdDSA, HS256 (did you "
+                 "mean EdDSA?)");
+    assert_error("{'auth': {'jwt': {'jwks_file': '/k', 'algorithms': ['XYZ999']}}}",
+                 "auth.jwt.algorithms[0]: expected one of RS256, ES256, EdDSA, HS256");
+    assert_error("{'auth': {'jwt': {'jwks_file': '/k', 'algorithms': []}}}",
+                 "auth.jwt.algorithms: expected a non-empty array of algorithm names");
+    assert_error("{'auth': {'jwt': {'jwks_file': '/k', 'algorithms': ['ES256', 'ES256']}}}",
+                 "auth.jwt.algorithms: ES256 is listed twice");
+    assert_error("{'auth': {'jwt': {'jwks_file': '/k', 'algorithms': ['EdDSA', 'HS256']}}}",
+                 "auth.jwt: algorithms lists HS256, which needs hs256_secret");
+    assert_error("{'auth': {'jwt': {'hs256_secret': '" SECRET "', 'algorithms': ['EdDSA']}}}",
+                 "auth.jwt: algorithms lists EdDSA, which needs jwks_file");
+    assert_error("{'auth': {'jwt': {'jwks_file': '/k', 'hs256_secret': '" SECRET "',"
+                 " 'algorithms': ['HS256']}}}",
+                 "auth.jwt.jwks_file: not used: algorithms lists none of RS256, ES256, EdDSA");
+    assert_error("{'auth': {'jwt': {'hs256_secret': '" SECRET "', 'issuer': ''}}}",
+                 "auth.jwt.issuer: expected a non-empty string");
+    assert_error("{'auth': {'jwt': {'hs256_secret': '" SECRET "', 'audiences': 'a'}}}",
+                 "auth.jwt.audiences: expected a non-empty array of strings");
+    assert_error("{'auth': {'jwt': {'hs256_secret': '" SECRET "', 'audiences': ['a', '']}}}",
+                 "auth.jwt.audiences[1]: expected a non-empty string");
+    assert_error("{'auth': {'jwt': {'hs256_secret': 32}}}",
+                 "auth.jwt.hs256_secret: expected a string of at least 32 bytes");
+    assert_error("{'auth': {'jwt': {'hs256_secret': '" SECRET "', 'leeway_s': -1}}}",
+                 "auth.jwt.leeway_s: expected an integer from 0 to 3600");
+    assert_error("{'auth': {'jwt': {'hs256_secret': '" SECRET "', 'forward_claims': ['a\\u0001']}}}",
+                 "auth.jwt.forward_claims[0]: a claim name has no control characters");
+    assert_error("{'auth': {'jwt': {'hs256_secret': '" SECRET "', 'forward_claim': ['sub']}}}",
+                 "auth.jwt.forward_claim: unknown key (did you mean forward_claims?)");
+    assert_error("{'auth': {'jtw': {}}}", "auth.jtw: unknown key (did you mean jwt?)");
+}
+
+/* Every bad value of auth.jwt is listed, not only the first. */
+static void test_jwt_problems_accumulate(void **state)
+{
+    (void)state;
+    static const char *const expected[] = {
+        "1:19: auth.jwt.issuer: expected a non-empty string",
+        "1:47: auth.jwt.algorithms[0]: \"none\" is never accepted: an unsigned token proves "
+        "nothing",
+        "1:56: auth.jwt.leeway_s: expected an integer from 0 to 3600",
+        "1:75: auth.jwt.hs256_secret: expected at least 32 bytes, as long as the hash (RFC 7518 "
+        "section 3.2); it has 1",
+    };
+    assert_problems("{'auth': {'jwt': {'issuer': 7, 'algorithms': ['none'], 'leeway_s': 99999,"
+                    " 'hs256_secret': 'x'}}}",
+                    expected, 4);
+}
+
+/* ---- edge policy: a route's auth and require_claims ---------------------- */
+
+#define SVC "'services': {'s': {'endpoints': ['127.0.0.1:1']}}"
+#define ROUTE_AT(path, extra) \
+    "{'method': 'GET', 'path': '" path "', 'service': 's', 'pattern': 'p'" extra "}"
+#define ROUTE(extra) ROUTE_AT("/r/:id", extra)
+
+static void test_route_auth(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{" SVC ", 'routes': [" ROUTE("") ", " ROUTE_AT("/a", ", 'auth': 'none'") "]}");
+    assert_int_equal(cfg->routes[0].auth, 0);
+    assert_int_equal(cfg->routes[1].auth, 0);
+    config_free(cfg);
+    cfg = must_load("{'auth': {'bearer_tokens': ['t'], 'jwt': {'hs256_secret': '" SECRET "'}}, " SVC
+                    ", 'routes': [" ROUTE("") ", " ROUTE_AT("/a", ", 'auth': 'none'") ", "
+                    ROUTE_AT("/b", ", 'auth': 'bearer'") ", " ROUTE_AT("/c", ", 'auth': 'jwt'") "]}");
+    assert_int_equal(cfg->routes[0].auth, CONFIG_AUTH_BEARER | CONFIG_AUTH_JWT);
+    assert_int_equal(cfg->routes[1].auth, 0);
+    assert_int_equal(cfg->routes[2].auth, CONFIG_AUTH_BEARER);
+    assert_int_equal(cfg->routes[3].auth, CONFIG_AUTH_JWT);
+    config_free(cfg);
+    cfg = must_load("{'auth': {'bearer_tokens': ['t']}, " SVC ", 'routes': [" ROUTE("") "]}");
+    assert_int_equal(cfg->routes[0].auth, CONFIG_AUTH_BEARER);
+    config_free(cfg);
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'auth': 'jwt'") "]}",
+                 "routes[0].auth: \"jwt\" is not configured: it needs auth.jwt");
+    assert_error("{'auth': {'jwt': {'hs256_secret': '" SECRET "'}}, " SVC ", 'routes': ["
+                 ROUTE(", 'auth': 'bearer'") "]}",
+                 "routes[0].auth: \"bearer\" is not configured: it needs auth.bearer_tokens");
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'auth': 'JWT'") "]}",
+                 "routes[0].auth: expected one of none, bearer, jwt (did you mean jwt?)");
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'auth': ['jwt']") "]}",
+                 "routes[0].auth: expected one of none, bearer, jwt");
+}
+
+static void test_require_claims(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{'auth': {'jwt': {'hs256_secret': '" SECRET "'}}, " SVC ", 'routes': ["
+                            ROUTE(", 'require_claims': {'scope': 'orders:write', 'level': 2.5,"
+                                  " 'admin': true, 'a.b/c': 'x'}") "]}");
+    const config_route *r = &cfg->routes[0];
+    assert_int_equal(r->require_claim_count, 4);
+    assert_string_equal(r->require_claims[0].claim, "scope");
+    assert_int_equal(r->require_claims[0].kind, CONFIG_CLAIM_STRING);
+    assert_string_equal(r->require_claims[0].string, "orders:write");
+    assert_string_equal(r->require_claims[0].value_json, "\"orders:write\"");
+    assert_int_equal(r->require_claims[1].kind, CONFIG_CLAIM_NUMBER);
+    assert_true(r->require_claims[1].number == 2.5);
+    assert_string_equal(r->require_claims[1].value_json, "2.5");
+    assert_null(r->require_claims[1].string);
+    assert_int_equal(r->require_claims[2].kind, CONFIG_CLAIM_BOOL);
+    assert_true(r->require_claims[2].boolean);
+    assert_string_equal(r->require_claims[2].value_json, "true");
+    assert_string_equal(r->require_claims[3].claim, "a.b/c");
+    config_free(cfg);
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'require_claims': {'sub': 'u1'}") "]}",
+                 "routes[0].require_claims: needs JWT authentication: auth.jwt, and this route's "
+                 "auth \"jwt\"");
+    assert_error("{'auth': {'bearer_tokens': ['t'], 'jwt': {'hs256_secret': '" SECRET "'}}, " SVC
+                 ", 'routes': [" ROUTE(", 'require_claims': {'sub': 'u1'}") "]}",
+                 "routes[0].require_claims: needs this route's auth to be \"jwt\" (a bearer token "
+                 "has no claims)");
+    assert_error("{'auth': {'jwt': {'hs256_secret': '" SECRET "'}}, " SVC ", 'routes': ["
+                 ROUTE(", 'auth': 'none', 'require_claims': {'sub': 'u1'}") "]}",
+                 "routes[0].require_claims: needs JWT authentication: auth.jwt, and this route's "
+                 "auth \"jwt\"");
+    assert_error("{'auth': {'jwt': {'hs256_secret': '" SECRET "'}}, " SVC ", 'routes': ["
+                 ROUTE(", 'require_claims': {'roles': ['a']}") "]}",
+                 "routes[0].require_claims.roles: expected a string, a number, true or false");
+    assert_error("{'auth': {'jwt': {'hs256_secret': '" SECRET "'}}, " SVC ", 'routes': ["
+                 ROUTE(", 'require_claims': {'': 'a'}") "]}",
+                 "routes[0].require_claims[\"\"]: expected a claim name (non-empty, no control "
+                 "characters)");
+    assert_error("{'auth': {'jwt': {'hs256_secret': '" SECRET "'}}, " SVC ", 'routes': ["
+                 ROUTE(", 'require_claims': ['sub']") "]}",
+                 "routes[0].require_claims: expected an object");
+}
+
+/* ---- edge policy: cors --------------------------------------------------- */
+
+static void test_cors_values(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{'cors': {'allow_origins': ['HTTPS://App.Example.COM:443',"
+                            " 'http://localhost:80', 'http://localhost:5173', 'https://h:80',"
+                            " 'http://[::1]:8080', 'capacitor://localhost'],"
+                            " 'allow_methods': ['GET', 'patch'], 'allow_headers': ['Content-Type',"
+                            " 'X-Api-Key'], 'expose_headers': ['X-Request-Id'],"
+                            " 'allow_credentials': true, 'max_age_s': 0}}");
+    const config_cors *c = cfg->cors;
+    assert_non_null(c);
+    assert_false(c->any_origin);
+    assert_int_equal(c->allow_origin_count, 6);
+    assert_string_equal(c->allow_origins[0], "https://app.example.com");
+    assert_string_equal(c->allow_origins[1], "http://localhost");
+    assert_string_equal(c->allow_origins[2], "http://localhost:5173");
+    assert_string_equal(c->allow_origins[3], "https://h:80");
+    assert_string_equal(c->allow_origins[4], "http://[::1]:8080");
+    assert_string_equal(c->allow_origins[5], "capacitor://localhost");
+    assert_int_equal(c->allow_method_count, 2);
+    assert_string_equal(c->allow_methods[1], "patch"); /* methods are case-sensitive */
+    assert_int_equal(c->allow_header_count, 2);
+    assert_string_equal(c->allow_headers[0], "content-type");
+    assert_string_equal(c->allow_headers[1], "x-api-key");
+    assert_int_equal(c->expose_header_count, 1);
+    assert_string_equal(c->expose_headers[0], "X-Request-Id");
+    assert_true(c->allow_credentials);
+    assert_int_equal(c->max_age_s, 0);
+    config_free(cfg);
+}
+
+static void test_cors_defaults_and_any_origin(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{'cors': {'allow_origins': ['*'], 'allow_headers': []}}");
+    const config_cors *c = cfg->cors;
+    assert_true(c->any_origin);
+    assert_null(c->allow_origins);
+    assert_int_equal(c->allow_origin_count, 0);
+    assert_null(c->allow_methods);
+    assert_int_equal(c->allow_header_count, 0);
+    assert_null(c->expose_headers);
+    assert_false(c->allow_credentials);
+    assert_int_equal(c->max_age_s, 600);
+    config_free(cfg);
+    cfg = must_load("{}");
+    assert_null(cfg->cors);
+    config_free(cfg);
+}
+
+/* A route's cors replaces the top level's as a whole. */
+static void test_route_cors(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{'cors': {'allow_origins': ['https://a.example']}, " SVC ", 'routes': ["
+                            ROUTE("") ", " ROUTE_AT("/b", ", 'cors': {'allow_origins': ['*'],"
+                            " 'max_age_s': 5}") "]}");
+    assert_ptr_equal(config_route_cors(cfg, &cfg->routes[0]), cfg->cors);
+    const config_cors *own = config_route_cors(cfg, &cfg->routes[1]);
+    assert_ptr_equal(own, cfg->routes[1].cors);
+    assert_true(own->any_origin);
+    assert_int_equal(own->max_age_s, 5);
+    config_free(cfg);
+    cfg = must_load("{" SVC ", 'routes': [" ROUTE("") "]}");
+    assert_null(config_route_cors(cfg, &cfg->routes[0]));
+    config_free(cfg);
+}
+
+static void test_cors_errors(void **state)
+{
+    (void)state;
+    assert_error("{'cors': {'allow_origins': ['*'], 'allow_credentials': true}}",
+                 "cors.allow_credentials: cannot be true with allow_origins [\"*\"] (browsers "
+                 "refuse credentials with any origin): list the origins");
+    assert_error("{'cors': {'allow_origins': ['*', 'https://a.example']}}",
+                 "cors.allow_origins: \"*\" (any origin) must be alone");
+    assert_error("{'cors': {'allow_origins': []}}",
+                 "cors.allow_origins: expected a non-empty array of origins, or [\"*\"]");
+    assert_error("{'cors': {}}", "cors.allow_origins: required");
+    assert_error("{'cors': ['*']}", "cors: expected an object");
+    assert_error("{'cors': {'allow_origins': ['https://a.example/app']}}",
+                 "cors.allow_origins[0]: an origin has no path: \"https://a.example\"");
+    static const char bad_origin[] = "expected an origin, \"scheme://host\" or "
+                                     "\"scheme://host:port\" (e.g. \"https://app.example.com\")";
+    static const char *const bad_origins[] = {
+        "a.example", "https://", "https://a.example:0", "https://a.example:65536",
+        "https://a.example:080", "https://a.example:", "https://user@a.example",
+        "https://a.example?x", "1https://a.example", "https://[::1", "https://a b",
+    };
+    for (size_t i = 0; i < CFG_COUNT_OF(bad_origins); i++) {
+        char json[256], message[256];
+        snprintf(json, sizeof json, "{'cors': {'allow_origins': ['%s']}}", bad_origins[i]);
+        snprintf(message, sizeof message, "cors.allow_origins[0]: %s", bad_origin);
+        assert_error(json, message);
+    }
+    assert_error("{'cors': {'allow_origins': ['null']}}",
+                 "cors.allow_origins[0]: \"null\" is the origin of sandboxed pages and local "
+                 "files, which any site can make: not allowed");
+    assert_error("{'cors': {'allow_origins': ['*'], 'allow_methods': []}}",
+                 "cors.allow_methods: expected a non-empty array of HTTP methods");
+    assert_error("{'cors': {'allow_origins': ['*'], 'allow_methods': ['GET POST']}}",
+                 "cors.allow_methods[0]: expected an HTTP method (letters, digits and "
+                 "!#$%&'*+-.^_`|~)");
+    assert_error("{'cors': {'allow_origins': ['*'], 'allow_headers': ['*']}}",
+                 "cors.allow_headers[0]: \"*\" is not a header name: list the names");
+    assert_error("{'cors': {'allow_origins': ['*'], 'expose_headers': ['x:y']}}",
+                 "cors.expose_headers[0]: expected a header name (letters, digits and "
+                 "!#$%&'*+-.^_`|~)");
+    assert_error("{'cors': {'allow_origins': ['*'], 'max_age_s': 86401}}",
+                 "cors.max_age_s: expected an integer from 0 to 86400");
+    assert_error("{'cors': {'allow_origins': ['*'], 'allow_credential': false}}",
+                 "cors.allow_credential: unknown key (did you mean allow_credentials?)");
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'cors': {'allow_origins': ['*'],"
+                 " 'allow_credentials': true}") "]}",
+                 "routes[0].cors.allow_credentials: cannot be true with allow_origins [\"*\"] "
+                 "(browsers refuse credentials with any origin): list the origins");
+}
+
+/* ---- edge policy: rate_limit --------------------------------------------- */
+
+static void test_rate_limit_values(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{'auth': {'jwt': {'hs256_secret': '" SECRET "'}}, " SVC ", 'routes': ["
+                            ROUTE(", 'rate_limit': {'rps': 100, 'burst': 20}") ", "
+                            ROUTE_AT("/a", ", 'rate_limit': {'rps': 0.5, 'burst': 1, 'key': '$jwt.sub'}") ", "
+                            ROUTE_AT("/b/:id", ", 'rate_limit': {'rps': 1, 'burst': 1, 'key': '$path.id'}") ", "
+                            ROUTE_AT("/c", ", 'rate_limit': {'rps': 1, 'burst': 1, 'key': '$jwt.claims.org.id'}") ", "
+                            ROUTE_AT("/d", ", 'rate_limit': {'rps': 1, 'burst': 1, 'key': '$header.X-Api-Key'}") ", "
+                            ROUTE_AT("/e", ", 'rate_limit': {'rps': 1, 'burst': 1, 'key': '$query.k'}") ", "
+                            ROUTE_AT("/f", ", 'rate_limit': {'rps': 1, 'burst': 1, 'key': '$client.ip'}") ", "
+                            ROUTE_AT("/g", "") "], 'limits': {'rate_limit_keys': 12}}");
+    const config_rate_limit *r = cfg->routes[0].rate_limit;
+    assert_true(r->rps == 100);
+    assert_int_equal(r->burst, 20);
+    assert_null(r->key);
+    r = cfg->routes[1].rate_limit;
+    assert_true(r->rps == 0.5);
+    assert_int_equal(r->burst, 1);
+    assert_string_equal(r->key, "$jwt.sub");
+    assert_string_equal(cfg->routes[2].rate_limit->key, "$path.id");
+    assert_string_equal(cfg->routes[3].rate_limit->key, "$jwt.claims.org.id");
+    assert_string_equal(cfg->routes[4].rate_limit->key, "$header.X-Api-Key");
+    assert_string_equal(cfg->routes[5].rate_limit->key, "$query.k");
+    assert_string_equal(cfg->routes[6].rate_limit->key, "$client.ip");
+    assert_null(cfg->routes[7].rate_limit);
+    assert_int_equal(cfg->limits.rate_limit_keys, 12);
+    config_free(cfg);
+    cfg = must_load("{}");
+    assert_int_equal(cfg->limits.rate_limit_keys, 100000);
+    config_free(cfg);
+}
+
+static void test_rate_limit_errors(void **state)
+{
+    (void)state;
+    static const char forms[] = "expected \"$jwt.NAME\", \"$jwt.claims.a.b\", \"$header.NAME\", "
+                                "\"$query.NAME\", \"$path.NAME\" or \"$client.ip\"";
+    static const char *const bad_keys[] = {
+        "sub", "$jwt", "$jwt.", "$jwt.claims", "$jwt.claims.", "$jwt.claims.a..b", "$jwt.a.b",
+        "$header.", "$header.a b", "$query.", "$path.", "$client", "$client.port", "$body.id",
+        "$body", "$headers",
+    };
+    for (size_t i = 0; i < CFG_COUNT_OF(bad_keys); i++) {
+        char json[512], message[512];
+        snprintf(json, sizeof json,
+                 "{'auth': {'jwt': {'hs256_secret': '" SECRET "'}}, " SVC ", 'routes': ["
+                 ROUTE(", 'rate_limit': {'rps': 1, 'burst': 1, 'key': '%s'}") "]}",
+                 bad_keys[i]);
+        snprintf(message, sizeof message, "routes[0].rate_limit.key: %s", forms);
+        assert_error(json, message);
+    }
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'rate_limit': {'rps': 1, 'burst': 1, 'key': '$path.uid'}") "]}",
+                 "routes[0].rate_limit.key: $path.uid is not a capture of /r/:id");
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'rate_limit': {'rps': 1, 'burst': 1, 'key': '$query.n:int'}") "]}",
+                 "routes[0].rate_limit.key: a key takes no conversion (:int, ...): its value is "
+                 "used as text");
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'rate_limit': {'rps': 1, 'burst': 1, 'key': '$jwt.sub'}") "]}",
+                 "routes[0].rate_limit.key: a $jwt key needs JWT authentication on this route "
+                 "(auth.jwt, and the route's auth \"jwt\" or its default)");
+    assert_error("{'auth': {'bearer_tokens': ['t'], 'jwt': {'hs256_secret': '" SECRET "'}}, " SVC
+                 ", 'routes': [" ROUTE(", 'auth': 'bearer', 'rate_limit': {'rps': 1, 'burst': 1,"
+                 " 'key': '$jwt.sub'}") "]}",
+                 "routes[0].rate_limit.key: a $jwt key needs JWT authentication on this route "
+                 "(auth.jwt, and the route's auth \"jwt\" or its default)");
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'rate_limit': {'rps': 1e13, 'burst': 1}") "]}",
+                 "routes[0].rate_limit.rps: expected a number from 0.000001 to 1000000000000");
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'rate_limit': {'rps': '5', 'burst': 1}") "]}",
+                 "routes[0].rate_limit.rps: expected a number from 0.000001 to 1000000000000");
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'rate_limit': {'burst': 1}") "]}",
+                 "routes[0].rate_limit.rps: required");
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'rate_limit': {'rps': 1, 'burst': 0}") "]}",
+                 "routes[0].rate_limit.burst: expected a positive integer");
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'rate_limit': {'rps': 1, 'burst': 2147483648}") "]}",
+                 "routes[0].rate_limit.burst: expected a positive integer (at most 2147483647)");
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'rate_limit': {'rps': 1, 'burst': 1, 'key': ''}") "]}",
+                 "routes[0].rate_limit.key: expected a non-empty string");
+    assert_error("{" SVC ", 'routes': [" ROUTE(", 'rate_limit': 5") "]}",
+                 "routes[0].rate_limit: expected an object");
+    assert_error("{'limits': {'rate_limit_keys': 67108865}}",
+                 "limits.rate_limit_keys: expected a positive integer (at most 67108864)");
+}
+
+/* A route with bad edge keys still has its other fields checked, and each
+ * bad edge key is its own problem. */
+static void test_route_edge_problems_accumulate(void **state)
+{
+    (void)state;
+    static const char *const expected[] = {
+        "1:132: routes[0].status: expected an integer from 200 to 299",
+        "1:145: routes[0].auth: expected one of none, bearer, jwt",
+        "1:162: routes[0].cors.allow_origins: required",
+        "1:174: routes[0].rate_limit.burst: required",
+    };
+    assert_problems("{" SVC ", 'routes': [" ROUTE(", 'status': 1, 'auth': 'basic', 'cors': {},"
+                    " 'rate_limit': {'rps': 1}") "]}",
+                    expected, 4);
 }
 
 /* ---- services ------------------------------------------------------------ */
@@ -927,12 +1382,14 @@ static void test_schema_key_is_ignored(void **state)
  * "services.*.tls.verify", "routes[].kind". (tests/schema checks the keys
  * themselves both ways, and the schema's verdicts against --check.) */
 
-/* A config where every default shows: one service with a TLS object, one
- * route of that service. */
+/* A config where every default shows: one service with a TLS object, JWT
+ * auth, CORS, and one route of that service with its own CORS. */
 static const char schema_base_config[] =
     "{\"services\": {\"s\": {\"endpoints\": [\"127.0.0.1:1\"], \"tls\": {}}},"
+    " \"auth\": {\"jwt\": {\"hs256_secret\": \"" SECRET "\"}},"
+    " \"cors\": {\"allow_origins\": [\"https://a.example\"]},"
     " \"routes\": [{\"method\": \"GET\", \"path\": \"/x\", \"service\": \"s\","
-    " \"pattern\": \"p\"}]}";
+    " \"pattern\": \"p\", \"cors\": {\"allow_origins\": [\"*\"]}}]}";
 
 typedef void schema_visit_fn(const char *path, const json_t *node, void *context);
 
@@ -1012,6 +1469,12 @@ static json_t *loaded_value(const config *cfg, const char *path)
     VALUE_OF("limits.max_inflight", NUMBER(limits->max_inflight));
     VALUE_OF("limits.idle_timeout_ms", NUMBER(limits->idle_timeout_ms));
     VALUE_OF("limits.max_reply_bytes", NUMBER(limits->max_reply_bytes));
+    VALUE_OF("limits.rate_limit_keys", NUMBER(limits->rate_limit_keys));
+    VALUE_OF("auth.jwt.leeway_s", NUMBER(cfg->jwt->leeway_s));
+    VALUE_OF("cors.allow_credentials", json_boolean(cfg->cors->allow_credentials));
+    VALUE_OF("cors.max_age_s", NUMBER(cfg->cors->max_age_s));
+    VALUE_OF("routes[].cors.allow_credentials", json_boolean(r->cors->allow_credentials));
+    VALUE_OF("routes[].cors.max_age_s", NUMBER(r->cors->max_age_s));
     VALUE_OF("services.*.pool_size", NUMBER(s->pool_size));
     VALUE_OF("services.*.connect", json_string(config_connect_mode_name(s->connect)));
     VALUE_OF("services.*.connect_timeout_ms", NUMBER(s->connect_timeout_ms));
@@ -1112,20 +1575,20 @@ static void test_schema_defaults_are_the_loaders(void **state)
     config *base = must_load(schema_base_config);
     default_check check = {.base = base};
     schema_walk(schema, "", check_one_default, &check);
-    assert_true(check.checked >= 22);
+    assert_true(check.checked >= 28);
     config_free(base);
     json_decref(schema);
 }
 
 typedef struct enum_check {
-    size_t found[7];
+    size_t found[16];
 } enum_check;
 
 static const struct {
     const char *path;
     const char *const *names;
     size_t count;
-} loader_enums[7] = {
+} loader_enums[] = {
     {"log.level", cfg_log_level_names, CFG_COUNT_OF(cfg_log_level_names)},
     {"services.*.connect", cfg_connect_names, CFG_COUNT_OF(cfg_connect_names)},
     {"services.*.balance", cfg_balance_names, 2},
@@ -1133,6 +1596,8 @@ static const struct {
     {"routes[].method", cfg_method_names, CFG_COUNT_OF(cfg_method_names)},
     {"routes[].kind", cfg_route_kind_names, CFG_COUNT_OF(cfg_route_kind_names)},
     {"routes[].reply", cfg_reply_names, CFG_COUNT_OF(cfg_reply_names)},
+    {"routes[].auth", cfg_route_auth_names, CFG_COUNT_OF(cfg_route_auth_names)},
+    {"auth.jwt.algorithms[]", cfg_jwt_algorithm_names, CFG_COUNT_OF(cfg_jwt_algorithm_names)},
 };
 
 /* An enumerated key is {"anyOf": [{"enum": [...]}, {"$ref": ...envRef}]}. */
@@ -1430,6 +1895,21 @@ int main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_file_is_recorded),
         cmocka_unit_test(test_bearer_tokens),
+        cmocka_unit_test(test_jwt_values),
+        cmocka_unit_test(test_jwt_defaults),
+        cmocka_unit_test(test_jwt_secret_from_environment),
+        cmocka_unit_test(test_jwks_file_relative_to_config_file),
+        cmocka_unit_test(test_jwt_errors),
+        cmocka_unit_test(test_jwt_problems_accumulate),
+        cmocka_unit_test(test_route_auth),
+        cmocka_unit_test(test_require_claims),
+        cmocka_unit_test(test_cors_values),
+        cmocka_unit_test(test_cors_defaults_and_any_origin),
+        cmocka_unit_test(test_route_cors),
+        cmocka_unit_test(test_cors_errors),
+        cmocka_unit_test(test_rate_limit_values),
+        cmocka_unit_test(test_rate_limit_errors),
+        cmocka_unit_test(test_route_edge_problems_accumulate),
         cmocka_unit_test(test_service_values),
         cmocka_unit_test(test_service_errors),
         cmocka_unit_test(test_tls_cert_without_key),
