@@ -170,7 +170,7 @@ void req_finish(up_request_t *req, up_outcome_t outcome, span_t err, const char 
         req->delivered = 1;
     if (req->parent) {
         child_done(req, outcome);
-    } else {
+    } else if (req->cb.on_done) { /* NULL: a fanout child whose parent ended first */
         count_outcome(req, outcome);
         up->in_callback = req;
         req->cb.on_done(req->ctx, outcome, err, detail);

@@ -545,6 +545,41 @@ static void requests_spread_over_endpoints(void **state)
     finish(f);
 }
 
+static int both_connected(void *svc)
+{
+    return up_service_conns_in_state(svc, UP_CONN_CONNECTED) == 2;
+}
+
+/* A fanout event whose caller goes away before its copies are written:
+ * the copies still go out (and complete) without a caller to tell. */
+static void fanout_cancelled_before_written(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_ECHO);
+    script_cfg_t bcfg = { .reply_mode = REPLY_ECHO };
+    struct testnet_upstream *b;
+    assert_int_equal(testnet_upstream_start(script, &bcfg, &b), 0);
+    char baddr[32];
+    snprintf(baddr, sizeof baddr, "127.0.0.1:%d", testnet_upstream_port(b));
+    const char *eps[] = { f->address, baddr };
+    up_service_t *svc = uvtest_service(f->up, "two", eps, 2, 1, UP_CONNECT_EAGER);
+    assert_true(uvtest_run_until(&f->loop, both_connected, svc, 10000));
+    uvtest_call_t e;
+    memset(&e, 0, sizeof e);
+    up_request_opts_t o = { 0, 0, true };
+    e.req = up_submit(svc, UP_KIND_EMIT, span_cstr("\"ev\""), span_cstr("1"), span_of(NULL, 0), &o,
+                      &uvtest_callbacks, &e);
+    assert_non_null(e.req);
+    up_cancel(e.req); /* its copies are queued, not yet written */
+    uvtest_call_t c; /* a request after it: the events were written first */
+    uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "1", 5000);
+    assert_false(e.done);
+    uvtest_call_free(&c);
+    uvtest_call_free(&e);
+    finish(f);
+    testnet_upstream_stop(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -566,6 +601,7 @@ int main(void)
         cmocka_unit_test(stream_timeout_bounds_each_value),
         cmocka_unit_test(bad_endpoint_is_rejected),
         cmocka_unit_test(requests_spread_over_endpoints),
+        cmocka_unit_test(fanout_cancelled_before_written),
     };
     return cmocka_run_group_tests_name("upstream", tests, NULL, NULL);
 }
