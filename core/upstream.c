@@ -551,8 +551,10 @@ static void wait_for_connection(up_request_t *req, int later)
 void req_connection_lost(up_request_t *req, up_outcome_t outcome, const char *detail)
 {
     upstream_t *up = req->svc->up;
+    /* never while the service is being removed: a retry would restart its
+     * connections (start_attempt) and wait in a list about to be freed */
     int may_retry = req->retries_left && outcome == UP_CLOSED && req->frame.len && !req->delivered &&
-                    !req->parent && req->phase == REQ_WRITTEN && !up->closing;
+                    !req->parent && req->phase == REQ_WRITTEN && !up->closing && !req->svc->removing;
     if (!may_retry) {
         req_finish(req, outcome, span_of(NULL, 0), detail);
         return;

@@ -580,6 +580,29 @@ static void fanout_cancelled_before_written(void **state)
     testnet_upstream_stop(b);
 }
 
+/* A service taken away (a reload) while a request with retries is in
+ * flight: the request fails closed, nothing is sent again. */
+static void removed_service_does_not_retry(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_LATE);
+    f->cfg.delay_ms = 300;
+    up_service_t *svc = service(f, UP_CONNECT_EAGER);
+    assert_true(uvtest_run_until(&f->loop, is_connected, svc, 10000));
+    uvtest_call_t c;
+    memset(&c, 0, sizeof c);
+    up_request_opts_t o = { 10000, 2, false };
+    c.req = up_submit(svc, UP_KIND_SEND, span_cstr("\"x\""), span_cstr("1"), span_of(NULL, 0), &o,
+                      &uvtest_callbacks, &c);
+    assert_non_null(c.req);
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* written */
+    up_service_remove(svc, "the service was removed");
+    assert_true(uvtest_run_until(&f->loop, uvtest_is_done, &c, 5000));
+    assert_int_equal(c.outcome, UP_CLOSED);
+    uvtest_call_free(&c);
+    finish(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -602,6 +625,7 @@ int main(void)
         cmocka_unit_test(bad_endpoint_is_rejected),
         cmocka_unit_test(requests_spread_over_endpoints),
         cmocka_unit_test(fanout_cancelled_before_written),
+        cmocka_unit_test(removed_service_does_not_retry),
     };
     return cmocka_run_group_tests_name("upstream", tests, NULL, NULL);
 }
