@@ -603,6 +603,45 @@ static void removed_service_does_not_retry(void **state)
     finish(f);
 }
 
+static int all_70_connected(void *svc)
+{
+    return up_service_conns_in_state(svc, UP_CONN_CONNECTED) == 70;
+}
+
+/* More endpoints than a fixed candidate array once held (64): round robin
+ * reaches every one, twice in two rounds. */
+static void every_endpoint_of_many_is_picked(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_ECHO);
+    const char *eps[70];
+    for (int i = 0; i < 70; i++)
+        eps[i] = f->address; /* 70 targets: 70 endpoints, one server */
+    up_service_opts_t o;
+    up_service_opts_defaults(&o);
+    o.name = "many";
+    o.endpoints = eps;
+    o.n_endpoints = 70;
+    o.balance = UP_BALANCE_ROUND_ROBIN;
+    char err[160];
+    up_service_t *svc = up_service_add(f->up, &o, err, sizeof err);
+    assert_non_null(svc);
+    assert_int_equal(up_service_endpoint_count(svc), 70);
+    assert_true(uvtest_run_until(&f->loop, all_70_connected, svc, 20000));
+    for (int i = 0; i < 140; i++) {
+        uvtest_call_t c;
+        uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "1", 5000);
+        assert_int_equal(c.outcome, UP_OK);
+        uvtest_call_free(&c);
+    }
+    for (size_t e = 0; e < 70; e++) {
+        up_endpoint_info_t info;
+        up_service_endpoint_info(svc, e, &info);
+        assert_int_equal(info.requests, 2);
+    }
+    finish(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +665,7 @@ int main(void)
         cmocka_unit_test(requests_spread_over_endpoints),
         cmocka_unit_test(fanout_cancelled_before_written),
         cmocka_unit_test(removed_service_does_not_retry),
+        cmocka_unit_test(every_endpoint_of_many_is_picked),
     };
     return cmocka_run_group_tests_name("upstream", tests, NULL, NULL);
 }
