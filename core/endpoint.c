@@ -139,6 +139,7 @@ up_endpoint_t *ep_new(up_service_t *svc, up_target_t *target, const resolver_add
         return NULL;
     ep->svc = svc;
     ep->target = target;
+    ep->slot = -1; /* none yet: a failure below must not clear slot 0 */
     ep->addr = *addr;
     ep->state = UP_EP_ACTIVE;
     (void)resolver_addr_sockaddr(addr, target->port, &ep->sockaddr);
