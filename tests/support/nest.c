@@ -141,7 +141,7 @@ static void build_argv(const struct nest_service *svc, int port, struct nest_arg
 
 /* Prints why the start failed, with the service's stderr, and returns
  * `rc`, or -EADDRINUSE if the service said the port was taken. */
-static int report_start_failure(struct proc *p, const char *version, int port,
+static int report_start_failure(struct proc *p, const char *version, const char *host, int port,
                                 const char *why, int rc) {
   char status_text[64];
   int status = proc_wait(p, rc == -ETIMEDOUT ? 0 : NEST_EXIT_REPORT_MS);
@@ -149,10 +149,10 @@ static int report_start_failure(struct proc *p, const char *version, int port,
   if (err && strstr(err, "EADDRINUSE") && status >= 0)
     rc = -EADDRINUSE;
   fprintf(stderr,
-          "nest: Nest %s service on port %d did not start: %s (%s)\n"
+          "nest: Nest %s service on %s:%d did not start: %s (%s)\n"
           "nest: ---- its stderr ----\n%s%s"
           "nest: ---- end of its stderr ----\n",
-          version, port, why, proc_status_str(status, status_text, sizeof status_text),
+          version, host, port, why, proc_status_str(status, status_text, sizeof status_text),
           err ? err : "(unavailable)\n",
           err && *err && err[strlen(err) - 1] != '\n' ? "\n" : "");
   free(err);
@@ -206,7 +206,7 @@ static int await_ready(struct nest_service *svc, struct proc *p, int port) {
   if (rc != 0) {
     if (rc == -EPROTO)
       fprintf(stderr, "nest: unexpected stdout line: %s\n", line);
-    rc = report_start_failure(p, svc->version, port, why, rc);
+    rc = report_start_failure(p, svc->version, svc->host, port, why, rc);
     proc_free(p);
     return rc;
   }

@@ -79,8 +79,8 @@ void nest_require(const char *version);
 
 /* Starts the service of `version` ("v12" or "v10") with opts (NULL for
  * defaults) and waits up to NEST_START_TIMEOUT_MS for it to listen. With
- * port 0 it picks a free port, and picks another if that one was taken
- * meanwhile. On success fills *svc and returns 0; on failure prints the
+ * port 0 it picks a port free on 127.0.0.1 (whatever the host), and picks
+ * another if that one was taken meanwhile. On success fills *svc and returns 0; on failure prints the
  * cause and the service's stderr, leaves svc->proc NULL and returns a
  * negative errno (-ENOENT for missing npm packages, -ETIMEDOUT,
  * -ECHILD if the service exited, -EPROTO if it printed something else
