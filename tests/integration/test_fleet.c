@@ -18,8 +18,10 @@
  * connections and record every answer; they never call cmocka (the main
  * thread checks what they recorded). Every wait polls a condition with a
  * generous deadline (a loaded 2-core machine, ASan builds); the only time
- * bound asserted is how soon new replicas take traffic after the DNS
- * answer changed, with wide slack. */
+ * bounds asserted are how soon after the DNS answer changed new replicas
+ * take traffic and removed ones are gone (two resolve intervals plus wide
+ * slack; PG_TIMEOUT_SCALE multiplies every bound). PG_TEST_FILTER picks
+ * cases (e.g. "kill_*"). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,7 +33,6 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
