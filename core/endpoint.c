@@ -92,12 +92,18 @@ static void set_state(up_endpoint_t *ep, up_endpoint_state_t state)
 
 static int add_to_service(up_service_t *svc, up_endpoint_t *ep)
 {
-    if (svc->n_eps == svc->cap_eps) {
+    if (svc->n_eps == svc->cap_eps) { /* pick_conn's scratch grows with it */
         size_t cap = svc->cap_eps ? svc->cap_eps * 2 : 4;
         up_endpoint_t **grown = realloc(svc->eps, cap * sizeof *grown);
-        if (!grown)
+        if (grown)
+            svc->eps = grown;
+        up_endpoint_t **pick_eps = grown ? realloc(svc->pick_eps, cap * sizeof *pick_eps) : NULL;
+        if (pick_eps)
+            svc->pick_eps = pick_eps;
+        up_conn_t **pick_conns = pick_eps ? realloc(svc->pick_conns, cap * sizeof *pick_conns) : NULL;
+        if (!pick_conns)
             return -1;
-        svc->eps = grown;
+        svc->pick_conns = pick_conns;
         svc->cap_eps = cap;
     }
     svc->eps[svc->n_eps++] = ep;
@@ -133,6 +139,7 @@ up_endpoint_t *ep_new(up_service_t *svc, up_target_t *target, const resolver_add
         return NULL;
     ep->svc = svc;
     ep->target = target;
+    ep->slot = -1; /* none yet: a failure below must not clear slot 0 */
     ep->addr = *addr;
     ep->state = UP_EP_ACTIVE;
     (void)resolver_addr_sockaddr(addr, target->port, &ep->sockaddr);

@@ -170,7 +170,7 @@ void req_finish(up_request_t *req, up_outcome_t outcome, span_t err, const char 
         req->delivered = 1;
     if (req->parent) {
         child_done(req, outcome);
-    } else {
+    } else if (req->cb.on_done) { /* NULL: a fanout child whose parent ended first */
         count_outcome(req, outcome);
         up->in_callback = req;
         req->cb.on_done(req->ctx, outcome, err, detail);
@@ -238,10 +238,9 @@ size_t up_request_delivered(const up_request_t *req)
  * only one). least_request: two candidates at random, the one with fewer
  * requests in flight (power of two choices); round_robin: the next in turn.
  * Then that endpoint's least loaded connection. *full tells whether a
- * connected connection was left out for being full.
+ * connected connection was left out for being full. Every endpoint is a
+ * candidate: the scratch arrays have room for all (svc->cap_eps).
  */
-#define PICK_MAX 64
-
 static up_conn_t *pick_conn(up_service_t *svc, const up_endpoint_t *avoid, int *full)
 {
     int saturated = 0;
@@ -251,10 +250,10 @@ static up_conn_t *pick_conn(up_service_t *svc, const up_endpoint_t *avoid, int *
             *full = saturated;
         return c;
     }
-    up_endpoint_t *cand[PICK_MAX];
-    up_conn_t *best[PICK_MAX];
-    size_t n = 0, avoided = PICK_MAX;
-    for (size_t i = 0; i < svc->n_eps && n < PICK_MAX; i++) {
+    up_endpoint_t **cand = svc->pick_eps;
+    up_conn_t **best = svc->pick_conns;
+    size_t n = 0, avoided = SIZE_MAX;
+    for (size_t i = 0; i < svc->n_eps; i++) {
         up_endpoint_t *ep = svc->eps[i];
         up_conn_t *c = ep_usable(ep) ? ep_best_conn(ep, &saturated) : NULL;
         if (!c)
@@ -551,8 +550,10 @@ static void wait_for_connection(up_request_t *req, int later)
 void req_connection_lost(up_request_t *req, up_outcome_t outcome, const char *detail)
 {
     upstream_t *up = req->svc->up;
+    /* never while the service is being removed: a retry would restart its
+     * connections (start_attempt) and wait in a list about to be freed */
     int may_retry = req->retries_left && outcome == UP_CLOSED && req->frame.len && !req->delivered &&
-                    !req->parent && req->phase == REQ_WRITTEN && !up->closing;
+                    !req->parent && req->phase == REQ_WRITTEN && !up->closing && !req->svc->removing;
     if (!may_retry) {
         req_finish(req, outcome, span_of(NULL, 0), detail);
         return;
@@ -1042,6 +1043,8 @@ static void service_free(up_service_t *svc)
     while (svc->n_eps)
         ep_destroy(svc->eps[svc->n_eps - 1], UP_CANCELLED, "the gateway is shutting down");
     free(svc->eps);
+    free(svc->pick_eps);
+    free(svc->pick_conns);
     targets_free(svc);
     tls_ctx_free(svc->tls);
     free(svc->servername);

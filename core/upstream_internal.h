@@ -164,6 +164,8 @@ struct up_service {
     size_t n_targets;
     up_endpoint_t **eps;    /* every endpoint, draining ones included */
     size_t n_eps, cap_eps;
+    up_endpoint_t **pick_eps; /* pick_conn's scratch: cap_eps entries each */
+    up_conn_t **pick_conns;
     int active;             /* eager, or lazy after its first request */
     int removing;           /* up_service_remove is under way */
     list_node_t waiting;    /* requests with no connection yet */

@@ -7,8 +7,8 @@ on loopback. patterngate turns each HTTP request into a Nest TCP packet.
     INTERVAL_S    if set, repeat the calls every INTERVAL_S seconds forever
                   (a long-running app, as in deploy/overlays/egress)
 
-Calls the generic API (POST /v1/send/orders, /v1/emit/orders, with
-?reply=ndjson for a stream read line by line as values arrive) and one
+Calls the generic API (POST /v1/send/orders, /v1/emit/orders?fanout=all,
+with ?reply=ndjson for a stream read line by line as values arrive) and one
 route (GET /orders/:id), prints what it got, and exits 0 when every answer
 was as expected, else 1.
 """
@@ -79,7 +79,10 @@ def main():
     expect("GET /orders/2 (a route)", status == 200 and order.get("item") == "monitor", order)
     streamed = [o["id"] for o in stream_orders()]
     expect("orders.list streamed as NDJSON", streamed[:3] == [1, 2, 3], streamed)
-    status, _, raw = request("POST", "/v1/emit/orders", {"pattern": "order_shipped", "data": {"id": 3}})
+    # fanout=all: every replica of the service gets the event (each keeps its
+    # orders in memory: deploy/overlays/egress runs three behind one name)
+    status, _, raw = request("POST", "/v1/emit/orders?fanout=all",
+                             {"pattern": "order_shipped", "data": {"id": 3}})
     expect("emit order_shipped (event, 202)", status == 202, status)
     for _ in range(50):  # events have no reply: poll until the service saw it
         status, order, _ = send("orders.get", {"id": 3})

@@ -16,6 +16,10 @@
 //   --request-cert      require a client certificate (mTLS); needs --tls-ca
 //   --tls-max-version V the newest TLS version to accept: TLSv1.2 or TLSv1.3
 //                       (Node's maxVersion); needs --tls-key
+//   --name NAME         the identity {cmd:'whoami'} answers (default
+//                       HOST:PORT, the port as bound)
+//   --delay-ms N        how long {cmd:'whoami'} waits before it answers
+//                       (default 0: at once); no other pattern waits
 //   --quiet             no Nest logs at all
 //
 // Patterns (@MessagePattern unless marked as events):
@@ -39,6 +43,14 @@
 //   'record', {cmd:'record'}  events: append data to an in-memory list
 //   {cmd:'recorded'}       that list; {cmd:'recorded_clear'} empties it -> true
 //   {cmd:'pid'}            process.pid
+//   {cmd:'whoami'}         {name, served}: this replica's identity (--name)
+//                          and how many whoami requests it has received,
+//                          this one included; answered --delay-ms later
+//   {cmd:'whoami_count'}   {name, served} without counting itself and at
+//                          once: what a test asks each replica directly
+//
+// The lists of 'record' and the whoami count are per process: with several
+// replicas of the service, each keeps its own.
 //
 // Once listening, the service prints exactly one line on stdout,
 // `READY <port>`, and never writes to stdout again; Nest's logs go to
@@ -49,17 +61,20 @@ import { readFileSync } from 'node:fs';
 
 const USAGE =
   'usage: main.mjs --port N [--host H] [--tls-key F --tls-cert F ' +
-  '[--tls-ca F] [--request-cert] [--tls-max-version V]] [--quiet]';
+  '[--tls-ca F] [--request-cert] [--tls-max-version V]] [--name NAME] ' +
+  '[--delay-ms N] [--quiet]';
 
 class UsageError extends Error {}
 
 /** Parses argv (without node and script) into an options object. */
 export function parseArgs(argv) {
   const opts = { port: null, host: '127.0.0.1', tlsKey: null, tlsCert: null,
-                 tlsCa: null, requestCert: false, tlsMaxVersion: null, quiet: false };
+                 tlsCa: null, requestCert: false, tlsMaxVersion: null, name: null,
+                 delayMs: '0', quiet: false };
   const valued = { '--port': 'port', '--host': 'host', '--tls-key': 'tlsKey',
                    '--tls-cert': 'tlsCert', '--tls-ca': 'tlsCa',
-                   '--tls-max-version': 'tlsMaxVersion' };
+                   '--tls-max-version': 'tlsMaxVersion', '--name': 'name',
+                   '--delay-ms': 'delayMs' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg in valued) {
@@ -76,6 +91,9 @@ export function parseArgs(argv) {
   if (opts.port === null || !/^\d+$/.test(opts.port) || Number(opts.port) > 65535)
     throw new UsageError('--port N (0..65535) is required');
   opts.port = Number(opts.port);
+  if (!/^\d+$/.test(opts.delayMs) || Number(opts.delayMs) > 600000)
+    throw new UsageError('--delay-ms takes 0..600000');
+  opts.delayMs = Number(opts.delayMs);
   if ((opts.tlsKey === null) !== (opts.tlsCert === null))
     throw new UsageError('--tls-key and --tls-cert go together');
   if ((opts.tlsCa !== null || opts.requestCert) && opts.tlsKey === null)
@@ -135,13 +153,16 @@ function decorateMethod(proto, name, decorator) {
 }
 
 /**
- * Builds the controller class. `nest` holds the version's modules. A handler
- * receives the payload; `metadata` also gets the context through @Ctx().
+ * Builds the controller class. `nest` holds the version's modules; `replica`
+ * is { name, delayMs }, whoami's identity and delay (the name may be set
+ * once the port is known). A handler receives the payload; `metadata` also
+ * gets the context through @Ctx().
  */
-function makeController(nest) {
+function makeController(nest, replica) {
   const { common, microservices, rxjs } = nest;
   const { RpcException, MessagePattern, EventPattern } = microservices;
   const recorded = [];
+  let served = 0;
 
   /** A stream of `values`, one every `intervalMs`, then complete. */
   const valuesStream = (values, intervalMs) => {
@@ -191,6 +212,12 @@ function makeController(nest) {
       return true;
     }
     pid() { return process.pid; }
+    async whoami() {
+      const reply = { name: replica.name, served: ++served };
+      if (replica.delayMs > 0) await sleep(replica.delayMs);
+      return reply;
+    }
+    whoamiCount() { return { name: replica.name, served }; }
   }
 
   const messages = {
@@ -200,7 +227,8 @@ function makeController(nest) {
     rpcString: { cmd: 'rpc_string' }, throwError: { cmd: 'throw' },
     nothing: { cmd: 'nothing' }, metadata: { cmd: 'metadata' },
     recorded: { cmd: 'recorded' }, recordedClear: { cmd: 'recorded_clear' },
-    pid: { cmd: 'pid' },
+    pid: { cmd: 'pid' }, whoami: { cmd: 'whoami' },
+    whoamiCount: { cmd: 'whoami_count' },
   };
   const events = { record: 'record', recordCmd: { cmd: 'record' } };
   const proto = TestController.prototype;
@@ -214,9 +242,10 @@ function makeController(nest) {
   return common.Controller()(TestController) || TestController;
 }
 
-function makeModule(nest) {
+function makeModule(nest, replica) {
   class TestModule {}
-  return nest.common.Module({ controllers: [makeController(nest)] })(TestModule) || TestModule;
+  const controllers = [makeController(nest, replica)];
+  return nest.common.Module({ controllers })(TestModule) || TestModule;
 }
 
 /** Closes `app` once on SIGTERM/SIGINT and exits 0 (1 if closing fails). */
@@ -263,13 +292,15 @@ export async function runService(nest, argv) {
       `(it would use ${server.port}); give a free port\n`);
     process.exit(2);
   }
-  const app = await nest.core.NestFactory.createMicroservice(makeModule(nest), {
+  const replica = { name: opts.name, delayMs: opts.delayMs };
+  const app = await nest.core.NestFactory.createMicroservice(makeModule(nest, replica), {
     strategy: server,
     logger: opts.quiet ? false : stderrLogger(`nest ${nest.version}`),
   });
   exitOnSignals(app);
   await app.listen();
   const port = server.server.address().port;
+  if (replica.name === null) replica.name = `${opts.host}:${port}`;
   process.stdout.write(`READY ${port}\n`);
 }
 

@@ -20,6 +20,13 @@
   without default is set; Service targetPort and PodMonitor port name
   sidecar ports; resources set on every container; the grace period covers
   the preStop sleeps plus shutdown_grace_ms.
+- A headless Service (clusterIP: None) is a Nest service's, for the
+  sidecar's config to balance over its pods: it selects the pods of
+  another Deployment of the build, with more than one replica and a
+  readiness probe (only ready pods are in its DNS answer), its targetPorts
+  are ports of that Deployment's containers, and a service of the config
+  names it as NAME:PORT (directly or through the sidecar's env). The egress
+  overlay has one.
 """
 import glob
 import json
@@ -165,9 +172,59 @@ def check_config(c, binary, what, sidecar, pod, configmaps, admin_port):
     return cfg
 
 
+def has_sidecar(deployment):
+    return any(s["name"] == "patterngate" for s in deployment["spec"]["template"]["spec"].get("initContainers", []))
+
+
+def headless(svc):
+    return svc["spec"].get("clusterIP") == "None"
+
+
+def container_port(pod, port):
+    """A container port (number or name) of any container of the pod."""
+    for ctr in pod.get("containers", []):
+        if named_port(ctr, port) is not None:
+            return named_port(ctr, port)
+    return None
+
+
+def config_endpoints(cfg, env):
+    """Every service endpoint of the config, ${NAME} and ${NAME:-default}
+    replaced from env."""
+    def subst(text):
+        return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}",
+                      lambda m: env.get(m.group(1), m.group(2) or ""), text)
+    return {subst(e) for svc in cfg.get("services", {}).values() for e in svc.get("endpoints", [])}
+
+
+def check_headless(c, what, svc, objects, cfg, env):
+    """A Nest service's headless Service: see the module's docstring."""
+    name = svc["metadata"]["name"]
+    sel = svc["spec"].get("selector", {})
+    targets = [d for d in find(objects, "Deployment") if sel and
+               all(d["spec"]["template"]["metadata"].get("labels", {}).get(k) == v for k, v in sel.items())]
+    if not c.ok(len(targets) == 1 and not has_sidecar(targets[0]),
+                f"{what}: headless Service {name} selects the pods of one Nest Deployment",
+                str([d["metadata"]["name"] for d in targets])):
+        return
+    dep = targets[0]
+    pod = dep["spec"]["template"]["spec"]
+    c.ok(dep["spec"].get("replicas", 1) > 1, f"{what}: {dep['metadata']['name']} has several replicas")
+    c.ok(all(ctr.get("readinessProbe") for ctr in pod.get("containers", [])),
+         f"{what}: {dep['metadata']['name']} has a readiness probe (only ready pods are in the DNS answer)")
+    for p in svc["spec"]["ports"]:
+        c.ok(container_port(pod, p.get("targetPort", p["port"])) is not None,
+             f"{what}: headless Service {name} targetPort {p.get('targetPort')} is a Nest container port")
+    if cfg is not None:
+        wanted = {f"{name}:{p['port']}" for p in svc["spec"]["ports"]}
+        endpoints = config_endpoints(cfg, env)
+        c.ok(wanted & endpoints, f"{what}: the sidecar's config names the headless Service {name}",
+             f"{sorted(endpoints)} vs {sorted(wanted)}")
+
+
 def check_deployment(c, source, binary, what, objects, paths):
-    deps = find(objects, "Deployment")
-    if not c.ok(len(deps) == 1, f"{what}: one Deployment"):
+    deps = [d for d in find(objects, "Deployment") if has_sidecar(d)]
+    if not c.ok(len(deps) == 1, f"{what}: one Deployment with the sidecar"):
         return
     pod = deps[0]["spec"]["template"]["spec"]
     labels = deps[0]["spec"]["template"]["metadata"].get("labels", {})
@@ -197,7 +254,11 @@ def check_deployment(c, source, binary, what, objects, paths):
         http_port = named_port(sidecar, "http")
         c.ok(http_port == hostport_port(cfg["listen"]), f"{what}: sidecar port http is the listen port",
              f"{http_port} vs {cfg['listen']}")
+    env = {e["name"]: e.get("value", "") for e in sidecar.get("env", []) if "value" in e}
     for svc in find(objects, "Service"):
+        if headless(svc):
+            check_headless(c, what, svc, objects, cfg, env)
+            continue
         sel = svc["spec"].get("selector", {})
         c.ok(sel and all(labels.get(k) == v for k, v in sel.items()), f"{what}: Service selects the pods")
         for p in svc["spec"]["ports"]:
@@ -229,6 +290,8 @@ def main():
         cfg = check_deployment(c, args.source, args.binary, overlay, objects, paths)
         if cfg and overlay == "egress":
             c.ok(cfg["listen"].startswith("127.0.0.1:"), "egress: the gateway listens on loopback only")
+            c.ok(any(headless(s) for s in find(objects, "Service")),
+                 "egress: the Nest service is reached through a headless Service")
         with_pm = build_with_component(c, kubectl, deploy, overlay)
         c.ok(len(find(with_pm, "PodMonitor")) == 1, f"{overlay} + podmonitor: one PodMonitor")
         check_deployment(c, args.source, args.binary, f"{overlay}+podmonitor", with_pm, paths)

@@ -79,6 +79,9 @@ static void save_options(struct nest_service *svc, const char *version,
   memset(svc, 0, sizeof *svc);
   snprintf(svc->version, sizeof svc->version, "%s", version);
   svc->port = o->port;
+  snprintf(svc->host, sizeof svc->host, "%s", o->host ? o->host : "127.0.0.1");
+  snprintf(svc->opts.name, sizeof svc->opts.name, "%s", o->name ? o->name : "");
+  svc->opts.delay_ms = o->delay_ms;
   svc->opts.tls = o->tls_key != NULL;
   copy_path(svc->opts.tls_key, o->tls_key);
   copy_path(svc->opts.tls_cert, o->tls_cert);
@@ -87,17 +90,38 @@ static void save_options(struct nest_service *svc, const char *version,
   svc->opts.quiet = o->quiet;
 }
 
-/* Fills argv (room for 16) for `node main.mjs --port N ...`. */
-static void build_argv(const struct nest_service *svc, int port, char *script,
-                       char *port_text, const char *argv[]) {
+#define NEST_MAX_ARGS 24
+
+/* The texts an argv points into. */
+struct nest_argv_text {
+  char script[PATH_MAX];
+  char port[16];
+  char delay[16];
+};
+
+/* Fills argv (room for NEST_MAX_ARGS) for `node main.mjs --port N ...`. */
+static void build_argv(const struct nest_service *svc, int port, struct nest_argv_text *t,
+                       const char *argv[]) {
   const char *node = getenv("PG_NODE");
-  snprintf(script, PATH_MAX, "%s/tests/nest/%s/main.mjs", PG_SOURCE_DIR, svc->version);
-  snprintf(port_text, 16, "%d", port);
+  snprintf(t->script, sizeof t->script, "%s/tests/nest/%s/main.mjs", PG_SOURCE_DIR,
+           svc->version);
+  snprintf(t->port, sizeof t->port, "%d", port);
   int n = 0;
   argv[n++] = node && *node ? node : "node";
-  argv[n++] = script;
+  argv[n++] = t->script;
   argv[n++] = "--port";
-  argv[n++] = port_text;
+  argv[n++] = t->port;
+  argv[n++] = "--host";
+  argv[n++] = svc->host;
+  if (svc->opts.name[0]) {
+    argv[n++] = "--name";
+    argv[n++] = svc->opts.name;
+  }
+  if (svc->opts.delay_ms) {
+    snprintf(t->delay, sizeof t->delay, "%u", svc->opts.delay_ms);
+    argv[n++] = "--delay-ms";
+    argv[n++] = t->delay;
+  }
   if (svc->opts.tls) {
     argv[n++] = "--tls-key";
     argv[n++] = svc->opts.tls_key;
@@ -117,7 +141,7 @@ static void build_argv(const struct nest_service *svc, int port, char *script,
 
 /* Prints why the start failed, with the service's stderr, and returns
  * `rc`, or -EADDRINUSE if the service said the port was taken. */
-static int report_start_failure(struct proc *p, const char *version, int port,
+static int report_start_failure(struct proc *p, const char *version, const char *host, int port,
                                 const char *why, int rc) {
   char status_text[64];
   int status = proc_wait(p, rc == -ETIMEDOUT ? 0 : NEST_EXIT_REPORT_MS);
@@ -125,10 +149,10 @@ static int report_start_failure(struct proc *p, const char *version, int port,
   if (err && strstr(err, "EADDRINUSE") && status >= 0)
     rc = -EADDRINUSE;
   fprintf(stderr,
-          "nest: Nest %s service on port %d did not start: %s (%s)\n"
+          "nest: Nest %s service on %s:%d did not start: %s (%s)\n"
           "nest: ---- its stderr ----\n%s%s"
           "nest: ---- end of its stderr ----\n",
-          version, port, why, proc_status_str(status, status_text, sizeof status_text),
+          version, host, port, why, proc_status_str(status, status_text, sizeof status_text),
           err ? err : "(unavailable)\n",
           err && *err && err[strlen(err) - 1] != '\n' ? "\n" : "");
   free(err);
@@ -150,20 +174,26 @@ static int check_ready_line(const char *line, int port, const char **why) {
   return 0;
 }
 
-/* One attempt to start the service on `port`. */
-static int start_once(struct nest_service *svc, int port) {
-  char script[PATH_MAX], port_text[16], line[256];
-  const char *argv[16];
-  build_argv(svc, port, script, port_text, argv);
+/* Runs the service's process for `port`: 0 and *out, or a negative errno
+ * (printed). */
+static int spawn_service(const struct nest_service *svc, int port, struct proc **out) {
+  struct nest_argv_text text;
+  const char *argv[NEST_MAX_ARGS];
+  build_argv(svc, port, &text, argv);
   struct proc_options popts = {.stdout_mode = PROC_STDIO_PIPE,
                                .stderr_mode = PROC_STDIO_CAPTURE};
-  struct proc *p = NULL;
-  int rc = proc_spawn(argv, &popts, &p);
-  if (rc != 0) {
+  int rc = proc_spawn(argv, &popts, out);
+  if (rc != 0)
     fprintf(stderr, "nest: cannot run %s: %s (set PG_NODE to the node binary)\n",
             argv[0], strerror(-rc));
-    return rc;
-  }
+  return rc;
+}
+
+/* Waits for the READY line of p, started for `port`: 0 and svc owns p, or
+ * a negative errno (printed, p freed). */
+static int await_ready(struct nest_service *svc, struct proc *p, int port) {
+  char line[256];
+  int rc;
   const char *why = NULL;
   rc = proc_read_line(p, line, sizeof line, NEST_START_TIMEOUT_MS);
   if (rc == -ETIMEDOUT)
@@ -176,13 +206,20 @@ static int start_once(struct nest_service *svc, int port) {
   if (rc != 0) {
     if (rc == -EPROTO)
       fprintf(stderr, "nest: unexpected stdout line: %s\n", line);
-    rc = report_start_failure(p, svc->version, port, why, rc);
+    rc = report_start_failure(p, svc->version, svc->host, port, why, rc);
     proc_free(p);
     return rc;
   }
   svc->proc = p;
   svc->port = port;
   return 0;
+}
+
+/* One attempt to start the service on `port`. */
+static int start_once(struct nest_service *svc, int port) {
+  struct proc *p = NULL;
+  int rc = spawn_service(svc, port, &p);
+  return rc != 0 ? rc : await_ready(svc, p, port);
 }
 
 int nest_start(const char *version, const struct nest_options *opts,
@@ -203,6 +240,35 @@ int nest_start(const char *version, const struct nest_options *opts,
       return port;
     rc = start_once(svc, port);
   }
+  return rc;
+}
+
+int nest_start_all(const char *version, const struct nest_options *opts,
+                   struct nest_service *svcs, size_t n) {
+  int rc = check_installed(version);
+  struct proc **procs = calloc(n ? n : 1, sizeof *procs);
+  if (procs == NULL)
+    rc = -ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    save_options(&svcs[i], version, &opts[i]);
+    if (rc == 0 && opts[i].port <= 0)
+      rc = -EINVAL;
+    if (rc == 0)
+      rc = spawn_service(&svcs[i], opts[i].port, &procs[i]);
+  }
+  for (size_t i = 0; i < n && procs; i++) {
+    if (procs[i] == NULL)
+      continue;
+    if (rc != 0) {  /* something failed: the rest only need stopping */
+      proc_free(procs[i]);
+      continue;
+    }
+    rc = await_ready(&svcs[i], procs[i], opts[i].port);
+  }
+  free(procs);
+  if (rc != 0)
+    for (size_t i = 0; i < n; i++)
+      nest_stop(&svcs[i]);
   return rc;
 }
 

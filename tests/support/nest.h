@@ -8,7 +8,13 @@
  * {cmd:'echo'}, 'echo', {cmd:'delay'}, {cmd:'stream'}, {cmd:'stream_fail'},
  * {cmd:'rpc_object'}, {cmd:'rpc_string'}, {cmd:'throw'}, {cmd:'nothing'},
  * {cmd:'metadata'}, {cmd:'recorded'}, {cmd:'recorded_clear'}, {cmd:'pid'},
+ * {cmd:'whoami'} and {cmd:'whoami_count'} (a replica's name and count),
  * and the events 'record' and {cmd:'record'}.
+ *
+ * Replicas: several services may listen on the same port at different
+ * loopback addresses (options.host "127.0.0.2", "127.0.0.3"...; Linux
+ * routes all of 127.0.0.0/8 to the loopback), started together by
+ * nest_start_all().
  *
  * Ownership: a struct nest_service is owned by the test (usually on its
  * stack or in a fixture); it owns the running child (svc->proc) between a
@@ -39,6 +45,9 @@
 
 struct nest_options {
   int port;             /* 0: a free port of 127.0.0.1 chosen by nest_start */
+  const char *host;     /* IPv4 address to listen on; NULL: 127.0.0.1 */
+  const char *name;     /* whoami's identity; NULL: "HOST:PORT" */
+  unsigned delay_ms;    /* whoami answers this much later (0: at once) */
   const char *tls_key;  /* PEM files; NULL for plain TCP. key and cert go */
   const char *tls_cert; /* together */
   const char *tls_ca;   /* CA for client certificates (mTLS), or NULL */
@@ -48,9 +57,12 @@ struct nest_options {
 
 struct nest_service {
   char version[16];     /* "v12", "v10" */
-  int port;             /* the port it listens on (127.0.0.1) */
+  int port;             /* the port it listens on */
+  char host[64];        /* ... and the address ("127.0.0.1" by default) */
   struct proc *proc;    /* the running node process; NULL when stopped */
   struct {              /* copy of the options, for restarts */
+    char name[128];     /* "" for the default */
+    unsigned delay_ms;
     bool tls;
     char tls_key[PATH_MAX];
     char tls_cert[PATH_MAX];
@@ -67,14 +79,22 @@ void nest_require(const char *version);
 
 /* Starts the service of `version` ("v12" or "v10") with opts (NULL for
  * defaults) and waits up to NEST_START_TIMEOUT_MS for it to listen. With
- * port 0 it picks a free port, and picks another if that one was taken
- * meanwhile. On success fills *svc and returns 0; on failure prints the
+ * port 0 it picks a port free on 127.0.0.1 (whatever the host), and picks
+ * another if that one was taken meanwhile. On success fills *svc and returns 0; on failure prints the
  * cause and the service's stderr, leaves svc->proc NULL and returns a
  * negative errno (-ENOENT for missing npm packages, -ETIMEDOUT,
  * -ECHILD if the service exited, -EPROTO if it printed something else
  * than READY). */
 int nest_start(const char *version, const struct nest_options *opts,
                struct nest_service *svc);
+
+/* Starts n services at once (opts[i] for svcs[i]; each opts[i].port must
+ * be given, not 0) and waits for every one: n Node processes start in the
+ * time of about one. 0 when all run; otherwise every one that started is
+ * stopped again, each failure was printed, and the first error is
+ * returned (-EADDRINUSE when a port was taken: pick another and retry). */
+int nest_start_all(const char *version, const struct nest_options *opts,
+                   struct nest_service *svcs, size_t n);
 
 /* Stops the service: SIGTERM, up to NEST_STOP_GRACE_MS for it to close and
  * exit, then SIGKILL. Returns its exit status (0 for a clean stop; see

@@ -57,10 +57,16 @@ static int socket_error(int fd) {
 }
 
 int testnet_connect(int port, int timeout_ms) {
+  return testnet_connect_ip("127.0.0.1", port, timeout_ms);
+}
+
+int testnet_connect_ip(const char *ip, int port, int timeout_ms) {
+  struct sockaddr_in addr = loopback(port);
+  if (inet_pton(AF_INET, ip, &addr.sin_addr) != 1)
+    return -EINVAL;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     return -errno;
-  struct sockaddr_in addr = loopback(port);
   int rc = 0;
   if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
     rc = errno == EINPROGRESS ? wait_fd(fd, POLLOUT, deadline_after(timeout_ms)) : -errno;

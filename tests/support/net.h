@@ -42,6 +42,10 @@
  * (-ECONNREFUSED, -ETIMEDOUT...). */
 int testnet_connect(int port, int timeout_ms);
 
+/* The same to another IPv4 address ("127.0.0.2": a replica on its own
+ * loopback address). -EINVAL when ip does not parse. */
+int testnet_connect_ip(const char *ip, int port, int timeout_ms);
+
 /* Writes all len bytes within timeout_ms. 0 or a negative errno. */
 int testnet_write_all(int fd, const void *buf, size_t len, int timeout_ms);
 

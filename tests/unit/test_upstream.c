@@ -545,6 +545,103 @@ static void requests_spread_over_endpoints(void **state)
     finish(f);
 }
 
+static int both_connected(void *svc)
+{
+    return up_service_conns_in_state(svc, UP_CONN_CONNECTED) == 2;
+}
+
+/* A fanout event whose caller goes away before its copies are written:
+ * the copies still go out (and complete) without a caller to tell. */
+static void fanout_cancelled_before_written(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_ECHO);
+    script_cfg_t bcfg = { .reply_mode = REPLY_ECHO };
+    struct testnet_upstream *b;
+    assert_int_equal(testnet_upstream_start(script, &bcfg, &b), 0);
+    char baddr[32];
+    snprintf(baddr, sizeof baddr, "127.0.0.1:%d", testnet_upstream_port(b));
+    const char *eps[] = { f->address, baddr };
+    up_service_t *svc = uvtest_service(f->up, "two", eps, 2, 1, UP_CONNECT_EAGER);
+    assert_true(uvtest_run_until(&f->loop, both_connected, svc, 10000));
+    uvtest_call_t e;
+    memset(&e, 0, sizeof e);
+    up_request_opts_t o = { 0, 0, true };
+    e.req = up_submit(svc, UP_KIND_EMIT, span_cstr("\"ev\""), span_cstr("1"), span_of(NULL, 0), &o,
+                      &uvtest_callbacks, &e);
+    assert_non_null(e.req);
+    up_cancel(e.req); /* its copies are queued, not yet written */
+    uvtest_call_t c; /* a request after it: the events were written first */
+    uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "1", 5000);
+    assert_false(e.done);
+    uvtest_call_free(&c);
+    uvtest_call_free(&e);
+    finish(f);
+    testnet_upstream_stop(b);
+}
+
+/* A service taken away (a reload) while a request with retries is in
+ * flight: the request fails closed, nothing is sent again. */
+static void removed_service_does_not_retry(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_LATE);
+    f->cfg.delay_ms = 300;
+    up_service_t *svc = service(f, UP_CONNECT_EAGER);
+    assert_true(uvtest_run_until(&f->loop, is_connected, svc, 10000));
+    uvtest_call_t c;
+    memset(&c, 0, sizeof c);
+    up_request_opts_t o = { 10000, 2, false };
+    c.req = up_submit(svc, UP_KIND_SEND, span_cstr("\"x\""), span_cstr("1"), span_of(NULL, 0), &o,
+                      &uvtest_callbacks, &c);
+    assert_non_null(c.req);
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* written */
+    up_service_remove(svc, "the service was removed");
+    assert_true(uvtest_run_until(&f->loop, uvtest_is_done, &c, 5000));
+    assert_int_equal(c.outcome, UP_CLOSED);
+    uvtest_call_free(&c);
+    finish(f);
+}
+
+static int all_70_connected(void *svc)
+{
+    return up_service_conns_in_state(svc, UP_CONN_CONNECTED) == 70;
+}
+
+/* More endpoints than a fixed candidate array once held (64): round robin
+ * reaches every one, twice in two rounds. */
+static void every_endpoint_of_many_is_picked(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_ECHO);
+    const char *eps[70];
+    for (int i = 0; i < 70; i++)
+        eps[i] = f->address; /* 70 targets: 70 endpoints, one server */
+    up_service_opts_t o;
+    up_service_opts_defaults(&o);
+    o.name = "many";
+    o.endpoints = eps;
+    o.n_endpoints = 70;
+    o.balance = UP_BALANCE_ROUND_ROBIN;
+    char err[160];
+    up_service_t *svc = up_service_add(f->up, &o, err, sizeof err);
+    assert_non_null(svc);
+    assert_int_equal(up_service_endpoint_count(svc), 70);
+    assert_true(uvtest_run_until(&f->loop, all_70_connected, svc, 20000));
+    for (int i = 0; i < 140; i++) {
+        uvtest_call_t c;
+        uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "1", 5000);
+        assert_int_equal(c.outcome, UP_OK);
+        uvtest_call_free(&c);
+    }
+    for (size_t e = 0; e < 70; e++) {
+        up_endpoint_info_t info;
+        up_service_endpoint_info(svc, e, &info);
+        assert_int_equal(info.requests, 2);
+    }
+    finish(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -566,6 +663,9 @@ int main(void)
         cmocka_unit_test(stream_timeout_bounds_each_value),
         cmocka_unit_test(bad_endpoint_is_rejected),
         cmocka_unit_test(requests_spread_over_endpoints),
+        cmocka_unit_test(fanout_cancelled_before_written),
+        cmocka_unit_test(removed_service_does_not_retry),
+        cmocka_unit_test(every_endpoint_of_many_is_picked),
     };
     return cmocka_run_group_tests_name("upstream", tests, NULL, NULL);
 }
