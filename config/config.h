@@ -21,7 +21,7 @@
  *    +- routes[]                   config_route (file order)
  *         +- path                  route_path (segments)
  *         +- pattern_json          compact JSON text
- *         +- data                  template (literal chunks and slots)
+ *         +- data                  template (literal chunks, slots, objects)
  *
  * Nothing in a config changes after loading, so one config may be read by
  * several threads at once; a reload builds a new one.
@@ -122,6 +122,9 @@ typedef struct config_route {
     size_t pattern_length;        /* strlen(pattern_json) */
     config_route_kind kind;       /* default send */
     template data;                /* default "$body" */
+    bool data_default;            /* no `data` key: data is "$body", but a
+                                     bodyless GET, HEAD or DELETE sends {}
+                                     (gateway/render.h, render_route_data()) */
     config_reply_mode reply;      /* default auto; always auto for emit */
     uint64_t timeout_ms;          /* default: the service's timeout_ms */
     unsigned status;              /* 200..299, default 200 send, 202 emit */

@@ -98,24 +98,43 @@ static bool name_equals(const char *raw, size_t n, const char *name, size_t name
     return j == name_len;
 }
 
-int urlcode_query_get(const char *query, size_t n, const char *name, size_t name_len,
-                      buf_t *value)
+void urlcode_pairs_init(urlcode_pairs *it, const char *s, size_t n)
 {
-    size_t start = 0;
-    while (start < n) {
-        const char *param = query + start;
-        const char *amp = memchr(param, '&', n - start);
-        size_t len = amp ? (size_t)(amp - param) : n - start;
-        start += len + 1;
+    it->s = n ? s : "";
+    it->n = n;
+    it->pos = 0;
+}
+
+int urlcode_pairs_next(urlcode_pairs *it, span_t *name, span_t *value, size_t *offset)
+{
+    while (it->pos < it->n) {
+        const char *param = it->s + it->pos;
+        const char *amp = memchr(param, '&', it->n - it->pos);
+        size_t len = amp ? (size_t)(amp - param) : it->n - it->pos;
+        *offset = it->pos;
+        it->pos += len + (amp != NULL);
         if (len == 0)
             continue;
         const char *eq = memchr(param, '=', len);
         size_t name_n = eq ? (size_t)(eq - param) : len;
-        if (!name_equals(param, name_n, name, name_len))
+        *name = span_of(param, name_n);
+        *value = eq ? span_of(eq + 1, len - name_n - 1) : span_of(param + len, 0);
+        return 1;
+    }
+    return 0;
+}
+
+int urlcode_query_get(const char *query, size_t n, const char *name, size_t name_len,
+                      buf_t *value)
+{
+    urlcode_pairs it;
+    span_t param, raw;
+    size_t offset;
+    urlcode_pairs_init(&it, query, n);
+    while (urlcode_pairs_next(&it, &param, &raw, &offset)) {
+        if (!name_equals(param.p, param.n, name, name_len))
             continue;
-        if (!eq)
-            return 1;
-        urlcode_status st = urlcode_decode_buf(eq + 1, len - name_n - 1, URLCODE_QUERY, value);
+        urlcode_status st = urlcode_decode_buf(raw.p, raw.n, URLCODE_QUERY, value);
         return st == URLCODE_OK ? 1 : st;
     }
     return 0;

@@ -78,7 +78,7 @@ static int render(const request *rq, char **result)
     char error[RENDER_ERROR_SIZE];
     if (t->uses_body && render_check_body(body, error, sizeof error) != 0)
         fail_msg("bad test body: %s", error);
-    render_query q = {rq->query, rq->query ? strlen(rq->query) : 0, BUF_INIT};
+    render_query q = {rq->query, rq->query ? strlen(rq->query) : 0, BUF_INIT, BUF_INIT};
     buf_t scratch = BUF_INIT;
     render_input_t in = {
         .body = body,
@@ -186,8 +186,8 @@ static void body_fails(const char *data, const char *body, const char *message)
 static void literal_templates(void **state)
 {
     (void)state;
-    query_renders("{\"a\":1,\"b\":[true,null,\"$foo\",\"$body.\"]}", NULL,
-                  "{\"a\":1,\"b\":[true,null,\"$foo\",\"$body.\"]}");
+    query_renders("{\"a\":1,\"b\":[true,null,\"$$foo\",\"$$body.\",\"$\",\"$1\"]}", NULL,
+                  "{\"a\":1,\"b\":[true,null,\"$foo\",\"$body.\",\"$\",\"$1\"]}");
     query_renders("\"text\"", NULL, "\"text\"");
     query_renders("null", NULL, "null");
     query_renders("{\"$query.q\":\"$query.q\"}", "q=v", "{\"$query.q\":\"v\"}");
