@@ -27,7 +27,9 @@ typedef struct merge_entry {
 
 static const char *ref_ptr(const merge_t *m, text_ref r)
 {
-    return r.p != NULL ? r.p : m->text.data + r.off;
+    if (r.p != NULL)
+        return r.p;
+    return m->text.data != NULL ? m->text.data + r.off : ""; /* no NULL + 0 */
 }
 
 static merge_entry *entry_at(const merge_t *m, size_t i)
@@ -100,7 +102,7 @@ int merge_add_string(merge_t *m, span_t name, span_t value, bool lowercase)
     e->is_string = true;
     if (hold(m, name.p, name.n, &e->key) != 0 || hold(m, value.p, value.n, &e->value) != 0)
         return -ENOMEM;
-    if (lowercase) {
+    if (lowercase && name.n > 0) {
         char *p = m->text.data + e->key.off;
         for (size_t i = 0; i < name.n; i++)
             if (p[i] >= 'A' && p[i] <= 'Z')
@@ -202,7 +204,7 @@ static int write_joined(merge_t *m, const merge_entry *lead, const size_t *order
         if (buf_append(&m->text, ref_ptr(m, v), v.n) != 0)
             return -ENOMEM;
     }
-    int rc = json_append_string(out, m->text.data + start, m->text.len - start);
+    int rc = json_append_string(out, ref_ptr(m, (text_ref){NULL, start, 0}), m->text.len - start);
     m->text.len = start;
     return rc;
 }

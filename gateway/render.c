@@ -833,12 +833,13 @@ int render_route_data(const template *t, bool is_default, const render_input_t *
         *data = SPAN_LIT("{}");
         return 0;
     }
-    if (t->uses_body && render_check_body_as(in->body, in->content_type, error, error_size))
-        return -1;
+    int rc = t->uses_body ? render_check_body_as(in->body, in->content_type, error, error_size) : 0;
+    if (rc != 0)
+        return rc;
     if (!render_body_is_form(in->content_type) && render_whole_body(t, in->body, data))
         return 0;
     size_t start = out->len;
-    int rc = render_template(t, in, out, error, error_size);
+    rc = render_template(t, in, out, error, error_size);
     if (rc == 0)
         *data = span_of(out->data + start, out->len - start);
     return rc;

@@ -168,7 +168,8 @@ int render_check_body(span_t body, char *error, size_t error_size);
  * The same, reading the body as its Content-Type says: a form
  * (render_body_is_form()) must decode (valid percent escapes, no %00,
  * names and values UTF-8); any other body must be JSON as above, and the
- * message names the Content-Type:
+ * message names the Content-Type. Returns 0, -1 with the message, or
+ * -ENOMEM ("out of memory"):
  *   body is not valid JSON (Content-Type: text/plain): unexpected character at byte 0
  *   body is not valid JSON (no Content-Type): unexpected end of input at byte 6
  *   form body: invalid percent-encoding at byte 4
