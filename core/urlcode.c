@@ -124,17 +124,26 @@ int urlcode_pairs_next(urlcode_pairs *it, span_t *name, span_t *value, size_t *o
     return 0;
 }
 
+/* (A loop of its own rather than urlcode_pairs_next(): it runs for every
+ * $query.NAME of every request.) */
 int urlcode_query_get(const char *query, size_t n, const char *name, size_t name_len,
                       buf_t *value)
 {
-    urlcode_pairs it;
-    span_t param, raw;
-    size_t offset;
-    urlcode_pairs_init(&it, query, n);
-    while (urlcode_pairs_next(&it, &param, &raw, &offset)) {
-        if (!name_equals(param.p, param.n, name, name_len))
+    size_t start = 0;
+    while (start < n) {
+        const char *param = query + start;
+        const char *amp = memchr(param, '&', n - start);
+        size_t len = amp ? (size_t)(amp - param) : n - start;
+        start += len + 1;
+        if (len == 0)
             continue;
-        urlcode_status st = urlcode_decode_buf(raw.p, raw.n, URLCODE_QUERY, value);
+        const char *eq = memchr(param, '=', len);
+        size_t name_n = eq ? (size_t)(eq - param) : len;
+        if (!name_equals(param, name_n, name, name_len))
+            continue;
+        if (!eq)
+            return 1;
+        urlcode_status st = urlcode_decode_buf(eq + 1, len - name_n - 1, URLCODE_QUERY, value);
         return st == URLCODE_OK ? 1 : st;
     }
     return 0;
