@@ -141,12 +141,10 @@ typedef struct held {
     char text[];
 } held_t;
 
-typedef struct renderer {
-    const render_input_t *req;
-    buf_t *scratch;        /* body strings unescaped for conversions */
-    buf_t *out;
-    msg_t error;
-    buf_t local_scratch;   /* when the caller gives none */
+/* What only spreads, whole objects, forms, repeated headers and the
+ * client's address need: set up on first use (rend_state()), so that a
+ * plain template pays nothing for it. */
+typedef struct render_state {
     buf_t work;            /* a repeated header joined; form fields decoded */
     merge_t gen;           /* making the objects below */
     merge_t spread;        /* the spreads of one object */
@@ -154,7 +152,26 @@ typedef struct renderer {
     unsigned made_mask;    /* 1 << kind: made[kind] is ready */
     held_t *held;
     char ip[INET6_ADDRSTRLEN]; /* $client.ip */
+} render_state;
+
+typedef struct renderer {
+    const render_input_t *req;
+    buf_t *scratch;        /* body strings unescaped for conversions */
+    buf_t *out;
+    msg_t error;
+    buf_t local_scratch;   /* when the caller gives none */
+    bool has_state;        /* `state` is set up */
+    render_state state;
 } renderer_t;
+
+static render_state *rend_state(renderer_t *r)
+{
+    if (!r->has_state) {
+        memset(&r->state, 0, sizeof r->state);
+        r->has_state = true;
+    }
+    return &r->state;
+}
 
 typedef struct slot_value {
     bool absent;
@@ -168,15 +185,18 @@ typedef struct slot_value {
 static void renderer_free(renderer_t *r)
 {
     buf_free(&r->local_scratch);
-    buf_free(&r->work);
-    merge_free(&r->gen);
-    merge_free(&r->spread);
+    if (!r->has_state)
+        return;
+    render_state *st = &r->state;
+    buf_free(&st->work);
+    merge_free(&st->gen);
+    merge_free(&st->spread);
     for (size_t i = 0; i < MADE_COUNT; i++)
-        buf_free(&r->made[i]);
-    while (r->held) {
-        held_t *next = r->held->next;
-        free(r->held);
-        r->held = next;
+        buf_free(&st->made[i]);
+    while (st->held) {
+        held_t *next = st->held->next;
+        free(st->held);
+        st->held = next;
     }
 }
 
@@ -261,6 +281,14 @@ bool render_body_is_form(span_t content_type)
     return i == content_type.n || content_type.p[i] == ';';
 }
 
+bool render_body_read_as_form(span_t body, span_t content_type)
+{
+    if (!render_body_is_form(content_type))
+        return false;
+    span_t value = trim_body(body);
+    return value.n == 0 || (value.p[0] != '{' && value.p[0] != '[');
+}
+
 /* Writes "form body: <what> at byte N". */
 static int form_fail(msg_t *m, const char *what, size_t offset)
 {
@@ -343,20 +371,20 @@ static int add_query_pair(void *context, span_t name, span_t value)
         msg_cstr(m, " is not valid UTF-8");
         return PAIR_FAILED;
     }
-    return merge_add_string(&r->gen, name, value, false) ? RENDER_LOOKUP_NOMEM : 0;
+    return merge_add_string(&rend_state(r)->gen, name, value, false) ? RENDER_LOOKUP_NOMEM : 0;
 }
 
 static int add_header_pair(void *context, span_t name, span_t value)
 {
     renderer_t *r = context;
-    return merge_add_string(&r->gen, name, value, true) ? RENDER_LOOKUP_NOMEM : 0;
+    return merge_add_string(&rend_state(r)->gen, name, value, true) ? RENDER_LOOKUP_NOMEM : 0;
 }
 
-/* The members gathered in r->gen written as an object into *b. */
+/* The members gathered in the state's gen written as an object into *b. */
 static int write_gen(renderer_t *r, merge_rule rule, buf_t *b)
 {
     bool first = true;
-    if (buf_append(b, "{", 1) || merge_write(&r->gen, rule, NULL, NULL, &first, b) ||
+    if (buf_append(b, "{", 1) || merge_write(&rend_state(r)->gen, rule, NULL, NULL, &first, b) ||
         buf_append(b, "}", 1))
         return fail_nomem(r);
     return 0;
@@ -365,7 +393,7 @@ static int write_gen(renderer_t *r, merge_rule rule, buf_t *b)
 static int make_from_walk(renderer_t *r, render_each_fn *walk, void *context, render_pair_fn *pair,
                           const char *bad, merge_rule rule, buf_t *b)
 {
-    merge_clear(&r->gen);
+    merge_clear(&rend_state(r)->gen);
     int rc = walk_result(r, walk != NULL ? walk(context, pair, r) : 0, bad);
     return rc != 0 ? rc : write_gen(r, rule, b);
 }
@@ -394,8 +422,9 @@ static int make_path(renderer_t *r, const template_slot *slot, buf_t *b)
 
 static int make_form(renderer_t *r, buf_t *b)
 {
-    merge_clear(&r->gen);
-    int rc = form_scan(r->req->body, &r->work, &r->gen, &r->error);
+    render_state *st = rend_state(r);
+    merge_clear(&st->gen);
+    int rc = form_scan(r->req->body, &st->work, &st->gen, &r->error);
     if (rc == -ENOMEM)
         return fail_nomem(r);
     return rc != 0 ? rc : write_gen(r, MERGE_LAST, b);
@@ -405,9 +434,10 @@ static int make_form(renderer_t *r, buf_t *b)
  * of the render. `slot`: the $path slot (its capture names). */
 static int made_object(renderer_t *r, made_kind kind, const template_slot *slot, span_t *view)
 {
-    buf_t *b = &r->made[kind];
+    render_state *st = rend_state(r);
+    buf_t *b = &st->made[kind];
     const render_input_t *req = r->req;
-    if (!(r->made_mask & (1u << kind))) {
+    if (!(st->made_mask & (1u << kind))) {
         int rc = 0;
         buf_clear(b);
         if (kind == MADE_QUERY)
@@ -422,7 +452,7 @@ static int made_object(renderer_t *r, made_kind kind, const template_slot *slot,
             rc = make_form(r, b);
         if (rc != 0)
             return rc;
-        r->made_mask |= 1u << kind;
+        st->made_mask |= 1u << kind;
     }
     *view = span_of(b->data, b->len);
     return 0;
@@ -432,7 +462,7 @@ static int made_object(renderer_t *r, made_kind kind, const template_slot *slot,
 static int body_view(renderer_t *r, span_t *view)
 {
     const render_input_t *req = r->req;
-    if (!render_body_is_form(req->content_type) || req->body.n == 0) {
+    if (!render_body_read_as_form(req->body, req->content_type) || req->body.n == 0) {
         *view = trim_body(req->body);
         return 0;
     }
@@ -480,7 +510,7 @@ typedef struct header_search {
 static int join_header(void *context, span_t name, span_t value)
 {
     header_search *s = context;
-    buf_t *work = &s->r->work;
+    buf_t *work = &rend_state(s->r)->work;
     if (!equal_ignoring_case(name, s->name, s->length))
         return 0;
     const char *separator = strcmp(s->name, "cookie") == 0 ? "; " : ", ";
@@ -496,11 +526,12 @@ static int header_value(renderer_t *r, const template_slot *slot, slot_value *v)
     if (req->header_all == NULL)
         return lookup_value(r, slot, req->header, req->header_context, v);
     header_search s = {r, slot->name, strlen(slot->name), 0};
-    buf_clear(&r->work);
+    buf_t *work = &rend_state(r)->work;
+    buf_clear(work);
     int rc = walk_result(r, req->header_all(req->header_all_context, join_header, &s),
                          "headers could not be read");
     v->absent = s.found == 0;
-    v->raw = span_of(r->work.data ? r->work.data : "", r->work.len);
+    v->raw = span_of(work->data ? work->data : "", work->len);
     return rc;
 }
 
@@ -516,15 +547,17 @@ static span_t client_ip(renderer_t *r)
 {
     const struct sockaddr *sa = r->req->client_address;
     const char *text = NULL;
+    char *ip = rend_state(r)->ip;
+    size_t size = sizeof r->state.ip;
     if (sa != NULL && sa->sa_family == AF_INET) {
         const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
-        text = inet_ntop(AF_INET, &in4->sin_addr, r->ip, sizeof r->ip);
+        text = inet_ntop(AF_INET, &in4->sin_addr, ip, (socklen_t)size);
     } else if (sa != NULL && sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
         if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-            text = inet_ntop(AF_INET, in6->sin6_addr.s6_addr + 12, r->ip, sizeof r->ip);
+            text = inet_ntop(AF_INET, in6->sin6_addr.s6_addr + 12, ip, (socklen_t)size);
         else
-            text = inet_ntop(AF_INET6, &in6->sin6_addr, r->ip, sizeof r->ip);
+            text = inet_ntop(AF_INET6, &in6->sin6_addr, ip, (socklen_t)size);
     }
     return text != NULL ? span_cstr(text) : span_of("", 0);
 }
@@ -650,13 +683,13 @@ static int hold_json(renderer_t *r, const template_slot *slot, const slot_value 
         return fail_nomem(r);
     memcpy(h->text, value.p, value.n);
     h->n = value.n;
-    h->next = r->held;
-    r->held = h;
+    h->next = rend_state(r)->held;
+    r->state.held = h;
     *object = span_of(h->text, h->n);
     return 0;
 }
 
-/* Adds the members of one spread source to r->spread. */
+/* Adds the members of one spread source to the state's spread merge. */
 static int spread_add(renderer_t *r, const template_slot *slot)
 {
     slot_value v;
@@ -678,7 +711,7 @@ static int spread_add(renderer_t *r, const template_slot *slot)
         msg_shown(m, object.p, object.n, false);
         return -1;
     }
-    return merge_add_object(&r->spread, object) ? fail_nomem(r) : 0;
+    return merge_add_object(&rend_state(r)->spread, object) ? fail_nomem(r) : 0;
 }
 
 typedef struct written {
@@ -734,15 +767,15 @@ static int render_members(renderer_t *r, const template_object *o, bool *present
 static int render_spreads(renderer_t *r, const template_object *o, const bool *present,
                           bool *first)
 {
-    merge_clear(&r->spread);
+    merge_t *spread = &rend_state(r)->spread;
+    merge_clear(spread);
     for (size_t i = 0; i < o->spread_count; i++) {
         int rc = spread_add(r, &o->spreads[i]);
         if (rc != 0)
             return rc;
     }
     written_t w = {o, present};
-    return merge_write(&r->spread, MERGE_LAST, skip_written, &w, first, r->out) ? fail_nomem(r)
-                                                                                : 0;
+    return merge_write(spread, MERGE_LAST, skip_written, &w, first, r->out) ? fail_nomem(r) : 0;
 }
 
 static int render_object(renderer_t *r, const template_object *o)
@@ -790,7 +823,12 @@ static int render_items(renderer_t *r, const template *t, bool omit_absent)
 int render_template(const template *t, const render_input_t *in, buf_t *out, char *error,
                     size_t error_size)
 {
-    renderer_t r = {.req = in, .out = out, .error = {error, error_size, 0}};
+    renderer_t r; /* not zeroed whole: the state is set up on first use */
+    r.req = in;
+    r.out = out;
+    r.error = (msg_t){error, error_size, 0};
+    r.local_scratch = (buf_t)BUF_INIT;
+    r.has_state = false;
     r.scratch = in->scratch ? in->scratch : &r.local_scratch;
     size_t start = out->len;
     if (error_size)
@@ -836,7 +874,8 @@ int render_route_data(const template *t, bool is_default, const render_input_t *
     int rc = t->uses_body ? render_check_body_as(in->body, in->content_type, error, error_size) : 0;
     if (rc != 0)
         return rc;
-    if (!render_body_is_form(in->content_type) && render_whole_body(t, in->body, data))
+    if (!render_body_read_as_form(in->body, in->content_type) &&
+        render_whole_body(t, in->body, data))
         return 0;
     size_t start = out->len;
     rc = render_template(t, in, out, error, error_size);
@@ -891,7 +930,7 @@ int render_check_body(span_t body, char *error, size_t error_size)
 
 int render_check_body_as(span_t body, span_t content_type, char *error, size_t error_size)
 {
-    if (render_body_is_form(content_type)) {
+    if (render_body_read_as_form(body, content_type)) {
         buf_t work = BUF_INIT;
         msg_t m = {error, error_size, 0};
         int rc = form_scan(body, &work, NULL, &m);

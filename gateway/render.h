@@ -9,7 +9,7 @@
  *
  *   $body          the body's JSON value, byte for byte as received (big
  *                  numbers, "\u0000", lone surrogate escapes survive); a
- *                  form body (render_body_is_form()) is an object of
+ *                  form body (render_body_read_as_form()) is an object of
  *                  strings, a repeated name giving its last value. Absent
  *                  when the body is empty.
  *   $body.a.b      that member's exact bytes; absent when the body is empty
@@ -122,7 +122,8 @@ typedef struct render_input {
                                 uses it (t->uses_body) */
     span_t content_type;     /* the Content-Type header's value; {NULL, 0}:
                                 none. Says whether the body is a form
-                                (render_body_is_form()); named in errors. */
+                                (render_body_read_as_form()); named in
+                                errors. */
     const span_t *captures;  /* decoded path captures, in capture order */
     size_t capture_count;    /* (router_match_t.captures, capture_count) */
     render_lookup_fn *query; /* NULL: no query parameters */
@@ -154,6 +155,16 @@ typedef struct render_input {
 bool render_body_is_form(span_t content_type);
 
 /*
+ * True when the body is read as a form: its Content-Type is one
+ * (render_body_is_form()) and, after JSON whitespace, it does not start
+ * with '{' or '['. Such a body is JSON sent with the form type that
+ * `curl -d` and many clients send by default; a form encoder never writes
+ * a raw '{' or '[' (it escapes them), so no form is mistaken for JSON.
+ * Every other body is read as JSON.
+ */
+bool render_body_read_as_form(span_t body, span_t content_type);
+
+/*
  * Checks a request body once, before rendering a template that uses it,
  * read as JSON. A body that is empty or only JSON whitespace is "empty"
  * (absent). Anything else must be exactly one UTF-8 JSON value, with
@@ -166,7 +177,7 @@ int render_check_body(span_t body, char *error, size_t error_size);
 
 /*
  * The same, reading the body as its Content-Type says: a form
- * (render_body_is_form()) must decode (valid percent escapes, no %00,
+ * (render_body_read_as_form()) must decode (valid percent escapes, no %00,
  * names and values UTF-8); any other body must be JSON as above, and the
  * message names the Content-Type. Returns 0, -1 with the message, or
  * -ENOMEM ("out of memory"):

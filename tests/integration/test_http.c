@@ -632,6 +632,10 @@ static void template_sources(void **state)
     expect_body(&r, "PATCH /tpl/2 as a form", 200,
                 "{\"id\":2,\"title\":\"C\",\"rating\":\"5\"}");
     http_response_free(&r);
+    /* JSON with the form type, as curl -d sends it: read as JSON */
+    r = request(f->port, "PATCH", "/tpl/2", form, "{\"rating\":5}", 12);
+    expect_body(&r, "PATCH /tpl/2 JSON typed as a form", 200, "{\"id\":2,\"rating\":5}");
+    http_response_free(&r);
     const char *text[] = { "Content-Type: text/plain", NULL };
     r = request(f->port, "PATCH", "/tpl/2", text, "title=x", 7);
     expect_error_names(&r, "PATCH /tpl/2 text/plain", "bad_request", "(Content-Type: text/plain)");

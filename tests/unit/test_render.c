@@ -127,7 +127,7 @@ static int render(const request *rq, char **result)
         memcpy(*result, out.data + 1, out.len - 1);
         (*result)[out.len - 1] = '\0';
         span_t whole;
-        if (!render_body_is_form(content_type) &&
+        if (!render_body_read_as_form(body, content_type) &&
             render_whole_body(t, body, &whole)) { /* the shortcut must agree */
             assert_int_equal(whole.n, out.len - 1);
             assert_memory_equal(whole.p, out.data + 1, whole.n);
@@ -1010,6 +1010,10 @@ static void body_checks_by_content_type(void **state)
     check_as("a=1&b=%00", FORM, "form body: %00 (NUL) is not allowed at byte 6");
     check_as("a=1&%ff=1", FORM, "form body: invalid UTF-8 in the field at byte 4");
     check_as("a=%ED%A0%80", FORM, "form body: invalid UTF-8 in the field at byte 0");
+    /* JSON sent with the form type (curl -d): read as JSON */
+    check_as(" [1,2]", FORM, NULL);
+    check_as("{\"a\":", FORM, "body is not valid JSON (Content-Type: " FORM "): unexpected end "
+                               "of input at byte 5");
     check_as("{\"a\":1}", "text/plain", NULL);
     check_as("{\"a\":1}", NULL, NULL);
     check_as("a=1", "text/plain",
@@ -1035,6 +1039,16 @@ static void content_types(void **state)
     for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
         assert_false(render_body_is_form(span_cstr(other[i])));
     assert_false(render_body_is_form(span_of(NULL, 0)));
+    static const struct {
+        const char *body;
+        bool form;
+    } bodies[] = {{"a=1", true}, {"", true}, {"%7B%7D=1", true}, {"a={", true},
+                  {"{\"a\":1}", false}, {" \n[1]", false}, {"{", false}, {"[", false}};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        assert_int_equal(render_body_read_as_form(span_cstr(bodies[i].body), SPAN_LIT(FORM)),
+                         bodies[i].form);
+        assert_false(render_body_read_as_form(span_cstr(bodies[i].body), SPAN_LIT("text/plain")));
+    }
 }
 
 /* ---- a route's data ------------------------------------------------------------ */
@@ -1093,6 +1107,9 @@ static void default_data(void **state)
     route_data(none, "get", NULL, NULL, "null", false); /* methods are exact */
     route_data(none, NULL, NULL, NULL, "null", false);
     route_data(none, "POST", "a=1&a=2", FORM, "{\"a\":\"2\"}", true);
+    route_data(none, "POST", " {\"a\":1} ", FORM, "{\"a\":1}", false); /* curl -d '{...}' */
+    route_data(none, "POST", "[1,2,3]", FORM, "[1,2,3]", false);
+    route_data(none, "POST", "a={x}", FORM, "{\"a\":\"{x}\"}", true);
     /* a written "$body" is not the default */
     const char *body = "\"path\":\"/r\",\"data\":\"$body\"";
     route_data(body, "GET", NULL, NULL, "null", false);
