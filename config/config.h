@@ -25,7 +25,7 @@
  *    +- routes[]                   config_route (file order)
  *         +- path                  route_path (segments)
  *         +- pattern_json          compact JSON text
- *         +- data                  template (literal chunks and slots)
+ *         +- data                  template (literal chunks, slots, objects)
  *         +- require_claims[]      config_claim_rule (claim, value texts)
  *         +- cors                  config_cors, NULL: the top level's
  *         +- rate_limit            config_rate_limit (+ key), NULL: none
@@ -246,6 +246,9 @@ typedef struct config_route {
     size_t pattern_length;        /* strlen(pattern_json) */
     config_route_kind kind;       /* default send */
     template data;                /* default "$body" */
+    bool data_default;            /* no `data` key: data is "$body", but a
+                                     bodyless GET, HEAD or DELETE sends {}
+                                     (gateway/render.h, render_route_data()) */
     config_reply_mode reply;      /* default auto; always auto for emit */
     uint64_t timeout_ms;          /* default: the service's timeout_ms */
     unsigned status;              /* 200..299, default 200 send, 202 emit */

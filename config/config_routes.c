@@ -118,6 +118,7 @@ static int load_data(cfg_loader *l, const json_t *object, config_route *route)
 {
     const json_t *value = json_object_get(object, "data");
     json_t *fallback = NULL;
+    route->data_default = value == NULL;
     if (value == NULL) {
         fallback = json_string("$body");
         if (fallback == NULL)

@@ -1,34 +1,75 @@
 /*
- * template: a route's `data` template, compiled once at config load into a
- * flat list of items that the gateway renders without jansson:
+ * template: a route's `data` template (SPEC.md "Templates" and "Route
+ * mapping for real REST APIs"), compiled once at config load into a
+ * structure that the gateway renders without jansson (gateway/render.h).
  *
- *     for each item:
- *         LITERAL -> append literal[0..literal_length) (compact JSON text)
- *         SLOT    -> append the slot's value, converted (see SPEC.md)
+ * The compiled structure is a sequence of items:
  *
- * e.g. {"id":"$path.id:int","full":"$query.full:bool"} compiles to
- *     LITERAL `{"id":`, SLOT(path id, int), LITERAL `,"full":`,
- *     SLOT(query full, bool), LITERAL `}`
- * Adjacent literal text is merged, so items alternate at best; a template
- * with no slot is a single LITERAL item.
+ *     LITERAL   compact JSON text, appended as is
+ *     SLOT      one reference, replaced by its value per request
+ *     OBJECT    an object whose members are only known per request: it has
+ *               a spread ("...") or an optional member ("$x?"); holds its
+ *               written members (each value a nested sequence) and its
+ *               spread sources
  *
- * Which strings are slots: a JSON string value (never an object key) that is
- * exactly a reference, optionally followed by one conversion:
- *     $body | $body.M1.M2... | $path.NAME | $query.NAME | $header.NAME
- *     then optionally :int | :number | :bool | :json
- * Body member names are non-empty and hold no '.' or ':'; the NAME of the
- * others is non-empty and holds no ':'. A string that does not have this
- * shape is literal, even when it starts with '$' ("$foo", "$body.",
- * "$path.", "$bodyx"). Errors (config errors, not literals) are:
- *   - a reference followed by an unknown conversion ("$path.id:integer"),
- *   - $path.NAME where NAME is not a capture of the route's path,
- *   - $header.NAME where NAME is not an HTTP token (RFC 9110).
+ * Everything that is the same for every request stays flat text: an object
+ * with neither spread nor optional member, and every array, compiles into
+ * the enclosing sequence, e.g. {"id":"$path.id:int","tags":["a","$query.t"]}:
+ *
+ *     LITERAL `{"id":`, SLOT(path id, int), LITERAL `,"tags":["a",`,
+ *     SLOT(query t), LITERAL `]}`
+ *
+ * and {"...":"$body","id":"$path.id:int","note":{"x":"$query.x?"}}:
+ *
+ *     OBJECT  members: "id"   -> [SLOT(path id, int)]
+ *                      "note" -> [OBJECT members: "x" -> [SLOT(query x, ?)]]
+ *             spreads: SLOT(body, whole, spread)
+ *
+ * Adjacent literal text is merged, so a sequence never holds two literals
+ * in a row, and a template without any slot is a single LITERAL item.
+ *
+ * Which strings are references (object keys never are). A string that
+ * starts with `$` followed by an ASCII letter must be one of:
+ *
+ *     $body  $body.M1.M2...          the body, or a member path into it
+ *     $path  $path.NAME              all captures (an object), or one
+ *     $query $query.NAME             all parameters (an object), or one
+ *     $headers $header.NAME          all headers (an object), or one
+ *     $jwt  $jwt.NAME  $jwt.claims.M1.M2...
+ *                                    all claims, a top-level claim, a
+ *                                    member path into the claims
+ *     $client.ip                     the client's address
+ *
+ * then optionally a conversion (:int, :number, :bool, :json), then
+ * optionally `?` (optional). Member names are non-empty and hold no '.' or
+ * ':'; the NAME of path, query and header holds no ':'; a jwt NAME no '.'
+ * or ':' and is not `claims`. Anything else starting with `$` + letter is a
+ * config error ("$qeury.id", "$Body", "$header"), naming the string's JSON
+ * path. "$$..." is the literal string with one '$' less; any other string
+ * (not starting with '$', or '$' then no letter: "$", "$1") is literal.
+ * Also config errors: an unknown conversion, $path.NAME that is not a
+ * capture of the route, $header.NAME that is not an HTTP token, a
+ * conversion on $path, $query or $headers, and a NAME or member that ends
+ * in '?' before the conversion ("$query.n?:int").
+ *
+ * Spread: a member with the key "..." in an object template; its value is
+ * one reference, or an array of them, merged in order (a later spread wins
+ * over an earlier one; written members win over every spread, except an
+ * optional member that is absent). The reference must be able to hold an
+ * object: $body..., $jwt..., $path, $query, $headers, or any reference
+ * with :json; otherwise (e.g. "$path.id", "$query.n:int") a config error.
+ *
+ * Optional: a slot ending in `?`. A member of an object whose value is an
+ * optional slot is left out when the value is absent; elsewhere (array
+ * element, the whole template, a spread) `?` changes nothing.
  *
  * Literal JSON text is jansson's compact encoding of the value (object
  * members in file order, reals with 17 significant digits).
  *
- * Ownership: a template owns its items, their literal text and slot names;
- * release it with template_free(). Nothing in it refers to jansson.
+ * Ownership: a template owns its items, their literal text, slots, objects
+ * and everything in them; release it with template_free(). Nothing in it
+ * refers to jansson. A compiled template never changes, so several threads
+ * may read it at once.
  */
 #ifndef PG_CONFIG_TEMPLATE_H
 #define PG_CONFIG_TEMPLATE_H
@@ -42,14 +83,16 @@
 struct json_t;
 
 typedef enum template_source {
-    TEMPLATE_SOURCE_BODY,   /* the request body as JSON, or a member of it */
-    TEMPLATE_SOURCE_PATH,   /* a path capture, a string */
-    TEMPLATE_SOURCE_QUERY,  /* a query parameter (the first), a string */
-    TEMPLATE_SOURCE_HEADER, /* a request header, a string */
+    TEMPLATE_SOURCE_BODY,      /* the request body ($body, $body.a.b) */
+    TEMPLATE_SOURCE_PATH,      /* path captures, strings ($path.NAME, $path) */
+    TEMPLATE_SOURCE_QUERY,     /* query parameters, strings ($query.NAME, $query) */
+    TEMPLATE_SOURCE_HEADER,    /* request headers, strings ($header.NAME, $headers) */
+    TEMPLATE_SOURCE_JWT,       /* the token's claims ($jwt, $jwt.NAME, $jwt.claims.a.b) */
+    TEMPLATE_SOURCE_CLIENT_IP, /* the client's address, a string ($client.ip) */
 } template_source;
 
 typedef enum template_conversion {
-    TEMPLATE_CONVERT_NONE,   /* body: the JSON as is; others: a JSON string */
+    TEMPLATE_CONVERT_NONE,   /* body, jwt: the JSON as is; others: a JSON string */
     TEMPLATE_CONVERT_INT,    /* a decimal int64 */
     TEMPLATE_CONVERT_NUMBER, /* a finite number */
     TEMPLATE_CONVERT_BOOL,   /* true or false only */
@@ -59,34 +102,82 @@ typedef enum template_conversion {
 typedef struct template_slot {
     template_source source;
     template_conversion conversion;
-    /* PATH: the capture name; QUERY: the parameter name as written;
-     * HEADER: the header name, lowercased; BODY: NULL. */
+    bool optional;  /* written with a final '?' */
+    bool whole;     /* the whole source: $body, $path, $query, $headers, $jwt
+                       (path, query and headers then give an object of
+                       strings; CLIENT_IP is never whole) */
+    bool spread;    /* the value of a "..." member */
+    /* PATH, QUERY, HEADER and not whole: the capture, parameter (as
+     * written) or header (lowercased) name; else NULL. */
     char *name;
-    /* PATH: the capture's position (route_path_capture_index()). */
+    /* PATH and not whole: the capture's position (route_path_capture_index()). */
     size_t capture_index;
-    /* BODY: the member path, outermost first ("$body.a.b" -> "a", "b");
-     * member_count 0 means the whole body. */
+    /* BODY, JWT: the member path, outermost first ("$body.a.b" -> "a", "b";
+     * "$jwt.sub" -> "sub"; "$jwt.claims.a.b" -> "a", "b"); none when whole.
+     * PATH whole: the route's capture names, in capture order. */
     char **members;
     size_t member_count;
+    /* The reference as written, e.g. "$query.limit:int?". */
+    char *text;
+    /* Where the value goes, as a JSON path from the template's root (named
+     * after the last key of the `where` given to template_compile, e.g.
+     * "data", "data.user.id", "data.tags[1]"); for a spread, the object it
+     * merges into. */
+    char *at;
 } template_slot;
 
 typedef enum template_item_kind {
     TEMPLATE_ITEM_LITERAL,
     TEMPLATE_ITEM_SLOT,
+    TEMPLATE_ITEM_OBJECT,
 } template_item_kind;
+
+/* How a template reads the body (for the body check and for describing the
+ * route: a request body in OpenAPI). */
+typedef enum template_body_use {
+    TEMPLATE_BODY_UNUSED,  /* no slot reads the body */
+    TEMPLATE_BODY_MEMBERS, /* only members of it ($body.a, "...": "$body.a") */
+    TEMPLATE_BODY_WHOLE,   /* the whole body ($body, "...": "$body") */
+} template_body_use;
+
+typedef struct template_object template_object;
 
 typedef struct template_item {
     template_item_kind kind;
-    char *literal;         /* LITERAL: NUL-terminated JSON text; else NULL */
-    size_t literal_length; /* LITERAL: strlen(literal) */
-    template_slot slot;    /* SLOT only */
+    char *literal;           /* LITERAL: NUL-terminated JSON text; else NULL */
+    size_t literal_length;   /* LITERAL: strlen(literal) */
+    template_slot slot;      /* SLOT only */
+    template_object *object; /* OBJECT only; else NULL */
 } template_item;
 
 typedef struct template {
     template_item *items; /* `count` items, count >= 1 after a compile */
     size_t count;
-    bool uses_body;       /* some slot reads $body: parse the body as JSON */
+    /* Set on the template given to template_compile (not on the nested
+     * sequences of object members): */
+    bool uses_body;       /* some slot reads the body: check it first */
+    template_body_use body_use;
 } template;
+
+typedef struct template_member {
+    char *key;            /* the member's name (NUL-terminated, UTF-8) */
+    size_t key_length;    /* strlen(key) */
+    char *key_json;       /* the name as compact JSON text, then ':' */
+    size_t key_json_length;
+    bool optional;        /* the value is one optional slot: the member is
+                             left out when that value is absent */
+    template value;       /* the value, a sequence of its own */
+} template_member;
+
+struct template_object {
+    template_member *members; /* the written members, in file order */
+    size_t member_count;
+    /* members' indices sorted by key (bytes, then length): spreads look
+     * written keys up in it */
+    size_t *by_key;
+    template_slot *spreads;   /* the "..." sources, in order (spread set) */
+    size_t spread_count;
+};
 
 /*
  * Compiles `value` (any JSON) for a route whose path is `path`. `where` is
@@ -105,6 +196,17 @@ void template_free(template *t);
 
 /* True when the template is one literal (no slot): render it as is. */
 bool template_is_literal(const template *t);
+
+/*
+ * Visits every slot of the template, depth first in file order (within an
+ * object: its written members, then its spreads), for tools that describe
+ * a route from the structure the gateway runs (OpenAPI parameters: source,
+ * name, conversion, optional; slot->at says where the value goes). Stops
+ * at the first non-zero return of `visit` and returns it; 0 when every
+ * slot was visited.
+ */
+typedef int template_visit_fn(void *context, const template_slot *slot);
+int template_each_slot(const template *t, template_visit_fn *visit, void *context);
 
 /* Encodes `value` (any JSON) as literals are encoded: compact, reals with 17
  * significant digits. Returns a new string to free(), or NULL when out of

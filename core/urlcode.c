@@ -98,6 +98,34 @@ static bool name_equals(const char *raw, size_t n, const char *name, size_t name
     return j == name_len;
 }
 
+void urlcode_pairs_init(urlcode_pairs *it, const char *s, size_t n)
+{
+    it->s = n ? s : "";
+    it->n = n;
+    it->pos = 0;
+}
+
+int urlcode_pairs_next(urlcode_pairs *it, span_t *name, span_t *value, size_t *offset)
+{
+    while (it->pos < it->n) {
+        const char *param = it->s + it->pos;
+        const char *amp = memchr(param, '&', it->n - it->pos);
+        size_t len = amp ? (size_t)(amp - param) : it->n - it->pos;
+        *offset = it->pos;
+        it->pos += len + (amp != NULL);
+        if (len == 0)
+            continue;
+        const char *eq = memchr(param, '=', len);
+        size_t name_n = eq ? (size_t)(eq - param) : len;
+        *name = span_of(param, name_n);
+        *value = eq ? span_of(eq + 1, len - name_n - 1) : span_of(param + len, 0);
+        return 1;
+    }
+    return 0;
+}
+
+/* (A loop of its own rather than urlcode_pairs_next(): it runs for every
+ * $query.NAME of every request.) */
 int urlcode_query_get(const char *query, size_t n, const char *name, size_t name_len,
                       buf_t *value)
 {

@@ -76,6 +76,24 @@ urlcode_status urlcode_check(const char *s, size_t n, size_t *offset);
 int urlcode_query_get(const char *query, size_t n, const char *name, size_t name_len,
                       buf_t *value);
 
+/*
+ * Iterates the parameters of a raw query string or form body, s[0..n):
+ * parameters are separated by '&' (empty ones are skipped); a parameter is
+ * NAME=VALUE, or NAME alone (value ""). Names and values are handed out
+ * still encoded (decode them in URLCODE_QUERY mode), as spans into s.
+ */
+typedef struct urlcode_pairs {
+    const char *s;
+    size_t n;
+    size_t pos;
+} urlcode_pairs;
+
+void urlcode_pairs_init(urlcode_pairs *it, const char *s, size_t n);
+
+/* The next parameter: 1 with *name, *value and *offset (where the parameter
+ * starts in s), or 0 after the last. */
+int urlcode_pairs_next(urlcode_pairs *it, span_t *name, span_t *value, size_t *offset);
+
 /* A short static description: "invalid percent-encoding", "%00 (NUL) is not
  * allowed", "out of memory", "ok". */
 const char *urlcode_status_text(urlcode_status status);

@@ -1,6 +1,8 @@
 #include "fuzz/check.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
 
 #include "core/json_scan.h"
@@ -94,53 +96,174 @@ static void check_problems(const config_error *error)
     }
 }
 
-static void check_template(const config_route *r)
+static int is_member_name(const char *m)
 {
-    const template *t = &r->data;
+    return m && m[0] && !strpbrk(m, ".:");
+}
+
+static void check_slot(const config_route *r, const template_slot *s, int in_spread)
+{
+    FUZZ_CHECK(s->text && s->text[0] == '$' && s->text[1] != '$', "slot text %s",
+               s->text ? s->text : "?");
+    FUZZ_CHECK(s->at && strncmp(s->at, "data", 4) == 0, "slot at %s", s->at ? s->at : "?");
+    FUZZ_CHECK(s->spread == in_spread, "slot %s: spread flag", s->text);
+    FUZZ_CHECK(s->optional == (s->text[strlen(s->text) - 1] == '?'), "slot %s: optional flag",
+               s->text);
+    FUZZ_CHECK((unsigned)s->conversion <= TEMPLATE_CONVERT_JSON, "slot %s: conversion", s->text);
+    switch (s->source) {
+    case TEMPLATE_SOURCE_BODY:
+    case TEMPLATE_SOURCE_JWT:
+        FUZZ_CHECK(s->name == NULL && s->whole == (s->member_count == 0), "slot %s: whole",
+                   s->text);
+        for (size_t m = 0; m < s->member_count; m++)
+            FUZZ_CHECK(is_member_name(s->members[m]), "slot %s: member name", s->text);
+        break;
+    case TEMPLATE_SOURCE_PATH:
+        if (s->whole) {
+            FUZZ_CHECK(s->name == NULL && s->member_count == r->path.capture_count,
+                       "$path: capture names");
+            for (size_t m = 0; m < s->member_count; m++)
+                FUZZ_CHECK(strcmp(route_path_capture(&r->path, m)->text, s->members[m]) == 0,
+                           "$path: capture %zu", m);
+            break;
+        }
+        FUZZ_CHECK(s->name && s->capture_index < r->path.capture_count,
+                   "path slot %s beyond the captures", s->name ? s->name : "?");
+        FUZZ_CHECK(strcmp(route_path_capture(&r->path, s->capture_index)->text, s->name) == 0,
+                   "path slot %s names another capture", s->name);
+        break;
+    case TEMPLATE_SOURCE_QUERY:
+        FUZZ_CHECK(s->whole ? s->name == NULL
+                            : (s->name && s->name[0] && !strchr(s->name, ':')),
+                   "bad query slot %s", s->text);
+        break;
+    case TEMPLATE_SOURCE_HEADER:
+        FUZZ_CHECK(s->whole ? s->name == NULL : (s->name && s->name[0]), "bad header slot %s",
+                   s->text);
+        for (const char *p = s->name; p && *p; p++)
+            FUZZ_CHECK(!(*p >= 'A' && *p <= 'Z'), "header name %s is not lowercase", s->name);
+        break;
+    case TEMPLATE_SOURCE_CLIENT_IP:
+        FUZZ_CHECK(!s->whole && s->name == NULL && s->member_count == 0, "bad $client.ip slot");
+        break;
+    default:
+        FUZZ_CHECK(0, "slot source %d", (int)s->source);
+    }
+    if (s->whole && s->source != TEMPLATE_SOURCE_BODY && s->source != TEMPLATE_SOURCE_JWT)
+        FUZZ_CHECK(s->conversion == TEMPLATE_CONVERT_NONE, "%s with a conversion", s->text);
+    if (in_spread)
+        FUZZ_CHECK(s->conversion == TEMPLATE_CONVERT_JSON ||
+                       (s->conversion == TEMPLATE_CONVERT_NONE &&
+                        (s->whole || s->source == TEMPLATE_SOURCE_BODY ||
+                         s->source == TEMPLATE_SOURCE_JWT)),
+                   "spread of %s, which cannot hold an object", s->text);
+}
+
+typedef struct slot_census {
+    size_t slots;
+    int uses_body, whole_body;
+} slot_census;
+
+static void check_sequence(const config_route *r, const template *t, slot_census *census);
+
+static void check_object(const config_route *r, const template_object *o, slot_census *census)
+{
+    int dynamic = o->spread_count > 0;
+    for (size_t i = 0; i < o->member_count; i++) {
+        const template_member *m = &o->members[i];
+        FUZZ_CHECK(m->key && strlen(m->key) == m->key_length && strcmp(m->key, "...") != 0,
+                   "member key");
+        FUZZ_CHECK(m->key_json && strlen(m->key_json) == m->key_json_length &&
+                       m->key_json[m->key_json_length - 1] == ':' &&
+                       jscan_document(m->key_json, m->key_json_length - 1, NULL, NULL) == 0,
+                   "member key_json %s", m->key_json ? m->key_json : "?");
+        FUZZ_CHECK(m->optional == (m->value.count == 1 &&
+                                   m->value.items[0].kind == TEMPLATE_ITEM_SLOT &&
+                                   m->value.items[0].slot.optional),
+                   "member %s: optional flag", m->key);
+        dynamic |= m->optional;
+        check_sequence(r, &m->value, census);
+        if (i > 0) {
+            const template_member *a = &o->members[o->by_key[i - 1]];
+            const template_member *b = &o->members[o->by_key[i]];
+            size_t n = a->key_length < b->key_length ? a->key_length : b->key_length;
+            int order = memcmp(a->key, b->key, n);
+            FUZZ_CHECK(order < 0 || (order == 0 && a->key_length < b->key_length),
+                       "by_key not sorted at %zu", i);
+        }
+        FUZZ_CHECK(o->by_key[i] < o->member_count, "by_key out of range");
+    }
+    for (size_t i = 0; i < o->spread_count; i++) {
+        check_slot(r, &o->spreads[i], 1);
+        census->slots++;
+        if (o->spreads[i].source == TEMPLATE_SOURCE_BODY) {
+            census->uses_body = 1;
+            census->whole_body |= o->spreads[i].whole;
+        }
+    }
+    FUZZ_CHECK(dynamic, "an OBJECT item with neither spread nor optional member");
+}
+
+static void check_sequence(const config_route *r, const template *t, slot_census *census)
+{
     FUZZ_CHECK(t->count >= 1 && t->items, "route %s: empty template", r->path.text);
-    int uses_body = 0;
     for (size_t i = 0; i < t->count; i++) {
         const template_item *it = &t->items[i];
-        if (it->kind == TEMPLATE_ITEM_LITERAL) {
-            FUZZ_CHECK(it->literal && strlen(it->literal) == it->literal_length,
+        switch (it->kind) {
+        case TEMPLATE_ITEM_LITERAL:
+            FUZZ_CHECK(it->literal && it->literal_length && strlen(it->literal) == it->literal_length,
                        "literal length is not strlen");
             FUZZ_CHECK(i == 0 || t->items[i - 1].kind != TEMPLATE_ITEM_LITERAL,
                        "adjacent literals were not merged");
-            continue;
-        }
-        FUZZ_CHECK(it->kind == TEMPLATE_ITEM_SLOT, "item kind %d", (int)it->kind);
-        const template_slot *s = &it->slot;
-        switch (s->source) {
-        case TEMPLATE_SOURCE_BODY:
-            uses_body = 1;
-            for (size_t m = 0; m < s->member_count; m++)
-                FUZZ_CHECK(s->members[m][0] && !strpbrk(s->members[m], ".:"),
-                           "bad body member name");
             break;
-        case TEMPLATE_SOURCE_PATH:
-            FUZZ_CHECK(s->name && s->capture_index < r->path.capture_count,
-                       "path slot %s beyond the captures", s->name ? s->name : "?");
-            FUZZ_CHECK(strcmp(route_path_capture(&r->path, s->capture_index)->text, s->name) == 0,
-                       "path slot %s names another capture", s->name);
+        case TEMPLATE_ITEM_SLOT:
+            check_slot(r, &it->slot, 0);
+            census->slots++;
+            if (it->slot.source == TEMPLATE_SOURCE_BODY) {
+                census->uses_body = 1;
+                census->whole_body |= it->slot.whole;
+            }
             break;
-        case TEMPLATE_SOURCE_QUERY:
-            FUZZ_CHECK(s->name && s->name[0] && !strchr(s->name, ':'), "bad query slot name");
-            break;
-        case TEMPLATE_SOURCE_HEADER:
-            FUZZ_CHECK(s->name && s->name[0], "bad header slot name");
-            for (const char *p = s->name; *p; p++)
-                FUZZ_CHECK(!(*p >= 'A' && *p <= 'Z'), "header name %s is not lowercase", s->name);
+        case TEMPLATE_ITEM_OBJECT:
+            FUZZ_CHECK(it->object != NULL, "OBJECT item without its object");
+            check_object(r, it->object, census);
             break;
         default:
-            FUZZ_CHECK(0, "slot source %d", (int)s->source);
+            FUZZ_CHECK(0, "item kind %d", (int)it->kind);
         }
     }
-    FUZZ_CHECK(t->uses_body == (uses_body != 0), "uses_body is wrong");
+}
+
+static int count_slot(void *context, const template_slot *slot)
+{
+    (void)slot;
+    ++*(size_t *)context;
+    return 0;
+}
+
+static void check_template(const config_route *r)
+{
+    const template *t = &r->data;
+    slot_census census = {0, 0, 0};
+    check_sequence(r, t, &census);
+    FUZZ_CHECK(t->uses_body == (census.uses_body != 0), "uses_body is wrong");
+    template_body_use use = !census.uses_body   ? TEMPLATE_BODY_UNUSED
+                            : census.whole_body ? TEMPLATE_BODY_WHOLE
+                                                : TEMPLATE_BODY_MEMBERS;
+    FUZZ_CHECK(t->body_use == use, "body_use %d, counted %d", (int)t->body_use, (int)use);
+    size_t visited = 0;
+    FUZZ_CHECK(template_each_slot(t, count_slot, &visited) == 0 && visited == census.slots,
+               "template_each_slot visited %zu of %zu slots", visited, census.slots);
     FUZZ_CHECK(template_is_literal(t) == (t->count == 1 && t->items[0].kind == TEMPLATE_ITEM_LITERAL),
                "template_is_literal is wrong");
     if (template_is_literal(t))
         FUZZ_CHECK(jscan_document(t->items[0].literal, t->items[0].literal_length, NULL, NULL) == 0,
                    "literal template %s is not JSON", t->items[0].literal);
+    if (r->data_default)
+        FUZZ_CHECK(t->count == 1 && t->items[0].kind == TEMPLATE_ITEM_SLOT &&
+                       t->items[0].slot.source == TEMPLATE_SOURCE_BODY && t->items[0].slot.whole &&
+                       t->items[0].slot.conversion == TEMPLATE_CONVERT_NONE,
+                   "a route without data whose template is not $body");
 }
 
 static void check_path(const route_path *p)
@@ -353,15 +476,43 @@ static void check_config(const config *cfg)
     FUZZ_CHECK(config_summary(cfg, summary, sizeof summary) > 0, "config_summary");
 }
 
-/* Renders every route's template with plausible inputs. */
+static const char *const fuzz_headers[] = {
+    "X-A", "1", "x-a", "2", "Cookie", "a=1", "x-h", "{\"k\":[1]}", "x-bad", "\xff",
+    "Content-Type", "application/json", NULL,
+};
+
+int fuzz_header_walk(void *context, render_pair_fn *pair, void *pair_context)
+{
+    for (const char *const *p = context ? context : fuzz_headers; p[0]; p += 2) {
+        int rc = pair(pair_context, span_cstr(p[0]), span_cstr(p[1]));
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Renders every route's template with plausible inputs: JSON and form
+ * bodies, with and without claims, as GET and POST. */
 static void render_routes(const config *cfg)
 {
     static const span_t capture_values[] = {
         { "7", 1 }, { "-12", 3 }, { "true", 4 }, { "1.5e3", 5 }, { "a/b", 3 }, { "{\"x\":[1]}", 9 },
     };
+    static const struct {
+        const char *body, *content_type, *claims, *method;
+    } inputs[] = {
+        { "{\"a\":{\"b\":\"42\"},\"n\":1,\"meta\":\"{\\\"m\\\":1}\",\"o\":{\"d\":null}}", NULL,
+          "{\"sub\":\"u1\",\"org\":{\"id\":\"9\"},\"roles\":[\"r\"]}", "POST" },
+        { "", NULL, NULL, "GET" },
+        { "a=1&b=x+y&a=2&f=7&meta=%7B%7D", "application/x-www-form-urlencoded", "{}", "DELETE" },
+        { "[1,2]", "text/plain", NULL, "PUT" },
+    };
     span_t captures[16];
-    render_query q = { "full=true&page=2&filter=%7B%22a%22%3A1%7D&q=x", 0, BUF_INIT };
+    render_query q = { "full=true&page=2&filter=%7B%22a%22%3A1%7D&q=x&q=y&f=%7B%22z%22%3A0%7D", 0,
+                       BUF_INIT, BUF_INIT };
     q.length = strlen(q.raw);
+    struct sockaddr_in client = { .sin_family = AF_INET };
+    client.sin_addr.s_addr = htonl(0x0a000001);
     for (size_t i = 0; i < cfg->route_count; i++) {
         const config_route *r = &cfg->routes[i];
         size_t nc = r->path.capture_count;
@@ -369,18 +520,26 @@ static void render_routes(const config *cfg)
             continue;
         for (size_t k = 0; k < nc; k++)
             captures[k] = capture_values[(i + k) % (sizeof capture_values / sizeof capture_values[0])];
-        render_input_t in = {
-            .body = SPAN_LIT("{\"a\":{\"b\":\"42\"},\"n\":1}"),
-            .captures = captures,
-            .capture_count = nc,
-            .query = render_query_lookup,
-            .query_context = &q,
-        };
-        fuzz_render_and_check(&r->data, &in);
-        in.body = span_of("", 0);
-        fuzz_render_and_check(&r->data, &in);
+        for (size_t j = 0; j < sizeof inputs / sizeof inputs[0]; j++) {
+            render_input_t in = {
+                .body = span_cstr(inputs[j].body),
+                .content_type = span_cstr(inputs[j].content_type),
+                .captures = captures,
+                .capture_count = nc,
+                .query = render_query_lookup,
+                .query_context = &q,
+                .query_all = render_query_all,
+                .query_all_context = &q,
+                .header_all = fuzz_header_walk,
+                .claims = span_cstr(inputs[j].claims),
+                .client_address = j & 1 ? NULL : (const struct sockaddr *)&client,
+                .method = inputs[j].method,
+            };
+            fuzz_render_and_check(r, &in);
+        }
     }
     buf_free(&q.value);
+    buf_free(&q.name);
 }
 
 config *fuzz_load_and_check(const char *text, size_t length)
@@ -410,14 +569,27 @@ config *fuzz_load_and_check(const char *text, size_t length)
     return cfg;
 }
 
-int fuzz_render_and_check(const template *t, const render_input_t *in)
+int fuzz_render_and_check(const config_route *r, const render_input_t *in)
 {
+    const template *t = &r->data;
     char error[RENDER_ERROR_SIZE];
-    if (t->uses_body && render_check_body(in->body, error, sizeof error) != 0) {
-        FUZZ_CHECK(is_one_line(error, sizeof error), "render_check_body message");
+    buf_t out = BUF_INIT, routed = BUF_INIT;
+    span_t data = { NULL, 0 };
+    /* render_route_data: the {} default, the body check, the shortcut */
+    memset(error, 'x', sizeof error);
+    int route_rc = render_route_data(t, r->data_default, in, &routed, &data, error, sizeof error);
+    if (r->data_default && render_sends_empty_object(in->method, in->body)) {
+        FUZZ_CHECK(route_rc == 0 && span_eq(data, SPAN_LIT("{}")) && routed.len == 0,
+                   "a bodyless %s without data is not {}", in->method);
+        buf_free(&routed);
+        return 0;
+    }
+    if (t->uses_body && render_check_body_as(in->body, in->content_type, error, sizeof error) != 0) {
+        FUZZ_CHECK(is_one_line(error, sizeof error), "render_check_body_as message");
+        FUZZ_CHECK(route_rc == -1 && routed.len == 0, "render_route_data passed a bad body");
+        buf_free(&routed);
         return -1;
     }
-    buf_t out = BUF_INIT;
     buf_append(&out, "<", 1); /* rendering appends */
     memset(error, 'x', sizeof error);
     int rc = render_template(t, in, &out, error, sizeof error);
@@ -428,11 +600,16 @@ int fuzz_render_and_check(const template *t, const render_input_t *in)
                    "rendered output is not JSON (%s at byte %zu): %.*s", err.what, err.offset,
                    (int)(out.len - 1), out.data + 1);
         FUZZ_CHECK(utf8_valid(out.data + 1, out.len - 1), "rendered output is not UTF-8");
+        FUZZ_CHECK(route_rc == 0 && span_eq(data, span_of(out.data + 1, out.len - 1)),
+                   "render_route_data gave %.*s, render_template %.*s", (int)data.n, data.p,
+                   (int)(out.len - 1), out.data + 1);
     } else {
         FUZZ_CHECK(rc == -1, "render_template returned %d", rc);
         FUZZ_CHECK(out.len == 1, "a failed render left %zu bytes", out.len - 1);
         FUZZ_CHECK(is_one_line(error, sizeof error), "render error is not one line of text");
+        FUZZ_CHECK(route_rc == -1 && routed.len == 0, "render_route_data did not fail alike");
     }
     buf_free(&out);
+    buf_free(&routed);
     return rc;
 }

@@ -22,9 +22,19 @@ config_load_options fuzz_load_options(void);
  * config_free) or NULL. */
 config *fuzz_load_and_check(const char *text, size_t length);
 
-/* Renders t for `in` into a fresh buffer and checks the contract of
- * render_template: on success the output is one valid JSON document, on
- * failure a one-line message and the output unchanged. Returns its result. */
-int fuzz_render_and_check(const template *t, const render_input_t *in);
+/* Renders route r's data for `in` and checks the contract of
+ * render_route_data and render_template: a route without `data` sends {}
+ * for a bodyless GET, HEAD or DELETE; a body the template reads passes
+ * render_check_body_as or fails the render; on success the output is one
+ * valid UTF-8 JSON document, the same from both functions (whether or not
+ * render_route_data forwards the body itself); on failure a one-line
+ * message and the output unchanged. Returns render_template's result (0
+ * for the {} default, -1 for a refused body). */
+int fuzz_render_and_check(const config_route *r, const render_input_t *in);
+
+/* render_each_fn over a NULL-terminated name/value table (context), or
+ * over a fixed set of headers (repeated, mixed case, not UTF-8) when the
+ * context is NULL. */
+int fuzz_header_walk(void *context, render_pair_fn *pair, void *pair_context);
 
 #endif

@@ -2,7 +2,8 @@
  * configs: valid configs the structure-aware targets start from. ROUTES is
  * the route target's fixed config: every kind of segment, method and slot
  * conversion, with precedence cases (literal / :param / *rest, exact
- * method / "*"). The others follow config/examples/.
+ * method / "*"), and every template form (spreads, optional members,
+ * whole sources, $jwt, $client.ip, $$, a route without `data`). The others follow config/examples/.
  */
 #ifndef PG_FUZZ_CONFIGS_H
 #define PG_FUZZ_CONFIGS_H
@@ -38,7 +39,17 @@
 "   \"data\":{\"all\":\"$body.items\",\"id\":\"$path.id:int\",\"item\":\"$path.item\",\"n\":\"$body.n:number\",\"s\":\"$body.s:int\"}},\n" \
 "  {\"method\":\"GET\",\"path\":\"/any/fixed/*rest\",\"service\":\"app\",\"pattern\":\"fixed\",\"data\":\"$body.x.y.z\"},\n" \
 "  {\"method\":\"GET\",\"path\":\"/orders/:id\",\"service\":\"app\",\"pattern\":\"order.get\",\"data\":\"$query.x\"},\n" \
-"  {\"method\":\"GET\",\"path\":\"/ticks\",\"service\":\"app\",\"pattern\":\"ticks\",\"reply\":\"sse\",\"timeout_ms\":60000,\"status\":203}\n" \
+"  {\"method\":\"GET\",\"path\":\"/ticks\",\"service\":\"app\",\"pattern\":\"ticks\",\"reply\":\"sse\",\"timeout_ms\":60000,\"status\":203},\n" \
+"  {\"method\":\"PATCH\",\"path\":\"/books/:id\",\"service\":\"app\",\"pattern\":{\"cmd\":\"book.update\"},\n" \
+"   \"data\":{\"...\":\"$body\",\"id\":\"$path.id:int\",\"title\":\"$body.title?\",\"q\":\"$query.q?\"}},\n" \
+"  {\"method\":\"DELETE\",\"path\":\"/books/:id\",\"service\":\"app\",\"pattern\":\"book.delete\"},\n" \
+"  {\"method\":\"GET\",\"path\":\"/search\",\"service\":\"app\",\"pattern\":\"search\",\n" \
+"   \"data\":{\"...\":[\"$query\",\"$jwt\",\"$query.f:json?\"],\"limit\":\"$query.limit:int?\",\"h\":\"$headers\",\"ip\":\"$client.ip\",\n" \
+"    \"p\":\"$path\",\"sub\":\"$jwt.sub?\",\"org\":\"$jwt.claims.org.id:int?\",\"all\":[\"$jwt\",\"$jwt.roles?\"],\"lit\":\"$$x\",\n" \
+"    \"x\":\"$header.x-a\",\"n\":{\"...\":\"$header.x-h:json\",\"k\":\"$header.x-k?\"}}},\n" \
+"  {\"method\":\"POST\",\"path\":\"/forms/:kind\",\"service\":\"app\",\"pattern\":\"form\",\n" \
+"   \"data\":{\"kind\":\"$path.kind\",\"all\":\"$body\",\"f\":\"$body.f:int?\",\"p\":\"$path\",\n" \
+"    \"nested\":{\"...\":[\"$body.meta:json?\",\"$body.o\"],\"k\":[\"$body.k?\"],\"deep\":{\"d\":\"$body.o.d?\"}}}}\n" \
 " ]}"
 
 #define FUZZ_CONFIG_INGRESS \

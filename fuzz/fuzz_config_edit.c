@@ -36,7 +36,7 @@ static const char *const keys[] = {
     "max_inflight", "idle_timeout_ms", "services", "endpoints", "pool_size", "connect",
     "connect_timeout_ms", "timeout_ms", "retry_attempts", "retry_delay_ms", "max_message_bytes",
     "metadata", "tls", "ca", "cert", "key", "servername", "verify", "routes", "method", "path",
-    "service", "pattern", "kind", "data", "reply", "status", "app", "x", "", "cmd",
+    "service", "pattern", "kind", "data", "reply", "status", "app", "x", "", "cmd", "...", "$$",
     "jwt", "issuer", "audiences", "jwks_file", "algorithms", "hs256_secret", "leeway_s",
     "forward_claims", "cors", "allow_origins", "allow_methods", "allow_headers",
     "expose_headers", "allow_credentials", "max_age_s", "rate_limit_keys", "require_claims",
@@ -66,6 +66,15 @@ static const char *const values[] = {
     "[\"127.0.0.1:3000\"]", "[\"a\",\"a\"]", "{\"cmd\":\"x\"}", "{\"$body\":\"$body\"}",
     "[\"$path.id\",{\"a\":\"$query.a\"}]", "{\"ca\":\"ca.pem\"}", "{\"cert\":\"c.pem\"}",
     "{\"endpoints\":[\"127.0.0.1:1\"]}",
+    /* the templates of "Route mapping for real REST APIs", good and bad */
+    "\"$query\"", "\"$headers\"", "\"$path\"", "\"$jwt\"", "\"$jwt.sub\"",
+    "\"$jwt.claims.org.id:int\"", "\"$client.ip\"", "\"$body.title?\"", "\"$query.l:int?\"",
+    "\"$$x\"", "\"$$\"", "\"$qeury.id\"", "\"$Body\"", "\"$header\"", "\"$jwt.a.b\"",
+    "\"$jwt.claims\"", "\"$query:int\"", "\"$query.n?:int\"", "\"$client\"", "\"$1\"",
+    "{\"...\":\"$body\",\"id\":\"$path.id:int\"}", "{\"...\":[\"$query\",\"$body\"]}",
+    "{\"...\":\"$path.id\"}", "{\"...\":[]}", "{\"...\":1}", "{\"a\":\"$query.a?\"}",
+    "[{\"...\":\"$jwt\",\"x\":{\"...\":\"$headers\",\"y\":\"$header.y?\"}}]",
+    "{\"...\":\"$query.f:json?\",\"t\":\"$body.t:bool?\"}",
     "{\"method\":\"GET\",\"path\":\"/x/:y\",\"service\":\"app\",\"pattern\":1,\"data\":\"$path.y\"}",
     "\"none\"", "\"bearer\"", "\"jwt\"", "\"RS256\"", "\"HS256\"", "\"EdDSA\"",
     "[\"RS256\",\"none\"]", "[\"HS256\"]", "[\"ES256\",\"ES256\"]",
@@ -84,7 +93,8 @@ static const char *const values[] = {
 /* Fragments appended to strings. */
 static const char *const fragments[] = {
     ":int", ":number", ":bool", ":json", ":nope", ".a", ".", "/", "/:p", "/*r", "//", "%2F",
-    "%00", "%", "${PG_PORT}", "${", "}", "$${", ":", "0", "\xc3\xa9", "x",
+    "%00", "%", "${PG_PORT}", "${", "}", "$${", ":", "0", "\xc3\xa9", "x", "?", ".claims", "$",
+    "s", ".ip",
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

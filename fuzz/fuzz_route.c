@@ -17,16 +17,25 @@
  *     "*"; 404 when no route matches the path; 405 with the Allow list when
  *     none accepts the method; the captures, byte for byte;
  *   - a match struct reused across inputs gives what a fresh one gives;
- *   - when a route is found and its body check passes, rendering either
- *     fails with a one-line message and leaves the output alone, or gives
- *     one valid UTF-8 JSON document (fuzz_render_and_check).
+ *   - when a route is found, its data (fuzz_render_and_check): {} for a
+ *     bodyless GET, HEAD or DELETE on a route without `data`; else, when
+ *     the body check (by Content-Type) passes, rendering either fails with
+ *     a one-line message and leaves the output alone, or gives one valid
+ *     UTF-8 JSON document, the same from render_route_data and
+ *     render_template. Headers `x-claims` (a JSON object) and `x-client`
+ *     (an IP literal) give the claims and the client address; headers
+ *     are walked ($headers, repeated headers) when bit 1 of the input's
+ *     size is set, else only looked up.
  */
 #include "fuzz/check.h"
 #include "fuzz/configs.h"
 #include "fuzz/fuzz.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
 
+#include "core/json_scan.h"
 #include "gateway/router.h"
 
 #define MAX_HEADERS 16
@@ -123,6 +132,59 @@ static render_lookup_result header_lookup(void *context, const char *name, size_
         }
     }
     return RENDER_LOOKUP_ABSENT;
+}
+
+static int header_walk(void *context, render_pair_fn *pair, void *pair_context)
+{
+    const request *rq = context;
+    for (size_t i = 0; i < rq->header_count; i++) {
+        int rc = pair(pair_context, span_cstr(rq->headers[i].name), rq->headers[i].value);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static span_t header_value(const request *rq, const char *name)
+{
+    for (size_t i = 0; i < rq->header_count; i++)
+        if (strcmp(rq->headers[i].name, name) == 0)
+            return rq->headers[i].value;
+    return span_of(NULL, 0);
+}
+
+/* The claims from an `x-claims` header, when it holds a JSON object (what
+ * gateway/jwt.h hands out); else none. */
+static span_t claims_of(const request *rq)
+{
+    span_t text = header_value(rq, "x-claims"), value;
+    if (text.n == 0 || jscan_document(text.p, text.n, &value, NULL) != 0 ||
+        jscan_type_of(value) != JSCAN_OBJECT)
+        return span_of(NULL, 0);
+    return text;
+}
+
+/* The client address from an `x-client` header (an IPv4 or IPv6
+ * literal); else none. */
+static const struct sockaddr *client_of(const request *rq, struct sockaddr_in6 *storage)
+{
+    span_t text = header_value(rq, "x-client");
+    char ip[INET6_ADDRSTRLEN];
+    if (text.n == 0 || text.n >= sizeof ip)
+        return NULL;
+    memcpy(ip, text.p, text.n);
+    ip[text.n] = '\0';
+    struct sockaddr_in *v4 = (struct sockaddr_in *)storage;
+    memset(storage, 0, sizeof *storage);
+    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        return (const struct sockaddr *)v4;
+    }
+    if (inet_pton(AF_INET6, ip, &storage->sin6_addr) == 1) {
+        storage->sin6_family = AF_INET6;
+        return (const struct sockaddr *)storage;
+    }
+    return NULL;
 }
 
 /* ---- the reference matcher ------------------------------------------------ */
@@ -283,21 +345,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_match(&rq, &fresh);
 
     if (a == ROUTER_FOUND) {
-        render_query q = { rq.query, rq.query_len, BUF_INIT };
+        render_query q = { rq.query, rq.query_len, BUF_INIT, BUF_INIT };
         buf_t scratch = BUF_INIT;
+        struct sockaddr_in6 client;
         render_input_t in = {
             .body = rq.body,
+            .content_type = header_value(&rq, "content-type"),
             .captures = fresh.captures,
             .capture_count = fresh.capture_count,
             .query = rq.query ? render_query_lookup : NULL,
             .query_context = &q,
             .header = header_lookup,
             .header_context = &rq,
+            .query_all = rq.query ? render_query_all : NULL,
+            .query_all_context = &q,
+            .header_all = (size & 2) ? header_walk : NULL, /* else lookups alone */
+            .header_all_context = &rq,
+            .claims = claims_of(&rq),
+            .client_address = client_of(&rq, &client),
+            .method = rq.method,
             .scratch = (size & 1) ? &scratch : NULL,
         };
-        fuzz_render_and_check(&fresh.route->data, &in);
+        fuzz_render_and_check(fresh.route, &in);
         buf_free(&scratch);
         buf_free(&q.value);
+        buf_free(&q.name);
     }
     router_match_free(&fresh);
     free(rq.method);

@@ -105,6 +105,18 @@ put('config', 'minimal_route.json', json.dumps({
                          "h": "$header.X-H:bool", "n": "$body.n.m:number"}}]}))
 put('config', 'env.json', '{"listen":"${HOST}:${PORT:-1}","services":{"s":{"endpoints":["${NOPE:-127.0.0.1:1}"]}},'
     '"auth":{"bearer_tokens":["${TOKEN}","$${lit}"]}}')
+put('config', 'templates.json', json.dumps({
+    "services": {"s": {"endpoints": ["127.0.0.1:1"]}},
+    "routes": [
+        {"method": "PATCH", "service": "s", "pattern": "u", "path": "/b/:id",
+         "data": {"...": "$body", "id": "$path.id:int", "t": "$body.title?"}},
+        {"method": "GET", "service": "s", "pattern": "q", "path": "/q/*rest",
+         "data": {"...": ["$query", "$jwt", "$header.x:json?"], "h": "$headers", "p": "$path",
+                  "ip": "$client.ip", "sub": "$jwt.sub?", "o": "$jwt.claims.org.id:int?",
+                  "d": ["$$lit", "$query.n:number?"]}},
+        {"method": "DELETE", "service": "s", "pattern": "d", "path": "/b/:id"},
+        {"method": "POST", "service": "s", "pattern": "bad", "path": "/x",
+         "data": {"a": "$qeury.id", "b": "$Body", "c": "$header", "...": "$path.x"}}]}))
 put('config', 'duplicate_key.json', '{"listen":"127.0.0.1:1","listen":"127.0.0.1:2"}')
 put('config', 'syntax_error.json', '{\n  "services": {\n    "s": [\n}')
 # JSON mistakes that config/cfg_syntax.c explains, and a config with a
@@ -170,6 +182,20 @@ routes = {
     'bad_body': 'PUT /files/x\n\n{"meta":',
     'bad_int': 'GET /users/x1?full=yes\n\n',
     'ticks': 'GET /ticks\n\n',
+    # templates: spreads, optional members, whole sources, $jwt, forms, no data
+    'books_patch': 'PATCH /books/2?q=x\nContent-Type: application/json\n\n{"rating":5,"id":"x","\\u0069d":1,"rating":6}',
+    'books_patch_array': 'PATCH /books/2\n\n[1,2]',
+    'books_patch_form': 'PATCH /books/2\ncontent-type: application/x-www-form-urlencoded\n\ntitle=A+b&title=C&n=%7B%7D',
+    'books_patch_bad_form': 'PATCH /books/2\ncontent-type: application/x-www-form-urlencoded\n\ntitle=%zz',
+    'books_delete': 'DELETE /books/2\n\n',
+    'books_delete_body': 'DELETE /books/2\n\n{"soft":true}',
+    'search': 'GET /search?q=a&q=b&limit=10&f=%7B%22z%22%3A1%7D\nX-A: 1\nx-a: 2\nx-h: {"k":1}\nx-k: KKK\n'  # size & 2: headers walked
+              'x-claims: {"sub":"u1","org":{"id":"42"},"roles":["r"]}\nx-client: ::ffff:10.0.0.1\n\n',
+    'search_bad': 'GET /search?limit=x&f=%5B1%5D\nx-h: [1]\nx-claims: {"org":{"id":true}}\nx-client: 2001:db8::1\n\n',
+    'forms': 'POST /forms/contact\nContent-Type: Application/X-WWW-Form-Urlencoded; charset=UTF-8\n\n'
+             'f=7&meta=%7B%22m%22%3A1%7D&o=x&k=%C3%A9&f=8',
+    'forms_json': 'POST /forms/x\ncontent-type: text/plain\n\n{"f":"12","meta":"{\\"a\\":1}","o":{"d":null,"p":1},"k":[null]}',
+    'forms_json_bad': 'POST /forms/x\ncontent-type: text/plain\n\nf=1',
 }
 for k, v in routes.items():
     put('route', k, v)

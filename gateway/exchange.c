@@ -21,6 +21,7 @@
 #include "gateway/generic.h"
 #include "gateway/http_head.h"
 #include "gateway/render.h"
+#include "gateway/request_walk.h"
 #include "gateway/stream.h"
 #include "core/urlcode.h"
 
@@ -823,29 +824,31 @@ static render_lookup_result lookup_query(void *ctx, const char *name, size_t len
 
 /*
  * The packet data of a configured route, rendered from its template into
- * *rendered, or (the whole body as data) pointing into the body itself.
+ * *rendered, or pointing into the body itself or static text (render.h).
  */
 static int render_data(exchange_t *ex, buf_t *rendered, span_t *data, char *why, size_t whylen)
 {
-    const template *t = &ex->route->data;
-    span_t body = span_of(ex->body.data, ex->body.len);
-    if (t->uses_body && render_check_body(body, why, whylen))
-        return -1;
-    if (render_whole_body(t, body, data))
-        return 0; /* forwarded as received: no copy */
+    request_walk_t walk = REQUEST_WALK_INIT(ex->conn);
     render_input_t in = {
         .body = span_of(ex->body.data, ex->body.len),
+        .content_type = span_cstr(header(ex, "Content-Type")),
         .captures = ex->match.captures,
         .capture_count = ex->match.capture_count,
         .query = lookup_query,
         .query_context = ex,
         .header = lookup_header,
         .header_context = ex,
+        .query_all = request_walk_query,
+        .query_all_context = &walk,
+        .header_all = request_walk_headers,
+        .header_all_context = &walk,
+        .client_address = request_client_address(ex->conn),
+        .method = ex->method,
     };
-    if (render_template(t, &in, rendered, why, whylen))
-        return -1;
-    *data = span_of(rendered->data, rendered->len);
-    return 0;
+    int rc = render_route_data(&ex->route->data, ex->route->data_default, &in, rendered, data,
+                               why, whylen);
+    request_walk_free(&walk);
+    return rc;
 }
 
 static void dispatch(exchange_t *ex)

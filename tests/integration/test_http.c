@@ -79,9 +79,17 @@ static const char MAIN_CONFIG[] =
     "      \"data\": { \"rest\": \"$path.rest\" } },\n"
     "    { \"method\": \"GET\", \"path\": \"/literal/:id\", \"service\": \"nest\", \"pattern\": { \"cmd\": \"echo\" },\n"
     "      \"data\": { \"s\": \"id $path.id\", \"arr\": [\"$path.id\", 1, null, true, \"$query.x:int\"],\n"
-    "                \"obj\": { \"deep\": { \"v\": \"$path.id:int\" } }, \"dollar\": \"$notaref\",\n"
+    "                \"obj\": { \"deep\": { \"v\": \"$path.id:int\" } }, \"dollar\": \"$$notaref\",\n"
     "                \"h\": \"$header.x-missing\", \"q\": \"$query.missing\" } },\n"
     "    { \"method\": \"*\", \"path\": \"/any\", \"service\": \"nest\", \"pattern\": { \"cmd\": \"echo\" }, \"data\": \"any\" },\n"
+    "    { \"method\": \"GET\", \"path\": \"/tpl/:id\", \"service\": \"nest\", \"pattern\": { \"cmd\": \"echo\" },\n"
+    "      \"data\": { \"...\": \"$query\", \"id\": \"$path.id:int\", \"t\": \"$header.x-t?\", \"ip\": \"$client.ip\" } },\n"
+    "    { \"method\": \"PATCH\", \"path\": \"/tpl/:id\", \"service\": \"nest\", \"pattern\": { \"cmd\": \"echo\" },\n"
+    "      \"data\": { \"...\": \"$body\", \"id\": \"$path.id:int\", \"title\": \"$body.title?\" } },\n"
+    "    { \"method\": \"POST\", \"path\": \"/tpl-headers\", \"service\": \"nest\", \"pattern\": { \"cmd\": \"echo\" },\n"
+    "      \"data\": \"$headers\" },\n"
+    "    { \"method\": \"GET\", \"path\": \"/default\", \"service\": \"nest\", \"pattern\": { \"cmd\": \"echo\" } },\n"
+    "    { \"method\": \"DELETE\", \"path\": \"/default\", \"service\": \"nest\", \"pattern\": { \"cmd\": \"echo\" } },\n"
     "    { \"method\": \"POST\", \"path\": \"/events\", \"service\": \"nest\", \"pattern\": \"record\", \"kind\": \"emit\" },\n"
     "    { \"method\": \"GET\", \"path\": \"/recorded\", \"service\": \"nest\", \"pattern\": { \"cmd\": \"recorded\" } },\n"
     "    { \"method\": \"POST\", \"path\": \"/recorded/clear\", \"service\": \"nest\", \"pattern\": { \"cmd\": \"recorded_clear\" } },\n"
@@ -600,6 +608,47 @@ static void literal_template_parts(void **state)
     check(f->port, "GET", "/literal/5?x=3", NULL, 200,
           "{\"s\":\"id $path.id\",\"arr\":[\"5\",1,null,true,3],\"obj\":{\"deep\":{\"v\":5}},"
           "\"dollar\":\"$notaref\",\"h\":null,\"q\":null}");
+}
+
+/* The gateway's render input: the whole query, a header, the client's
+ * address, spreads, optional members, forms, every header, the bodyless
+ * default (docs/CONFIG.md "Templates"). */
+static void template_sources(void **state)
+{
+    fixture_t *f = *state;
+    const char *tee[] = { "X-T: tee", NULL };
+    struct http_response r = request(f->port, "GET", "/tpl/5?a=1&b=x+y&a=2&id=9", tee, NULL, 0);
+    expect_body(&r, "GET /tpl/5 with X-T", 200,
+                "{\"id\":5,\"t\":\"tee\",\"ip\":\"127.0.0.1\",\"a\":\"1\",\"b\":\"x y\"}");
+    http_response_free(&r);
+    check(f->port, "GET", "/tpl/5", NULL, 200, "{\"id\":5,\"ip\":\"127.0.0.1\"}");
+    check(f->port, "PATCH", "/tpl/2", "{\"rating\":5,\"id\":\"x\"}", 200,
+          "{\"id\":2,\"rating\":5}");
+    r = req_text(f->port, "PATCH", "/tpl/2", "[1]");
+    expect_error_names(&r, "PATCH /tpl/2 [1]", "bad_request", "expected an object to spread");
+    const char *form[] = { "Content-Type: application/x-www-form-urlencoded", NULL };
+    const char *fields = "title=A+b&rating=5&title=C";
+    r = request(f->port, "PATCH", "/tpl/2", form, fields, strlen(fields));
+    expect_body(&r, "PATCH /tpl/2 as a form", 200,
+                "{\"id\":2,\"title\":\"C\",\"rating\":\"5\"}");
+    http_response_free(&r);
+    /* JSON with the form type, as curl -d sends it: read as JSON */
+    r = request(f->port, "PATCH", "/tpl/2", form, "{\"rating\":5}", 12);
+    expect_body(&r, "PATCH /tpl/2 JSON typed as a form", 200, "{\"id\":2,\"rating\":5}");
+    http_response_free(&r);
+    const char *text[] = { "Content-Type: text/plain", NULL };
+    r = request(f->port, "PATCH", "/tpl/2", text, "title=x", 7);
+    expect_error_names(&r, "PATCH /tpl/2 text/plain", "bad_request", "(Content-Type: text/plain)");
+    const char *twice[] = { "X-A: 1", "x-a: 2", NULL };
+    r = request(f->port, "POST", "/tpl-headers", twice, "", 0);
+    if (r.status != 200 || !memmem(r.body, r.body_len, "\"x-a\":\"1, 2\"", 12) ||
+        !memmem(r.body, r.body_len, "\"host\":\"127.0.0.1:", 18))
+        fail_response(&r, "POST /tpl-headers", "expected every header, x-a joined");
+    http_response_free(&r);
+    /* a route without data: {} for a bodyless GET or DELETE, the body otherwise */
+    check(f->port, "GET", "/default", NULL, 200, "{}");
+    check(f->port, "DELETE", "/default", NULL, 200, "{}");
+    check(f->port, "DELETE", "/default", "[7]", 200, "[7]");
 }
 
 static void any_method_route(void **state)
@@ -1868,6 +1917,7 @@ int main(void)
         T(percent_decoded_params),
         T(body_members),
         T(literal_template_parts),
+        T(template_sources),
         T(any_method_route),
         T(created_and_nothing),
         T(not_found),

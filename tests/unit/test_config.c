@@ -165,6 +165,7 @@ static void test_defaults_of_route_keys(void **state)
     assert_int_equal(send->data.items[0].kind, TEMPLATE_ITEM_SLOT);
     assert_int_equal(send->data.items[0].slot.source, TEMPLATE_SOURCE_BODY);
     assert_true(send->data.uses_body);
+    assert_true(send->data_default); /* no `data` key */
     const config_route *emit = &cfg->routes[1];
     assert_int_equal(emit->kind, CONFIG_ROUTE_EMIT);
     assert_int_equal(emit->status, 202);
@@ -243,6 +244,8 @@ static void test_spec_example(void **state)
     assert_string_equal(cfg->routes[0].pattern_json, "{\"cmd\":\"sum\"}");
     assert_false(cfg->routes[1].data.uses_body);
     assert_int_equal(cfg->routes[1].data.count, 5);
+    assert_false(cfg->routes[0].data_default); /* "data": "$body" written */
+    assert_false(cfg->routes[1].data_default);
     assert_int_equal(cfg->routes[3].reply, CONFIG_REPLY_SSE);
     assert_int_equal(cfg->routes[3].timeout_ms, 60000);
     char summary[64];
@@ -423,8 +426,9 @@ static void test_substitution_in_pattern_and_data_not_keys(void **state)
         env);
     assert_string_equal(cfg->routes[0].pattern_json, "{\"cmd\":\"sum\",\"${CMD}\":1}");
     assert_true(template_is_literal(&cfg->routes[0].data));
+    /* "$$" is the template of a literal "$"; "$${" the substitution's "${" */
     assert_string_equal(cfg->routes[0].data.items[0].literal,
-                        "{\"tenant\":\"acme\",\"price\":\"$$\",\"raw\":\"${TENANT}\"}");
+                        "{\"tenant\":\"acme\",\"price\":\"$\",\"raw\":\"${TENANT}\"}");
     config_free(cfg);
 }
 
@@ -1252,6 +1256,15 @@ static void test_route_errors(void **state)
                              " 'pattern': 1, 'data': [1, {'n': '$query.n:integer'}]}"),
                  "routes[0].data[1].n: unknown conversion ':integer' "
                  "(expected :int, :number, :bool or :json)");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/u/:id', 'service': 'users',"
+                             " 'pattern': 1, 'data': {'...': '$path', 'q': ['$qeury.id']}}"),
+                 "routes[0].data.q[0]: unknown template \"$qeury.id\" (did you mean "
+                 "\"$query.id\"?); a literal string starting with $ is written \"$$...\"");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/u', 'service': 'users',"
+                             " 'pattern': 1, 'data': {'...': ['$body', '$query.n:int']}}"),
+                 "routes[0].data[\"...\"][1]: \"$query.n:int\" cannot hold an object to "
+                 "spread (spread $body..., $jwt..., $path, $query, $headers, or a value "
+                 "with :json)");
 }
 
 static void test_error_text_stays_on_one_line(void **state)

@@ -7,8 +7,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,9 @@
 /* ---- helpers ------------------------------------------------------------- */
 
 /* A request: the route's path template and data template (JSON text), then
- * what came in. headers: lowercased name, value pairs, NULL-terminated. */
+ * what came in. headers: name, value pairs, NULL-terminated; the lookup
+ * compares names exactly (callers give them lowercased), the walk hands
+ * them out as written. */
 typedef struct request {
     const char *route;     /* e.g. "/users/:id" */
     const char *data;      /* the template, JSON */
@@ -29,7 +33,20 @@ typedef struct request {
     size_t body_len;       /* 0: strlen(body) */
     const char *query;     /* raw, NULL: none */
     const char *const *headers;
+    const char *content_type;        /* NULL: none */
+    const char *claims;              /* NULL: no token */
+    const struct sockaddr *client;   /* NULL: unknown */
 } request;
+
+static int header_walk(void *context, render_pair_fn *pair, void *pair_context)
+{
+    for (const char *const *p = context; p && p[0]; p += 2) {
+        int rc = pair(pair_context, span_cstr(p[0]), span_cstr(p[1]));
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
 
 static render_lookup_result header_lookup(void *context, const char *name, size_t name_len,
                                           span_t *value)
@@ -75,19 +92,27 @@ static int render(const request *rq, char **result)
     const template *t = &cfg->routes[0].data;
 
     span_t body = span_of(rq->body, rq->body ? (rq->body_len ? rq->body_len : strlen(rq->body)) : 0);
+    span_t content_type = span_cstr(rq->content_type);
     char error[RENDER_ERROR_SIZE];
-    if (t->uses_body && render_check_body(body, error, sizeof error) != 0)
+    if (t->uses_body && render_check_body_as(body, content_type, error, sizeof error) != 0)
         fail_msg("bad test body: %s", error);
-    render_query q = {rq->query, rq->query ? strlen(rq->query) : 0, BUF_INIT};
+    render_query q = {rq->query, rq->query ? strlen(rq->query) : 0, BUF_INIT, BUF_INIT};
     buf_t scratch = BUF_INIT;
     render_input_t in = {
         .body = body,
+        .content_type = content_type,
         .captures = m.captures,
         .capture_count = m.capture_count,
         .query = render_query_lookup,
         .query_context = &q,
         .header = header_lookup,
         .header_context = (void *)rq->headers,
+        .query_all = render_query_all,
+        .query_all_context = &q,
+        .header_all = header_walk,
+        .header_all_context = (void *)rq->headers,
+        .claims = span_cstr(rq->claims),
+        .client_address = rq->client,
         .scratch = &scratch,
     };
     buf_t out = BUF_INIT;
@@ -102,7 +127,8 @@ static int render(const request *rq, char **result)
         memcpy(*result, out.data + 1, out.len - 1);
         (*result)[out.len - 1] = '\0';
         span_t whole;
-        if (render_whole_body(t, body, &whole)) { /* the shortcut must agree */
+        if (!render_body_read_as_form(body, content_type) &&
+            render_whole_body(t, body, &whole)) { /* the shortcut must agree */
             assert_int_equal(whole.n, out.len - 1);
             assert_memory_equal(whole.p, out.data + 1, whole.n);
         }
@@ -114,6 +140,7 @@ static int render(const request *rq, char **result)
     buf_free(&out);
     buf_free(&scratch);
     buf_free(&q.value);
+    buf_free(&q.name);
     router_match_free(&m);
     router_free(router);
     config_free(cfg);
@@ -186,8 +213,8 @@ static void body_fails(const char *data, const char *body, const char *message)
 static void literal_templates(void **state)
 {
     (void)state;
-    query_renders("{\"a\":1,\"b\":[true,null,\"$foo\",\"$body.\"]}", NULL,
-                  "{\"a\":1,\"b\":[true,null,\"$foo\",\"$body.\"]}");
+    query_renders("{\"a\":1,\"b\":[true,null,\"$$foo\",\"$$body.\",\"$\",\"$1\"]}", NULL,
+                  "{\"a\":1,\"b\":[true,null,\"$foo\",\"$body.\",\"$\",\"$1\"]}");
     query_renders("\"text\"", NULL, "\"text\"");
     query_renders("null", NULL, "null");
     query_renders("{\"$query.q\":\"$query.q\"}", "q=v", "{\"$query.q\":\"v\"}");
@@ -638,6 +665,483 @@ static void lookup_failures(void **state)
     config_free(cfg);
 }
 
+/* ---- spreads and optional members ---------------------------------------------- */
+
+static void spread_merges_members(void **state)
+{
+    (void)state;
+    request rq = {.route = "/books/:id", .path = "/books/7",
+                  .data = "{\"...\":\"$body\",\"id\":\"$path.id:int\"}",
+                  .body = "{\"title\":\"T\",\"id\":\"old\",\"n\":12345678901234567890123}"};
+    assert_renders(&rq, "{\"id\":7,\"title\":\"T\",\"n\":12345678901234567890123}");
+    /* keys compared unescaped, written as sent; values byte-exact; a repeated
+     * key at its first place with its last value */
+    rq.body = "{\"\\u0069d\":1,\"s\":\"\\u0000\\ud800\",\"x\":1,\"\\u0078\":2, \"e\" : 1E+400 }";
+    assert_renders(&rq, "{\"id\":7,\"s\":\"\\u0000\\ud800\",\"x\":2,\"e\":1E+400}");
+    /* absent or null merges nothing */
+    rq.body = NULL;
+    assert_renders(&rq, "{\"id\":7}");
+    rq.body = " null ";
+    assert_renders(&rq, "{\"id\":7}");
+    rq.body = " \n";
+    assert_renders(&rq, "{\"id\":7}");
+    rq.body = "{}";
+    assert_renders(&rq, "{\"id\":7}");
+    /* anything else is a 400 saying what and where */
+    rq.body = "[1,2]";
+    assert_fails(&rq, "body: expected an object to spread into data, got [1,2]");
+    rq.body = "\"str\"";
+    assert_fails(&rq, "body: expected an object to spread into data, got \"str\"");
+    rq.body = "5";
+    assert_fails(&rq, "body: expected an object to spread into data, got 5");
+    rq.body = "false";
+    assert_fails(&rq, "body: expected an object to spread into data, got false");
+}
+
+static void spread_of_a_member(void **state)
+{
+    (void)state;
+    request rq = {.route = "/u/:id", .path = "/u/9",
+                  .data = "{\"user\":{\"...\":\"$body.user\",\"id\":\"$path.id\"},"
+                          "\"tags\":[\"$body.tags?\"]}",
+                  .body = "{\"user\":{\"name\":\"a\",\"id\":\"x\"},\"tags\":[1]}"};
+    assert_renders(&rq, "{\"user\":{\"id\":\"9\",\"name\":\"a\"},\"tags\":[[1]]}");
+    rq.body = "{}";
+    assert_renders(&rq, "{\"user\":{\"id\":\"9\"},\"tags\":[null]}");
+    rq.body = "{\"user\":[1]}";
+    assert_fails(&rq, "body member \"user\": expected an object to spread into data.user, got [1]");
+    rq.data = "[{\"...\":\"$body.a.b\"}]";
+    rq.body = "{\"a\":{\"b\":\"x\"}}";
+    assert_fails(&rq, "body member \"a.b\": expected an object to spread into data[0], got \"x\"");
+}
+
+static void several_spreads_later_wins(void **state)
+{
+    (void)state;
+    request rq = {.route = "/r", .path = "/r", .query = "a=q&b=q&a=q2",
+                  .data = "{\"...\":[\"$query\",\"$body\"],\"fixed\":1}",
+                  .body = "{\"a\":\"body\",\"c\":true}"};
+    assert_renders(&rq, "{\"fixed\":1,\"a\":\"body\",\"b\":\"q\",\"c\":true}");
+    rq.data = "{\"...\":[\"$body\",\"$query\"]}";
+    assert_renders(&rq, "{\"a\":\"q\",\"c\":true,\"b\":\"q\"}");
+    /* an absent source in the list changes nothing */
+    rq.data = "{\"...\":[\"$body.none\",\"$query\",\"$jwt\"]}";
+    assert_renders(&rq, "{\"a\":\"q\",\"b\":\"q\"}");
+}
+
+static void written_members_win_except_absent_optional(void **state)
+{
+    (void)state;
+    request rq = {.route = "/r", .path = "/r",
+                  .data = "{\"...\":\"$body\",\"title\":\"$query.title?\",\"n\":\"$query.n\","
+                          "\"m\":\"$query.m?\"}",
+                  .body = "{\"title\":\"B\",\"n\":\"B\",\"m\":\"B\",\"z\":1}"};
+    assert_renders(&rq, "{\"n\":null,\"title\":\"B\",\"m\":\"B\",\"z\":1}");
+    rq.query = "title=Q&m=M";
+    assert_renders(&rq, "{\"title\":\"Q\",\"n\":null,\"m\":\"M\",\"z\":1}");
+}
+
+static void optional_members(void **state)
+{
+    (void)state;
+    static const char *const hs[] = {"x-d", "D", NULL};
+    request rq = {.route = "/r", .path = "/r",
+                  .data = "{\"a\":\"$query.a?\",\"b\":\"$query.b:int?\",\"c\":\"$body.c?\","
+                          "\"d\":\"$header.x-d?\",\"l\":1}",
+                  .query = "b=05", .body = "{}"};
+    assert_renders(&rq, "{\"b\":5,\"l\":1}");
+    rq.query = NULL;
+    rq.body = NULL;
+    assert_renders(&rq, "{\"l\":1}");
+    rq.body = "{\"c\":null}"; /* present null stays */
+    assert_renders(&rq, "{\"c\":null,\"l\":1}");
+    rq.body = "{\"c\":{\"k\":[1]}}";
+    rq.query = "a=";
+    rq.headers = hs;
+    assert_renders(&rq, "{\"a\":\"\",\"c\":{\"k\":[1]},\"d\":\"D\",\"l\":1}");
+    rq.query = "b=x"; /* a present value that does not convert is still a 400 */
+    assert_fails(&rq, "query parameter \"b\": expected a decimal integer, got \"x\"");
+    rq.data = "{\"a\":\"$query.a?\",\"b\":\"$body.b:int?\"}";
+    rq.query = NULL;
+    rq.body = "{\"b\":null}";
+    assert_renders(&rq, "{\"b\":null}");
+    rq.body = "{}";
+    assert_renders(&rq, "{}");
+}
+
+static void optional_elsewhere_is_null(void **state)
+{
+    (void)state;
+    query_renders("[\"$query.a?\",\"$query.b:int?\",1]", "", "[null,null,1]");
+    query_renders("\"$query.a?\"", NULL, "null");
+    body_renders("\"$body?\"", NULL, "null");
+    body_renders("\"$body?\"", "[1]", "[1]");
+    body_renders("{\"...\":\"$body?\"}", "{\"a\":1}", "{\"a\":1}");
+}
+
+static void nested_spreads_and_optionals(void **state)
+{
+    (void)state;
+    request rq = {.route = "/r", .path = "/r",
+                  .data = "{\"o\":{\"...\":\"$body.o\",\"p\":{\"q\":\"$query.q?\",\"...\":\"$body.p\"}},"
+                          "\"r\":[{\"s\":\"$query.s?\"}],\"t\":\"$query.t?\"}",
+                  .body = "{\"o\":{\"x\":1,\"p\":0},\"p\":{\"q\":\"B\"}}"};
+    assert_renders(&rq, "{\"o\":{\"p\":{\"q\":\"B\"},\"x\":1},\"r\":[{}]}");
+    rq.query = "q=Q&s=S&t=T";
+    assert_renders(&rq, "{\"o\":{\"p\":{\"q\":\"Q\"},\"x\":1},\"r\":[{\"s\":\"S\"}],\"t\":\"T\"}");
+}
+
+static void dollar_escapes(void **state)
+{
+    (void)state;
+    query_renders("{\"price\":\"$$5\",\"t\":\"$$body\",\"two\":\"$$$\"}", NULL,
+                  "{\"price\":\"$5\",\"t\":\"$body\",\"two\":\"$$\"}");
+}
+
+/* A body object of n members named k0..k(n-1), each twice: 1 then 2. */
+static void big_spread(void **state)
+{
+    (void)state;
+    enum { N = 4000 };
+    buf_t body = BUF_INIT, expected = BUF_INIT;
+    buf_append_cstr(&body, "{");
+    buf_append_cstr(&expected, "{\"id\":\"$x\"");
+    for (int round = 1; round <= 2; round++) {
+        for (int i = N - 1; i >= 0; i--) {
+            char member[64];
+            snprintf(member, sizeof member, "%s\"k%d\":%d", body.len > 1 ? "," : "", i, round);
+            buf_append_cstr(&body, member);
+            if (round == 2) {
+                snprintf(member, sizeof member, ",\"k%d\":2", i);
+                buf_append_cstr(&expected, member);
+            }
+        }
+    }
+    buf_append_cstr(&body, ",\"id\":0}");
+    buf_append(&body, "", 1);
+    buf_append_cstr(&expected, "}");
+    buf_append(&expected, "", 1);
+    request rq = {.route = "/r", .path = "/r", .data = "{\"...\":\"$body\",\"id\":\"$$x\"}",
+                  .body = body.data};
+    assert_renders(&rq, expected.data);
+    buf_free(&body);
+    buf_free(&expected);
+}
+
+/* ---- whole sources ------------------------------------------------------------ */
+
+static void whole_query(void **state)
+{
+    (void)state;
+    query_renders("\"$query\"", "a=1&b=x+y&a=2&flag&c=%C3%A9&&", "{\"a\":\"1\",\"b\":\"x y\","
+                                                                 "\"flag\":\"\",\"c\":\"\xc3\xa9\"}");
+    query_renders("\"$query\"", NULL, "{}");
+    query_renders("{\"q\":\"$query\"}", "", "{\"q\":{}}");
+    query_fails("\"$query\"", "q=%ff", "query parameter \"q\" is not valid UTF-8");
+    query_fails("\"$query\"", "a=1&%zz=1", "query string: invalid percent-encoding");
+    query_fails("\"$query\"", "a=%00", "query string: invalid percent-encoding");
+    query_renders("{\"...\":\"$query\",\"page\":\"$query.page:int\"}", "page=2&q=x",
+                  "{\"page\":2,\"q\":\"x\"}");
+    /* a query parameter holding JSON, spread */
+    query_renders("{\"...\":\"$query.f:json\",\"z\":0}", "f=%7B%22a%22%3A1%2C%22z%22%3A9%7D",
+                  "{\"z\":0,\"a\":1}");
+    query_fails("{\"...\":\"$query.f:json\"}", "f=%5B1%5D",
+                "query parameter \"f\": expected an object to spread into data, got [1]");
+    query_fails("{\"...\":\"$query.f:json\"}", "f=%7B",
+                "query parameter \"f\": expected a JSON text: unexpected end of input at byte 1");
+    query_renders("{\"...\":\"$query.f:json\"}", "f=null", "{}");
+}
+
+static void whole_headers(void **state)
+{
+    (void)state;
+    static const char *const hs[] = {"X-A", "1", "x-a", "2", "Cookie", "a=1", "cookie", "b=2",
+                                     "x-bad", "\xff", "Content-Type", "text/plain", NULL};
+    request rq = {.route = "/r", .path = "/r", .headers = hs, .data = "\"$headers\""};
+    assert_renders(&rq, "{\"x-a\":\"1, 2\",\"cookie\":\"a=1; b=2\",\"x-bad\":\"\xef\xbf\xbd\","
+                        "\"content-type\":\"text/plain\"}");
+    rq.data = "[\"$header.x-a\",\"$header.X-A\",\"$header.cookie\",\"$header.none\"]";
+    assert_renders(&rq, "[\"1, 2\",\"1, 2\",\"a=1; b=2\",null]");
+    rq.data = "\"$header.x-bad\"";
+    assert_fails(&rq, "header \"x-bad\" is not valid UTF-8");
+    rq.headers = NULL;
+    rq.data = "{\"h\":\"$headers\",\"...\":\"$headers\"}";
+    assert_renders(&rq, "{\"h\":{}}");
+}
+
+static void header_lookup_without_a_walk(void **state)
+{
+    (void)state;
+    config *cfg = load_route("/r", "[\"$header.x-a\",\"$headers\"]");
+    static const char *const hs[] = {"x-a", "1", "x-a", "2", NULL};
+    render_input_t in = {.header = header_lookup, .header_context = (void *)hs};
+    buf_t out = BUF_INIT;
+    char error[RENDER_ERROR_SIZE];
+    assert_int_equal(render_template(&cfg->routes[0].data, &in, &out, error, sizeof error), 0);
+    assert_int_equal(out.len, strlen("[\"1\",{}]"));
+    assert_memory_equal(out.data, "[\"1\",{}]", out.len);
+    buf_free(&out);
+    config_free(cfg);
+}
+
+static void whole_path(void **state)
+{
+    (void)state;
+    request rq = {.route = "/u/:id/*rest", .path = "/u/%E2%82%AC/a/b", .data = "\"$path\""};
+    assert_renders(&rq, "{\"id\":\"\xe2\x82\xac\",\"rest\":\"a/b\"}");
+    rq.data = "{\"...\":\"$path\",\"id\":\"$path.id:json?\",\"q\":\"$path\"}";
+    rq.path = "/u/%5B1%5D/x";
+    assert_renders(&rq, "{\"id\":[1],\"q\":{\"id\":\"[1]\",\"rest\":\"x\"},\"rest\":\"x\"}");
+    rq.path = "/u/%ff/x";
+    rq.data = "\"$path\"";
+    assert_fails(&rq, "path parameter \"id\" is not valid UTF-8");
+    request root = {.route = "/", .path = "/", .data = "\"$path\""};
+    assert_renders(&root, "{}");
+}
+
+/* ---- $jwt and $client.ip --------------------------------------------------------- */
+
+static void jwt_claims(void **state)
+{
+    (void)state;
+    const char *claims = "{\"sub\":\"u1\",\"org\":{\"id\":\"42\"},\"roles\":[\"a\"],\"n\":null,"
+                         "\"big\":123456789012345678901234567890,\"s\":\"\\ud800\"}";
+    request rq = {.route = "/r", .path = "/r", .claims = claims,
+                  .data = "{\"s\":\"$jwt.sub\",\"o\":\"$jwt.claims.org.id:int\",\"r\":\"$jwt.roles\","
+                          "\"x\":\"$jwt.nope?\",\"n\":\"$jwt.n?\",\"b\":\"$jwt.big\","
+                          "\"l\":\"$jwt.s\",\"deep\":\"$jwt.claims.org.id.x\"}"};
+    assert_renders(&rq, "{\"s\":\"u1\",\"o\":42,\"r\":[\"a\"],\"n\":null,"
+                        "\"b\":123456789012345678901234567890,\"l\":\"\\ud800\",\"deep\":null}");
+    rq.data = "\"$jwt\"";
+    assert_renders(&rq, claims);
+    rq.data = "{\"...\":\"$jwt\",\"sub\":\"$$me\",\"roles\":\"$jwt.claims.org?\"}";
+    assert_renders(&rq, "{\"sub\":\"$me\",\"roles\":{\"id\":\"42\"},\"org\":{\"id\":\"42\"},"
+                        "\"n\":null,\"big\":123456789012345678901234567890,\"s\":\"\\ud800\"}");
+    rq.data = "\"$jwt.sub:int\"";
+    assert_fails(&rq, "JWT claim \"sub\": expected a decimal integer, got \"u1\"");
+    rq.data = "{\"...\":\"$jwt.roles\"}";
+    assert_fails(&rq, "JWT claim \"roles\": expected an object to spread into data, got [\"a\"]");
+    /* no token: every $jwt value is absent */
+    rq.claims = NULL;
+    rq.data = "{\"s\":\"$jwt.sub\",\"all\":\"$jwt\",\"o\":\"$jwt.claims.org.id:int?\","
+              "\"...\":\"$jwt\",\"q\":[\"$jwt.sub?\"]}";
+    assert_renders(&rq, "{\"s\":null,\"all\":null,\"q\":[null]}");
+}
+
+static void client_ip(void **state)
+{
+    (void)state;
+    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons(5000)};
+    inet_pton(AF_INET, "10.1.2.3", &v4.sin_addr);
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6}, mapped = {.sin6_family = AF_INET6};
+    inet_pton(AF_INET6, "2001:db8::1", &v6.sin6_addr);
+    inet_pton(AF_INET6, "::ffff:192.0.2.1", &mapped.sin6_addr);
+    struct sockaddr unknown = {.sa_family = AF_UNIX};
+    request rq = {.route = "/r", .path = "/r",
+                  .data = "{\"ip\":\"$client.ip\",\"o\":\"$client.ip?\"}",
+                  .client = (const struct sockaddr *)&v4};
+    assert_renders(&rq, "{\"ip\":\"10.1.2.3\",\"o\":\"10.1.2.3\"}");
+    rq.client = (const struct sockaddr *)&v6;
+    assert_renders(&rq, "{\"ip\":\"2001:db8::1\",\"o\":\"2001:db8::1\"}");
+    rq.client = (const struct sockaddr *)&mapped;
+    assert_renders(&rq, "{\"ip\":\"192.0.2.1\",\"o\":\"192.0.2.1\"}");
+    rq.client = &unknown;
+    assert_renders(&rq, "{\"ip\":null}");
+    rq.client = NULL;
+    assert_renders(&rq, "{\"ip\":null}");
+    rq.client = (const struct sockaddr *)&v4;
+    rq.data = "\"$client.ip:int\"";
+    assert_fails(&rq, "client address: expected a decimal integer, got \"10.1.2.3\"");
+}
+
+/* ---- form bodies and Content-Type ---------------------------------------------- */
+
+#define FORM "application/x-www-form-urlencoded"
+
+static void form_bodies(void **state)
+{
+    (void)state;
+    request rq = {.route = "/u/:id", .path = "/u/3", .content_type = FORM,
+                  .body = "a=1&b=x+y&a=2&e=%C3%A9&flag&&q=%22%5C", .data = "\"$body\""};
+    assert_renders(&rq, "{\"a\":\"2\",\"b\":\"x y\",\"e\":\"\xc3\xa9\",\"flag\":\"\","
+                        "\"q\":\"\\\"\\\\\"}");
+    rq.data = "[\"$body.a:int\",\"$body.b\",\"$body.a.b\",\"$body.none\",\"$body.e:json?\"]";
+    rq.body = "a=2&b=x+y&e=%5B1%5D";
+    assert_renders(&rq, "[2,\"x y\",null,null,[1]]");
+    rq.data = "{\"...\":\"$body\",\"id\":\"$path.id:int\",\"b\":\"$body.b?\"}";
+    rq.body = "id=9&x=1";
+    assert_renders(&rq, "{\"id\":3,\"x\":\"1\"}");
+    rq.body = NULL; /* no body: absent */
+    rq.data = "{\"v\":\"$body\",\"w\":\"$body.a?\"}";
+    assert_renders(&rq, "{\"v\":null}");
+    rq.content_type = "Application/X-WWW-Form-Urlencoded ; charset=UTF-8";
+    rq.body = "a=%2B";
+    assert_renders(&rq, "{\"v\":{\"a\":\"+\"},\"w\":\"+\"}");
+    rq.body = "a=1"; /* a body whose Content-Type is something else is read as JSON */
+    rq.content_type = "application/x-www-form-urlencodedx";
+    char error[RENDER_ERROR_SIZE];
+    assert_int_equal(render_check_body_as(span_cstr(rq.body), span_cstr(rq.content_type), error,
+                                          sizeof error), -1);
+    assert_string_equal(error, "body is not valid JSON (Content-Type: "
+                               "application/x-www-form-urlencodedx): unexpected character at "
+                               "byte 0");
+}
+
+static void check_as(const char *body, const char *content_type, const char *message)
+{
+    char error[RENDER_ERROR_SIZE] = "";
+    int rc = render_check_body_as(span_cstr(body), span_cstr(content_type), error, sizeof error);
+    if (message == NULL) {
+        if (rc != 0)
+            fail_msg("%s: %s", body, error);
+        return;
+    }
+    assert_int_equal(rc, -1);
+    assert_string_equal(error, message);
+}
+
+static void body_checks_by_content_type(void **state)
+{
+    (void)state;
+    check_as("a=1&b=%C3%A9&c", FORM, NULL);
+    check_as("", FORM, NULL);
+    check_as("a=%zz", FORM, "form body: invalid percent-encoding at byte 2");
+    check_as("ok=1&%4=1", FORM, "form body: invalid percent-encoding at byte 5");
+    check_as("a=1&b=%00", FORM, "form body: %00 (NUL) is not allowed at byte 6");
+    check_as("a=1&%ff=1", FORM, "form body: invalid UTF-8 in the field at byte 4");
+    check_as("a=%ED%A0%80", FORM, "form body: invalid UTF-8 in the field at byte 0");
+    /* JSON sent with the form type (curl -d): read as JSON */
+    check_as(" [1,2]", FORM, NULL);
+    check_as("{\"a\":", FORM, "body is not valid JSON (Content-Type: " FORM "): unexpected end "
+                               "of input at byte 5");
+    check_as("{\"a\":1}", "text/plain", NULL);
+    check_as("{\"a\":1}", NULL, NULL);
+    check_as("a=1", "text/plain",
+             "body is not valid JSON (Content-Type: text/plain): unexpected character at byte 0");
+    check_as("{\"a\":", NULL, "body is not valid JSON (no Content-Type): unexpected end of input "
+                              "at byte 5");
+    check_as("{\"a\":\"\xff\"}", "application/json; charset=utf-8",
+             "body is not valid UTF-8 JSON (Content-Type: application/json; charset=utf-8): "
+             "invalid UTF-8 at byte 6");
+    check_as("x", "a\nb", "body is not valid JSON (Content-Type: a\\u000ab): unexpected "
+                          "character at byte 0");
+}
+
+static void content_types(void **state)
+{
+    (void)state;
+    static const char *const form[] = {FORM, "APPLICATION/X-WWW-FORM-URLENCODED", " " FORM,
+                                       FORM "; charset=UTF-8", FORM " ;x", FORM "\t"};
+    static const char *const other[] = {"", "application/json", FORM "x", "application/x-www-form",
+                                        "multipart/form-data", "text/" FORM, FORM ",text/plain"};
+    for (size_t i = 0; i < sizeof form / sizeof form[0]; i++)
+        assert_true(render_body_is_form(span_cstr(form[i])));
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        assert_false(render_body_is_form(span_cstr(other[i])));
+    assert_false(render_body_is_form(span_of(NULL, 0)));
+    static const struct {
+        const char *body;
+        bool form;
+    } bodies[] = {{"a=1", true}, {"", true}, {"%7B%7D=1", true}, {"a={", true},
+                  {"{\"a\":1}", false}, {" \n[1]", false}, {"{", false}, {"[", false}};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        assert_int_equal(render_body_read_as_form(span_cstr(bodies[i].body), SPAN_LIT(FORM)),
+                         bodies[i].form);
+        assert_false(render_body_read_as_form(span_cstr(bodies[i].body), SPAN_LIT("text/plain")));
+    }
+}
+
+/* ---- a route's data ------------------------------------------------------------ */
+
+/* render_route_data for route 0 of a config with `route` (JSON of one
+ * route without method, service and pattern). */
+static void route_data(const char *route, const char *method, const char *body,
+                       const char *content_type, const char *expected, bool copied)
+{
+    buf_t json = BUF_INIT;
+    buf_append_cstr(&json, "{\"services\":{\"s\":{\"endpoints\":[\"127.0.0.1:3000\"]}},"
+                           "\"routes\":[{\"method\":\"*\",\"service\":\"s\",\"pattern\":1,");
+    buf_append_cstr(&json, route);
+    buf_append_cstr(&json, "}]}");
+    config *cfg = NULL;
+    config_error error;
+    if (config_load_string(json.data, json.len, NULL, &cfg, &error) != 0)
+        fail_msg("config: %s", error.message);
+    const config_route *r = &cfg->routes[0];
+    render_input_t in = {.body = span_cstr(body), .content_type = span_cstr(content_type),
+                         .method = method};
+    buf_t out = BUF_INIT;
+    buf_append_cstr(&out, "<");
+    span_t data = {NULL, 0};
+    char message[RENDER_ERROR_SIZE];
+    int rc = render_route_data(&r->data, r->data_default, &in, &out, &data, message,
+                               sizeof message);
+    if (rc != 0)
+        fail_msg("%s %s: %s", method, route, message);
+    if (data.n != strlen(expected) || memcmp(data.p, expected, data.n) != 0)
+        fail_msg("%s %s [%s]: got %.*s, expected %s", method, route, body ? body : "",
+                 (int)data.n, data.p, expected);
+    bool in_out = data.p >= out.data && data.p < out.data + out.len;
+    assert_int_equal(in_out, copied);
+    if (!copied) /* nothing appended */
+        assert_int_equal(out.len, 1);
+    buf_free(&out);
+    buf_free(&json);
+    config_free(cfg);
+}
+
+static void default_data(void **state)
+{
+    (void)state;
+    const char *none = "\"path\":\"/r\"";
+    route_data(none, "GET", NULL, NULL, "{}", false);
+    route_data(none, "HEAD", NULL, NULL, "{}", false);
+    route_data(none, "DELETE", "", NULL, "{}", false);
+    route_data(none, "GET", " \r\n", "application/json", "{}", false);
+    route_data(none, "GET", NULL, FORM, "{}", false);
+    route_data(none, "GET", "[1]", NULL, "[1]", false); /* a body came: $body */
+    route_data(none, "DELETE", " {\"a\":1} ", NULL, "{\"a\":1}", false);
+    route_data(none, "POST", NULL, NULL, "null", false);
+    route_data(none, "PUT", "", NULL, "null", false);
+    route_data(none, "PATCH", "{}", NULL, "{}", false);
+    route_data(none, "get", NULL, NULL, "null", false); /* methods are exact */
+    route_data(none, NULL, NULL, NULL, "null", false);
+    route_data(none, "POST", "a=1&a=2", FORM, "{\"a\":\"2\"}", true);
+    route_data(none, "POST", " {\"a\":1} ", FORM, "{\"a\":1}", false); /* curl -d '{...}' */
+    route_data(none, "POST", "[1,2,3]", FORM, "[1,2,3]", false);
+    route_data(none, "POST", "a={x}", FORM, "{\"a\":\"{x}\"}", true);
+    /* a written "$body" is not the default */
+    const char *body = "\"path\":\"/r\",\"data\":\"$body\"";
+    route_data(body, "GET", NULL, NULL, "null", false);
+    route_data(body, "GET", "7", "text/plain", "7", false);
+    route_data("\"path\":\"/r\",\"data\":{\"k\":\"$body\"}", "GET", NULL, NULL, "{\"k\":null}",
+               true);
+    route_data("\"path\":\"/r\",\"data\":{\"k\":1}", "GET", "not json", NULL, "{\"k\":1}", true);
+}
+
+static void route_data_checks_the_body(void **state)
+{
+    (void)state;
+    config *cfg = load_route("/r", "{\"a\":\"$body.a\"}");
+    render_input_t in = {.body = SPAN_LIT("a=%zz"), .content_type = SPAN_LIT(FORM),
+                         .method = "POST"};
+    buf_t out = BUF_INIT;
+    span_t data;
+    char message[RENDER_ERROR_SIZE];
+    assert_int_equal(render_route_data(&cfg->routes[0].data, false, &in, &out, &data, message,
+                                       sizeof message), -1);
+    assert_string_equal(message, "form body: invalid percent-encoding at byte 2");
+    in.body = SPAN_LIT("{\"a\":");
+    in.content_type = SPAN_LIT("application/json");
+    assert_int_equal(render_route_data(&cfg->routes[0].data, false, &in, &out, &data, message,
+                                       sizeof message), -1);
+    assert_string_equal(message, "body is not valid JSON (Content-Type: application/json): "
+                                 "unexpected end of input at byte 5");
+    assert_int_equal(out.len, 0);
+    buf_free(&out);
+    config_free(cfg);
+}
+
 /* ---- checking the body ------------------------------------------------------- */
 
 static void check_body(const char *body, size_t n, const char *message)
@@ -700,6 +1204,26 @@ int main(void)
         cmocka_unit_test(local_scratch_and_no_callbacks),
         cmocka_unit_test(lookup_failures),
         cmocka_unit_test(body_checks),
+        cmocka_unit_test(spread_merges_members),
+        cmocka_unit_test(spread_of_a_member),
+        cmocka_unit_test(several_spreads_later_wins),
+        cmocka_unit_test(written_members_win_except_absent_optional),
+        cmocka_unit_test(optional_members),
+        cmocka_unit_test(optional_elsewhere_is_null),
+        cmocka_unit_test(nested_spreads_and_optionals),
+        cmocka_unit_test(dollar_escapes),
+        cmocka_unit_test(big_spread),
+        cmocka_unit_test(whole_query),
+        cmocka_unit_test(whole_headers),
+        cmocka_unit_test(header_lookup_without_a_walk),
+        cmocka_unit_test(whole_path),
+        cmocka_unit_test(jwt_claims),
+        cmocka_unit_test(client_ip),
+        cmocka_unit_test(form_bodies),
+        cmocka_unit_test(body_checks_by_content_type),
+        cmocka_unit_test(content_types),
+        cmocka_unit_test(default_data),
+        cmocka_unit_test(route_data_checks_the_body),
     };
     return cmocka_run_group_tests_name("render", tests, NULL, NULL);
 }
