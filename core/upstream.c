@@ -744,7 +744,9 @@ void svc_reply(up_conn_t *conn, span_t message)
 
 /* ---- names ---------------------------------------------------------------------- */
 
-/* Names are looked up again at least this far apart, whatever triggers it. */
+/* Lookups that records or failures ask for (a short TTL, a refused
+ * connection, a name that never resolved) are at least this far apart;
+ * resolve_interval_ms, the periodic one, is honoured as configured. */
 #define RESOLVE_MIN_GAP_MS 1000
 
 static void on_resolve_timer(timer_entry_t *e);
@@ -830,10 +832,13 @@ static void schedule_lookup(up_target_t *t, uint64_t delay_ms)
     timers_start(timers, &t->resolve_timer, delay_ms, on_resolve_timer);
 }
 
-/* When to ask again: resolve_interval_ms, sooner when the records say so
- * (TTL, at least RESOLVE_MIN_GAP_MS), and every second while the name has
- * never resolved. */
-static void plan_next_lookup(up_target_t *t, uint32_t ttl_s)
+/* When to ask again: every RESOLVE_MIN_GAP_MS while the name has never
+ * resolved (or a connection failed during the lookup); else after
+ * resolve_interval_ms, sooner when a good answer's records say so (TTL, at
+ * least RESOLVE_MIN_GAP_MS). A failed lookup of a name that resolved
+ * before keeps its endpoints and waits for the interval: a DNS server that
+ * is down is not asked every second. */
+static void plan_next_lookup(up_target_t *t, uint32_t ttl_s, bool failed)
 {
     uint64_t interval = t->svc->opts.resolve_interval_ms;
     if (t->lookup_wanted || !t->resolved) {
@@ -843,7 +848,7 @@ static void plan_next_lookup(up_target_t *t, uint32_t ttl_s)
     }
     if (interval == 0)
         return;
-    uint64_t ttl_ms = ttl_s == RESOLVER_TTL_NONE ? interval : (uint64_t)ttl_s * 1000;
+    uint64_t ttl_ms = ttl_s == RESOLVER_TTL_NONE || failed ? interval : (uint64_t)ttl_s * 1000;
     if (ttl_ms < RESOLVE_MIN_GAP_MS)
         ttl_ms = RESOLVE_MIN_GAP_MS;
     schedule_lookup(t, ttl_ms < interval ? ttl_ms : interval);
@@ -863,22 +868,22 @@ static void on_answer(const resolver_answer_t *a, void *ctx)
         if (n != SIZE_MAX) {
             t->resolved = true;
             svc->resolved_at_wall = up_wall_ms();
-            snprintf(svc->resolve_error, sizeof svc->resolve_error, "%s", a->failed_families ? a->message : "");
+            snprintf(t->resolve_error, sizeof t->resolve_error, "%s", a->failed_families ? a->message : "");
             apply_answer(t, addrs, n);
         }
     } else {
-        snprintf(svc->resolve_error, sizeof svc->resolve_error, "%s: %s", t->host,
+        snprintf(t->resolve_error, sizeof t->resolve_error, "%s: %s", t->host,
                  a->message[0] ? a->message : up_dns_result_name(result));
         up_event_t ev = { .type = UP_EV_RESOLVE_FAILED, .service = svc->opts.name, .endpoint = t->host,
-                          .detail = svc->resolve_error, .total = t->naddrs };
+                          .detail = t->resolve_error, .total = t->naddrs };
         up_report_service(svc, &ev);
         if (!t->resolved) {
             char why[240];
-            snprintf(why, sizeof why, "cannot resolve host %s", svc->resolve_error);
+            snprintf(why, sizeof why, "cannot resolve host %s", t->resolve_error);
             svc_conn_failed(svc, why);
         }
     }
-    plan_next_lookup(t, a->ttl);
+    plan_next_lookup(t, a->ttl, result != UP_DNS_OK);
 }
 
 static void target_lookup(up_target_t *t)
@@ -1228,7 +1233,9 @@ void up_service_endpoint_info(const up_service_t *svc, size_t i, up_endpoint_inf
 void up_service_resolve_info(const up_service_t *svc, uint64_t *resolved_at, const char **last_error)
 {
     *resolved_at = svc->resolved_at_wall;
-    *last_error = svc->resolve_error;
+    *last_error = "";
+    for (size_t i = 0; i < svc->n_targets && !**last_error; i++)
+        *last_error = svc->targets[i].resolve_error;
 }
 
 void up_service_conn_info(const up_service_t *svc, size_t i, size_t k, up_conn_info_t *out)

@@ -287,7 +287,8 @@ void up_service_endpoint_info(const up_service_t *svc, size_t i, up_endpoint_inf
 void up_service_conn_info(const up_service_t *svc, size_t i, size_t k, up_conn_info_t *out);
 int up_service_uses_tls(const up_service_t *svc);
 /* The service's names: when one was last resolved (0: never, or none) and
- * the last resolution's error ("" when it succeeded). */
+ * the error of the first name whose last lookup failed ("" when every
+ * name's last lookup succeeded). */
 void up_service_resolve_info(const up_service_t *svc, uint64_t *resolved_at, const char **last_error);
 
 /* Connections of the service in a given state. */

@@ -153,6 +153,7 @@ struct up_target {
     resolver_addr_t *addrs; /* the last good set, sorted (resolver's order) */
     size_t naddrs;
     bool resolved;          /* a good answer came at least once */
+    char resolve_error[200]; /* the last lookup's failure, "" when it went well */
 };
 
 struct up_service {
@@ -172,7 +173,6 @@ struct up_service {
     timer_entry_t retry_timer;
     unsigned next_pick;     /* round_robin's turn */
     uint64_t resolved_at_wall;
-    char resolve_error[200];
     up_service_stats_t own_stats;
     up_service_stats_t *stats; /* &own_stats, or the caller's */
 };

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/json_scan.h"
+#include "support/dns.h"
 #include "support/net.h"
 #include "support/uvtest.h"
 
@@ -642,6 +643,72 @@ static void every_endpoint_of_many_is_picked(void **state)
     finish(f);
 }
 
+/* ---- a name whose lookups start failing ---------------------------------- */
+
+typedef struct dns_count {
+    up_service_stats_t *stats;
+    unsigned result;
+    uint64_t at_least;
+} dns_count_t;
+
+static int dns_count_reached(void *arg)
+{
+    const dns_count_t *d = arg;
+    return atomic_load_explicit(&d->stats->dns[d->result], memory_order_relaxed) >= d->at_least;
+}
+
+static void failed_lookup_waits_for_the_interval(void **state)
+{
+    (void)state;
+    /* the name resolves (TTL 1 s), then vanishes: the failures that follow
+     * come every resolve_interval_ms (2 s), not every second, and the
+     * endpoint keeps serving */
+    fixture_t *f = start(REPLY_ECHO);
+    struct dns_server dns;
+    char hosts[64];
+    snprintf(hosts, sizeof hosts, "127.0.0.1 svc.pg-test\n");
+    assert_int_equal(dns_start(&dns, hosts, NULL), 0);
+    const char *servers[] = { dns.address };
+    assert_int_equal(upstream_set_dns_servers(f->up, servers, 1, NULL, 0), 0);
+    char address[64];
+    snprintf(address, sizeof address, "svc.pg-test:%d", testnet_upstream_port(f->server));
+    up_service_opts_t o;
+    up_service_opts_defaults(&o);
+    const char *eps[] = { address };
+    o.name = "named";
+    o.endpoints = eps;
+    o.n_endpoints = 1;
+    o.resolve_interval_ms = 2000;
+    up_service_stats_t stats;
+    memset(&stats, 0, sizeof stats);
+    o.stats = &stats;
+    up_service_t *svc = up_service_add(f->up, &o, NULL, 0);
+    assert_non_null(svc);
+    dns_count_t ok = { &stats, UP_DNS_OK, 1 };
+    assert_true(uvtest_run_until(&f->loop, dns_count_reached, &ok, 10000));
+
+    assert_int_equal(dns_set_hosts(&dns, ""), 0);
+    dns_count_t empty = { &stats, UP_DNS_EMPTY, 1 };
+    assert_true(uvtest_run_until(&f->loop, dns_count_reached, &empty, 10000));
+    uint64_t first = uv_now(&f->loop);
+    empty.at_least = 2;
+    assert_true(uvtest_run_until(&f->loop, dns_count_reached, &empty, 10000));
+    uv_update_time(&f->loop);
+    uint64_t gap = uv_now(&f->loop) - first;
+    assert_true(gap >= 1900); /* a lower bound: a loaded machine only adds */
+
+    uvtest_call_t c;
+    uvtest_send_wait(&f->loop, svc, &c, "\"x\"", "\"still here\"", 5000);
+    assert_int_equal(c.outcome, UP_OK);
+    const char *why;
+    uint64_t resolved_at;
+    up_service_resolve_info(svc, &resolved_at, &why);
+    assert_non_null(strstr(why, "svc.pg-test"));
+    uvtest_call_free(&c);
+    finish(f);
+    dns_free(&dns);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -659,6 +726,7 @@ int main(void)
         cmocka_unit_test(eager_pool_reconnects_by_itself),
         cmocka_unit_test(refused_fails_at_once_without_retries),
         cmocka_unit_test(dns_name_tries_every_address),
+        cmocka_unit_test(failed_lookup_waits_for_the_interval),
         cmocka_unit_test(unresolvable_name_is_unavailable),
         cmocka_unit_test(stream_timeout_bounds_each_value),
         cmocka_unit_test(bad_endpoint_is_rejected),
