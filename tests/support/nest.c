@@ -88,6 +88,7 @@ static void save_options(struct nest_service *svc, const char *version,
   copy_path(svc->opts.tls_ca, o->tls_ca);
   svc->opts.request_cert = o->request_cert;
   svc->opts.quiet = o->quiet;
+  snprintf(svc->opts.flag, sizeof svc->opts.flag, "%s", o->flag ? o->flag : "");
 }
 
 #define NEST_MAX_ARGS 24
@@ -136,6 +137,8 @@ static void build_argv(const struct nest_service *svc, int port, struct nest_arg
     argv[n++] = "--request-cert";
   if (svc->opts.quiet)
     argv[n++] = "--quiet";
+  if (svc->opts.flag[0])
+    argv[n++] = svc->opts.flag;
   argv[n] = NULL;
 }
 

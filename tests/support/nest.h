@@ -53,6 +53,8 @@ struct nest_options {
   const char *tls_ca;   /* CA for client certificates (mTLS), or NULL */
   bool request_cert;    /* require a client certificate; needs tls_ca */
   bool quiet;           /* no Nest logs on the service's stderr */
+  const char *flag;     /* one more argument for the service (e.g. the rest
+                           service's "--custom-serializer"); NULL: none */
 };
 
 struct nest_service {
@@ -69,6 +71,7 @@ struct nest_service {
     char tls_ca[PATH_MAX];
     bool request_cert;
     bool quiet;
+    char flag[64];      /* "" for none */
   } opts;
 };
 
@@ -77,7 +80,9 @@ struct nest_service {
  * `version` are not installed. */
 void nest_require(const char *version);
 
-/* Starts the service of `version` ("v12" or "v10") with opts (NULL for
+/* Starts the service of `version` ("v12", "v10", or "rest": the books
+ * service of tests/nest/rest, which reads --port, --host, --quiet and the
+ * flag --custom-serializer only) with opts (NULL for
  * defaults) and waits up to NEST_START_TIMEOUT_MS for it to listen. With
  * port 0 it picks a port free on 127.0.0.1 (whatever the host), and picks
  * another if that one was taken meanwhile. On success fills *svc and returns 0; on failure prints the

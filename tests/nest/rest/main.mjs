@@ -9,7 +9,7 @@
 // them, and the parameter types TypeScript would emit for ValidationPipe
 // ("design:paramtypes") are set by hand.
 //
-// Command line: --port N [--quiet] [--custom-serializer]
+// Command line: --port N [--host H] [--quiet] [--custom-serializer]
 //   --custom-serializer  the service replies through a custom serializer
 //                        ({id, result} packets, as some projects do to
 //                        reshape replies): not Nest reply packets.
@@ -35,14 +35,15 @@ const { Controller, Module, ValidationPipe } = common;
 const { MessagePattern, Payload, RpcException, Transport } = microservices;
 
 function parseArgs(argv) {
-  const opts = { port: null, quiet: false, customSerializer: false };
+  const opts = { port: null, host: '127.0.0.1', quiet: false, customSerializer: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--port' && i + 1 < argv.length) opts.port = Number(argv[++i]);
+    else if (argv[i] === '--host' && i + 1 < argv.length) opts.host = argv[++i];
     else if (argv[i] === '--quiet') opts.quiet = true;
     else if (argv[i] === '--custom-serializer') opts.customSerializer = true;
     else throw new Error(`unknown argument ${argv[i]}`);
   }
-  if (!Number.isInteger(opts.port)) throw new Error('usage: main.mjs --port N [--quiet] [--custom-serializer]');
+  if (!Number.isInteger(opts.port)) throw new Error('usage: main.mjs --port N [--host H] [--quiet] [--custom-serializer]');
   return opts;
 }
 
@@ -157,7 +158,7 @@ const customSerializer = {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const options = { host: '127.0.0.1', port: opts.port };
+  const options = { host: opts.host, port: opts.port };
   if (opts.customSerializer) options.serializer = customSerializer;
   const app = await core.NestFactory.createMicroservice(BooksModule, {
     transport: Transport.TCP,
