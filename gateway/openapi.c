@@ -1035,11 +1035,11 @@ static json_t *servers(oa_t *b)
         snprintf(url, sizeof url, "http://{host}:%u", (unsigned)listen->port);
         json_t *host = object(b);
         put(b, host, "default", text(b, "localhost"));
+        put(b, child(b, server, "variables"), "host", host);
         hostport_format(listen, address, sizeof address);
         char description[HOSTPORT_TEXT_SIZE + 64];
-        snprintf(description, sizeof description, "listen is %s: any address of the host", address);
-        put(b, host, "description", text(b, description));
-        put(b, child(b, server, "variables"), "host", host);
+        snprintf(description, sizeof description, "listen is %s: host is any address of the host", address);
+        put(b, server, "description", text(b, description));
     } else {
         hostport_format(listen, address, sizeof address);
         snprintf(url, sizeof url, "http://%s", address);
