@@ -90,18 +90,17 @@ static bool is_path_char(unsigned char c)
 }
 
 /* A decoded literal segment, percent-encoded again where a URL path needs
- * it (and '{', '}', which would read as a template). */
-static void put_literal(buf_t *out, const char *segment, size_t length)
+ * it (and '{', '}', which would read as a template). 0 or -ENOMEM. */
+static int put_literal(buf_t *out, const char *segment, size_t length)
 {
     static const char hex[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < length; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < length && rc == 0; i++) {
         unsigned char c = (unsigned char)segment[i];
         char escaped[3] = {'%', hex[c >> 4], hex[c & 15]};
-        if (c != 0 && is_path_char(c))
-            buf_append(out, &segment[i], 1);
-        else
-            buf_append(out, escaped, 3);
+        rc = c != 0 && is_path_char(c) ? buf_append(out, &segment[i], 1) : buf_append(out, escaped, 3);
     }
+    return rc;
 }
 
 /* The path in `{name}` form with names[i] for capture i (names NULL: the
@@ -111,21 +110,20 @@ static char *path_text(const route_path *path, const json_t *names)
 {
     buf_t out = BUF_INIT;
     size_t capture = 0;
-    for (size_t i = 0; i < path->count; i++) {
+    int rc = path->count == 0 ? buf_append_cstr(&out, "/") : 0;
+    for (size_t i = 0; i < path->count && rc == 0; i++) {
         const route_segment *s = &path->segments[i];
-        buf_append_cstr(&out, "/");
+        rc = buf_append_cstr(&out, "/");
         if (s->kind == ROUTE_SEGMENT_LITERAL) {
-            put_literal(&out, s->text, s->length);
+            rc |= put_literal(&out, s->text, s->length);
             continue;
         }
         const char *name = json_string_value(json_array_get(names, capture++));
-        buf_append_cstr(&out, "{");
-        buf_append_cstr(&out, names != NULL ? name : s->kind == ROUTE_SEGMENT_REST ? "*" : "");
-        buf_append_cstr(&out, "}");
+        rc |= buf_append_cstr(&out, "{");
+        rc |= buf_append_cstr(&out, names != NULL ? (name ? name : "") : s->kind == ROUTE_SEGMENT_REST ? "*" : "");
+        rc |= buf_append_cstr(&out, "}");
     }
-    if (path->count == 0)
-        buf_append_cstr(&out, "/");
-    char *result = buf_take_cstr(&out);
+    char *result = rc == 0 ? buf_take_cstr(&out) : NULL;
     buf_free(&out);
     return result;
 }
@@ -705,17 +703,17 @@ static json_t *error_response(oa_t *b, const char *description, const char *stat
     return r;
 }
 
-/* "forbidden: ... (scope: \"orders:write\", tenant: \"t1\")." */
-static void claims_text(const config_route *route, const char *base, buf_t *out)
+/* "forbidden: ... (scope: \"orders:write\", tenant: \"t1\")." 0 or -ENOMEM. */
+static int claims_text(const config_route *route, const char *base, buf_t *out)
 {
-    buf_append_cstr(out, base);
+    int rc = buf_append_cstr(out, base);
     for (size_t i = 0; i < route->require_claim_count; i++) {
-        buf_append_cstr(out, i ? ", " : " (");
-        buf_append_cstr(out, route->require_claims[i].claim);
-        buf_append_cstr(out, ": ");
-        buf_append_cstr(out, route->require_claims[i].value_json);
+        rc |= buf_append_cstr(out, i ? ", " : " (");
+        rc |= buf_append_cstr(out, route->require_claims[i].claim);
+        rc |= buf_append_cstr(out, ": ");
+        rc |= buf_append_cstr(out, route->require_claims[i].value_json);
     }
-    buf_append_cstr(out, route->require_claim_count ? ")." : ".");
+    return rc | buf_append_cstr(out, route->require_claim_count ? ")." : ".");
 }
 
 static void error_responses(oa_t *b, json_t *responses, const config_route *route, const oa_facts *f)
@@ -724,11 +722,10 @@ static void error_responses(oa_t *b, json_t *responses, const config_route *rout
         if (!can_answer(error_table[i].when, f))
             continue;
         buf_t description = BUF_INIT;
-        if (error_table[i].when == OA_CLAIMS && route != NULL)
-            claims_text(route, error_table[i].text, &description);
-        else
-            buf_append_cstr(&description, error_table[i].text);
-        char *line = buf_take_cstr(&description);
+        int rc = error_table[i].when == OA_CLAIMS && route != NULL
+                     ? claims_text(route, error_table[i].text, &description)
+                     : buf_append_cstr(&description, error_table[i].text);
+        char *line = rc == 0 ? buf_take_cstr(&description) : NULL;
         buf_free(&description);
         put(b, responses, error_table[i].status,
             line ? error_response(b, line, error_table[i].status, f->rate_limit) : NULL);
@@ -784,12 +781,12 @@ static json_t *default_description(oa_t *b, const config_route *route)
 {
     const config_service *service = &b->cfg->services[route->service_index];
     buf_t out = BUF_INIT;
-    buf_append_cstr(&out, route->kind == CONFIG_ROUTE_EMIT ? "Emits the event `" : "Sends the pattern `");
-    buf_append_cstr(&out, route->pattern_json);
-    buf_append_cstr(&out, "` to service `");
-    buf_append_cstr(&out, service->name);
-    buf_append_cstr(&out, "`.");
-    char *line = buf_take_cstr(&out);
+    int rc = buf_append_cstr(&out, route->kind == CONFIG_ROUTE_EMIT ? "Emits the event `" : "Sends the pattern `");
+    rc |= buf_append_cstr(&out, route->pattern_json);
+    rc |= buf_append_cstr(&out, "` to service `");
+    rc |= buf_append_cstr(&out, service->name);
+    rc |= buf_append_cstr(&out, "`.");
+    char *line = rc == 0 ? buf_take_cstr(&out) : NULL;
     buf_free(&out);
     json_t *value = line ? text(b, line) : need(b, NULL);
     free(line);

@@ -47,8 +47,13 @@
  *     application/json, an array for `reply: array`, application/x-ndjson
  *     or text/event-stream for streams, with the route's response_schema
  *     as the schema of one value, else {}; `auto` adds 204 for no value),
- *     then the error statuses the route can answer (route_errors() in
- *     openapi.c, SPEC.md's error table), each with the Error schema.
+ *     then the error statuses the route can answer (error_table and
+ *     can_answer() in openapi.c, from SPEC.md's error table), each with
+ *     components.schemas.Error: 400 when the template reads the request,
+ *     401 when a token is needed, 403 with require_claims, 404 on the
+ *     generic API (unknown service), 413 with a request body, 429 with a
+ *     rate_limit, 501 and the service's own 4XX/5XX (upstream_error) for
+ *     sends, 502, 503 and 504 always; never 404/405 per route, never 499.
  *   Security: components.securitySchemes bearerAuth (http bearer, with
  *     auth.bearer_tokens) and jwtAuth (http bearer, bearerFormat JWT, with
  *     auth.jwt); a top-level `security` of the configured mechanisms (any
