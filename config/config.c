@@ -62,7 +62,7 @@ const char *config_fanout_name(config_fanout fanout)
 
 static const char *const top_keys[] = {
     "listen", "admin_listen", "workers", "shutdown_grace_ms", "generic_api", "auth",
-    "log", "limits", "dns", "services", "routes", "cors", NULL,
+    "log", "limits", "dns", "services", "routes", "cors", "docs_assets", NULL,
 };
 static const char *const dns_keys[] = {"servers", NULL};
 static const char *const auth_keys[] = {"bearer_tokens", "jwt", NULL};
@@ -530,6 +530,50 @@ static int load_generic_api(cfg_loader *l, const json_t *root)
 }
 
 
+/* ---- docs_assets --------------------------------------------------------- */
+
+/* An http(s) URL or an absolute path, without characters that would need
+ * escaping in an HTML attribute or a URL. */
+static bool is_assets_base(const char *text)
+{
+    if (strncmp(text, "https://", 8) != 0 && strncmp(text, "http://", 7) != 0 && text[0] != '/')
+        return false;
+    if (strcmp(text, "http://") == 0 || strcmp(text, "https://") == 0)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || strchr("\"'<>\\`{}|^", *p) != NULL)
+            return false;
+    return true;
+}
+
+/* docs_assets: kept ending in '/', as a base for the asset names. */
+static int load_docs_assets(cfg_loader *l, const json_t *root)
+{
+    const char *text = NULL;
+    if (cfg_read_string(l, root, "docs_assets", &text) != 0)
+        return -1;
+    if (text == NULL)
+        return 0;
+    if (!is_assets_base(text))
+        return cfg_fail_at(l, "docs_assets", "expected an http:// or https:// URL, or a path starting "
+                                             "with /, of visible ASCII characters (no quotes, <, >, {, })");
+    size_t n = strlen(text);
+    bool slash = text[n - 1] == '/';
+    char *copy = cfg_calloc(l, n + 2, 1);
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, text, n);
+    if (!slash)
+        copy[n] = '/';
+    l->cfg->docs_assets = copy;
+    return 0;
+}
+
+const char *config_docs_assets(const config *cfg)
+{
+    return cfg->docs_assets != NULL ? cfg->docs_assets : CONFIG_DOCS_ASSETS_DEFAULT;
+}
+
 /* ---- the document -------------------------------------------------------- */
 
 /* A top-level "$schema" names the file's JSON Schema for editors
@@ -561,6 +605,7 @@ static int load_document(cfg_loader *l, json_t *root)
     load_log(l, root);
     load_limits(l, root);
     load_dns(l, root);
+    load_docs_assets(l, root);
     /* routes need the services; generic_api names them */
     if (load_services(l, root) == 0 || l->cfg->services != NULL) {
         load_generic_api(l, root);
@@ -811,6 +856,7 @@ static void free_routes(config *cfg)
         free(cfg->routes[i].pattern_json);
         template_free(&cfg->routes[i].data);
         cfg_free_route_edge(&cfg->routes[i]);
+        cfg_free_route_description(&cfg->routes[i]);
     }
     free(cfg->routes);
 }
@@ -825,6 +871,7 @@ void config_free(config *cfg)
     for (size_t i = 0; i < cfg->dns_server_count; i++)
         free(cfg->dns_servers[i]);
     free(cfg->dns_servers);
+    free(cfg->docs_assets);
     cfg_free_jwt(cfg->jwt);
     cfg_free_cors(cfg->cors);
     free_services(cfg);

@@ -29,6 +29,9 @@
  *         +- require_claims[]      config_claim_rule (claim, value texts)
  *         +- cors                  config_cors, NULL: the top level's
  *         +- rate_limit            config_rate_limit (+ key), NULL: none
+ *         +- summary, description, tags[], request_schema_json,
+ *            response_schema_json  the route's description (OpenAPI)
+ *    +- docs_assets                string, NULL: the default
  *
  * Nothing in a config changes after loading, so one config may be read by
  * several threads at once; a reload builds a new one.
@@ -263,6 +266,18 @@ typedef struct config_route {
     config_cors *cors;            /* the route's own; NULL: the top level's
                                      (see config_route_cors()) */
     config_rate_limit *rate_limit; /* NULL: not limited */
+    /* How the route is described (SPEC.md "Describing the API",
+     * gateway/openapi.h); none of it changes what the route does. */
+    char *summary;                /* NULL: none */
+    char *description;            /* NULL: none */
+    char **tags;                  /* tag_count non-empty strings (maybe 0);
+                                     NULL when the key is absent (the
+                                     OpenAPI document then tags the route
+                                     with its service's name) */
+    size_t tag_count;
+    char *request_schema_json;    /* a JSON Schema object, compact JSON
+                                     text (as pattern_json); NULL: none */
+    char *response_schema_json;   /* the same, of one reply value */
 } config_route;
 
 /* Millisecond values (timeouts, delays, grace) are at most
@@ -298,6 +313,10 @@ typedef struct config {
     char **dns_servers;           /* dns.servers ("ip" / "ip:port"); NULL:
                                      /etc/resolv.conf's */
     size_t dns_server_count;
+    char *docs_assets;            /* docs_assets: the base URL of Swagger
+                                     UI's assets for the admin API's /docs,
+                                     ending in '/'; NULL: the default (see
+                                     config_docs_assets()) */
 } config;
 
 /* ---- loading ------------------------------------------------------------- */
@@ -435,6 +454,14 @@ const config_service *config_find_service(const config *cfg, const char *name, s
  * either is "*") and paths of the same shape (route_path_same_shape()).
  * The loader rejects such pairs. */
 bool config_routes_conflict(const config_route *a, const config_route *b);
+
+/* Where /docs loads swagger-ui.css and swagger-ui-bundle.js from when
+ * the config has no docs_assets: swagger-ui-dist, major version 5, on the
+ * jsDelivr CDN. */
+#define CONFIG_DOCS_ASSETS_DEFAULT "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+
+/* The config's docs_assets (ending in '/'), or CONFIG_DOCS_ASSETS_DEFAULT. */
+const char *config_docs_assets(const config *cfg);
 
 /* The CORS policy of a route: its own, else the top level's; NULL: none. */
 const config_cors *config_route_cors(const config *cfg, const config_route *route);

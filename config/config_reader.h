@@ -147,6 +147,9 @@ char *cfg_resolve_path(cfg_loader *l, const char *key, const char *text);
  * then the cross-route checks (conflicts, generic API and admin paths). */
 int cfg_load_routes(cfg_loader *l, const json_t *root);
 
+/* Frees a route's summary, description, tags and schemas. */
+void cfg_free_route_description(config_route *route);
+
 /* ---- the edge policy (config_edge.c) ---- */
 
 /* Loads member `jwt` of the auth object `auth` (the current path is

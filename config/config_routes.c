@@ -10,9 +10,11 @@
 
 static const char *const route_keys[] = {
     "method", "path", "service", "pattern", "kind", "data", "reply", "timeout_ms",
-    "status", "retries", "fanout", "auth", "require_claims", "cors", "rate_limit", NULL,
+    "status", "retries", "fanout", "auth", "require_claims", "cors", "rate_limit",
+    "summary", "description", "tags", "request_schema", "response_schema", NULL,
 };
-static const char *const admin_paths[] = {"healthz", "readyz", "status", "metrics"};
+static const char *const admin_paths[] = {"healthz", "readyz", "status", "metrics", "openapi.json",
+                                          "docs"};
 
 static const cfg_int_rule status_rule = {200, 299, "an integer from 200 to 299", false};
 static const cfg_int_rule retries_rule = {0, PG_MAX_RETRIES, "an integer from 0 to 5", false};
@@ -135,6 +137,80 @@ static int load_data(cfg_loader *l, const json_t *object, config_route *route)
     return rc;
 }
 
+/* ---- how the route is described (OpenAPI; no behaviour) ------------------ */
+
+static int read_text(cfg_loader *l, const json_t *object, const char *key, char **out)
+{
+    const char *text = NULL;
+    if (cfg_read_string(l, object, key, &text) != 0)
+        return -1;
+    if (text != NULL && (*out = cfg_strdup(l, text)) == NULL)
+        return -1;
+    return 0;
+}
+
+static int load_tags(cfg_loader *l, const json_t *object, config_route *route)
+{
+    const json_t *tags = json_object_get(object, "tags");
+    if (tags == NULL)
+        return 0;
+    if (!json_is_array(tags))
+        return cfg_fail_at(l, "tags", "expected an array of non-empty strings");
+    route->tags = cfg_calloc(l, json_array_size(tags), sizeof *route->tags);
+    if (route->tags == NULL)
+        return -1;
+    size_t mark = cfg_path_push_key(&l->path, "tags");
+    size_t index;
+    json_t *tag;
+    int rc = 0;
+    json_array_foreach (tags, index, tag) {
+        size_t inner = cfg_path_push_index(&l->path, index);
+        if (!json_is_string(tag) || json_string_length(tag) == 0)
+            rc |= cfg_fail(l, "expected a non-empty string");
+        else if ((route->tags[route->tag_count] = cfg_strdup(l, json_string_value(tag))) != NULL)
+            route->tag_count++;
+        else
+            rc = -1;
+        cfg_path_pop(&l->path, inner);
+    }
+    cfg_path_pop(&l->path, mark);
+    return rc;
+}
+
+/* A JSON Schema object, kept as compact JSON text. */
+static int read_schema(cfg_loader *l, const json_t *object, const char *key, char **out)
+{
+    const json_t *value = json_object_get(object, key);
+    if (value == NULL)
+        return 0;
+    if (!json_is_object(value))
+        return cfg_fail_at(l, key, "expected a JSON Schema object");
+    if ((*out = template_encode_json(value)) == NULL)
+        return cfg_fail_memory(l);
+    return 0;
+}
+
+static int load_description(cfg_loader *l, const json_t *object, config_route *route)
+{
+    int rc = read_text(l, object, "summary", &route->summary);
+    rc |= read_text(l, object, "description", &route->description);
+    rc |= load_tags(l, object, route);
+    rc |= read_schema(l, object, "request_schema", &route->request_schema_json);
+    rc |= read_schema(l, object, "response_schema", &route->response_schema_json);
+    return rc;
+}
+
+void cfg_free_route_description(config_route *route)
+{
+    free(route->summary);
+    free(route->description);
+    for (size_t i = 0; i < route->tag_count; i++)
+        free(route->tags[i]);
+    free(route->tags);
+    free(route->request_schema_json);
+    free(route->response_schema_json);
+}
+
 /* Loads every field that can be checked; -1 if any was bad. *shaped: its
  * method and path loaded, which is what the checks across routes need. */
 static int load_route(cfg_loader *l, const json_t *object, config_route *route, bool *shaped)
@@ -153,6 +229,7 @@ static int load_route(cfg_loader *l, const json_t *object, config_route *route, 
     if (path_rc == 0)
         rc |= load_data(l, object, route); /* $path.NAME needs the path */
     rc |= cfg_load_route_edge(l, object, route, path_rc == 0);
+    rc |= load_description(l, object, route);
     *shaped = method_rc == 0 && path_rc == 0;
     return rc;
 }

@@ -7,11 +7,12 @@
 #include "core/json_write.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
+#include "gateway/openapi.h"
 
 int admin_is_path(const char *url)
 {
     return strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 || strcmp(url, "/status") == 0 ||
-           strcmp(url, "/metrics") == 0;
+           strcmp(url, "/metrics") == 0 || strcmp(url, "/openapi.json") == 0 || strcmp(url, "/docs") == 0;
 }
 
 int admin_is_probe(const char *url)
@@ -218,7 +219,7 @@ void admin_answer(gateway_t *gw, const char *method, const char *url, admin_repl
     if (!admin_is_path(url)) {
         r->status = 404;
         buf_append_cstr(&r->body, "{\"statusCode\":404,\"error\":\"not_found\",\"message\":\"the admin listener "
-                                  "serves /healthz, /readyz, /status and /metrics\"}");
+                                  "serves /healthz, /readyz, /status, /metrics, /openapi.json and /docs\"}");
         return;
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
@@ -235,6 +236,11 @@ void admin_answer(gateway_t *gw, const char *method, const char *url, admin_repl
         readyz(gw, r);
     } else if (strcmp(url, "/status") == 0) {
         status(gw, r);
+    } else if (strcmp(url, "/openapi.json") == 0) { /* built from the current config */
+        failed = openapi_write(gw->cfg, 0, &r->body);
+    } else if (strcmp(url, "/docs") == 0) {
+        r->content_type = "text/html; charset=utf-8";
+        failed = openapi_docs_page(gw->cfg, &r->body);
     } else {
         r->content_type = "text/plain; version=0.0.4; charset=utf-8";
         failed = metrics_render(&r->body, gw->all_metrics, gw->n_workers, gw->cfg);

@@ -1,6 +1,7 @@
 /*
  * admin: the admin API (SPEC.md "Admin API"): /healthz, /readyz, /status,
- * /metrics. Nothing here changes state.
+ * /metrics, and /openapi.json and /docs (SPEC.md "Describing the API",
+ * gateway/openapi.h). Nothing here changes state.
  *
  * admin_answer builds one answer; exchange.c uses it for admin paths on
  * `listen` when there is no `admin_listen`, and admin_on_request (the MHD
@@ -24,7 +25,7 @@ typedef struct admin_reply {
     const char *allow;        /* for 405, static */
 } admin_reply_t;
 
-/* 1 for /healthz, /readyz, /status, /metrics. */
+/* 1 for /healthz, /readyz, /status, /metrics, /openapi.json, /docs. */
 int admin_is_path(const char *url);
 
 /* 1 for the probes, /healthz and /readyz: open without a token even on a

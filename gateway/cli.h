@@ -45,6 +45,11 @@ int cli_check_live(const config *cfg, const char *file);
  * patterngate-nest module; 2 for bad usage. */
 int cli_scaffold(int argc, char **argv);
 
+/* `openapi [-c FILE]` (cli_openapi.c): prints the OpenAPI document of the
+ * config (gateway/openapi.h), indented, on stdout. 0; 2 for bad usage or a
+ * config that does not load; 1 when out of memory or stdout fails. */
+int cli_openapi(int argc, char **argv);
+
 /* ---- TLS options (cli_tls.c) ------------------------------------------------ */
 
 /* What --tls-ca F, --tls-cert F, --tls-key F, --servername N and

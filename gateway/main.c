@@ -2,7 +2,7 @@
  * patterngate's command line (SPEC.md "Command line"): a thin dispatcher.
  *
  *   patterngate [-c FILE] [--check [--live]] [--version] [--help]   serve / check
- *   patterngate call|emit|healthcheck|scaffold ...                  subcommands
+ *   patterngate call|emit|healthcheck|scaffold|openapi ...          subcommands
  *
  * -c has the long forms --config FILE and --config=FILE.
  *
@@ -28,7 +28,8 @@ static const char usage_text[] =
     "                        [--insecure] [--timeout MS] HOST:PORT PATTERN [DATA]\n"
     "       patterngate emit [same options] HOST:PORT PATTERN [DATA]\n"
     "       patterngate healthcheck [-c FILE] [URL]\n"
-    "       patterngate scaffold [TLS options] [--name NAME] HOST:PORT\n";
+    "       patterngate scaffold [TLS options] [--name NAME] HOST:PORT\n"
+    "       patterngate openapi [-c FILE]\n";
 
 static const char help_text[] =
     "\n"
@@ -52,6 +53,7 @@ static const char help_text[] =
     "               is /healthz on the config's admin_listen, else its listen\n"
     "  scaffold     print a starting config, one route per handler of a Nest service\n"
     "               that imports the patterngate-nest module\n"
+    "  openapi      print the OpenAPI 3.1 document of the config's routes\n"
     "  Each of them takes --help.\n"
     "\n"
     "Exit codes: 0 success, 1 runtime failure, 2 bad usage or config.\n";
@@ -90,6 +92,7 @@ static const struct {
     {"emit", run_emit},
     {"healthcheck", cli_healthcheck},
     {"scaffold", run_scaffold},
+    {"openapi", cli_openapi},
 };
 
 static int bad_usage(const char *format, const char *detail)
@@ -117,7 +120,7 @@ static int bad_argument(const char *arg)
     if (looks_like_config(arg))
         fprintf(stderr, "; did you mean -c %s?", arg);
     else
-        fputs(" (subcommands: call, emit, healthcheck, scaffold)", stderr);
+        fputs(" (subcommands: call, emit, healthcheck, scaffold, openapi)", stderr);
     fputc('\n', stderr);
     fputs(usage_text, stderr);
     return EXIT_USAGE;

@@ -26,13 +26,15 @@ static void say_failure(struct browser *b, const char *what, int rc) {
   free(err);
 }
 
-int browser_start(struct browser *b) {
+/* Runs tests/browser/SCRIPT and waits for its `READY {"KEY": "..."}` line;
+ * the value goes into out[size]. */
+static int start_script(struct browser *b, const char *name, const char *key, char *out, size_t size) {
   memset(b, 0, sizeof *b);
   int rc = require_packages();
   if (rc != 0)
     return rc;
   char script[PATH_MAX];
-  snprintf(script, sizeof script, "%s/tests/browser/cors_probe.mjs", PG_SOURCE_DIR);
+  snprintf(script, sizeof script, "%s/tests/browser/%s", PG_SOURCE_DIR, name);
   const char *node = getenv("PG_NODE");
   const char *argv[] = {node && *node ? node : "node", script, NULL};
   struct proc_options opts = {.stdin_mode = PROC_STDIO_PIPE, .stdout_mode = PROC_STDIO_PIPE,
@@ -45,16 +47,39 @@ int browser_start(struct browser *b) {
   char line[512];
   rc = proc_read_line(b->proc, line, sizeof line, BROWSER_START_TIMEOUT_MS);
   json_t *ready = rc >= 0 && strncmp(line, "READY ", 6) == 0 ? json_loads(line + 6, 0, NULL) : NULL;
-  const char *origin = json_string_value(json_object_get(ready, "origin"));
-  if (origin == NULL || strlen(origin) >= sizeof b->origin) {
-    say_failure(b, "cors_probe.mjs did not get ready", rc < 0 ? rc : -EPROTO);
+  const char *value = json_string_value(json_object_get(ready, key));
+  if (value == NULL || strlen(value) >= size) {
+    char what[128];
+    snprintf(what, sizeof what, "%s did not get ready", name);
+    say_failure(b, what, rc < 0 ? rc : -EPROTO);
     json_decref(ready);
     browser_stop(b);
     return rc < 0 ? rc : -EPROTO;
   }
-  snprintf(b->origin, sizeof b->origin, "%s", origin);
+  snprintf(out, size, "%s", value);
   json_decref(ready);
   return 0;
+}
+
+int browser_start(struct browser *b) {
+  return start_script(b, "cors_probe.mjs", "origin", b->origin, sizeof b->origin);
+}
+
+int browser_start_docs(struct browser *b) {
+  return start_script(b, "docs_page.mjs", "assets", b->assets, sizeof b->assets);
+}
+
+int browser_docs_page(struct browser *b, const char *url, const char *screenshot, json_t **reply) {
+  json_t *request = json_pack("{s:s, s:i}", "url", url, "timeout_ms", BROWSER_FETCH_TIMEOUT_MS / 2);
+  if (request == NULL)
+    return -ENOMEM;
+  if (screenshot != NULL && json_object_set_new(request, "screenshot", json_string(screenshot)) != 0) {
+    json_decref(request);
+    return -ENOMEM;
+  }
+  int rc = browser_fetch_json(b, request, reply);
+  json_decref(request);
+  return rc;
 }
 
 int browser_fetch(struct browser *b, const char *request_json, json_t **reply) {

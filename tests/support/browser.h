@@ -52,10 +52,33 @@
 
 struct browser {
   struct proc *proc;  /* NULL when stopped */
-  char origin[128];   /* the page's origin */
+  char origin[128];   /* browser_start: the page's origin */
+  char assets[128];   /* browser_start_docs: the base URL of Swagger UI's assets */
 };
 
 int browser_start(struct browser *b);
+
+/* ---- the admin API's /docs page (tests/browser/docs_page.mjs) ---------------
+ *
+ * browser_start_docs() runs docs_page.mjs instead: Chromium as above, and a
+ * little server of Swagger UI's assets from the pinned npm package
+ * swagger-ui-dist, at b->assets ("http://127.0.0.1:PORT/"): give that to
+ * the gateway as docs_assets. browser_docs_page() opens URL (the gateway's
+ * /docs) in a fresh page, waits until Swagger UI rendered it, saves a
+ * full-page screenshot to `screenshot` (NULL: none) and returns what the
+ * page shows, as JSON:
+ *
+ *   {"ok": true, "title": "patterngate API", "status": 200,
+ *    "operations": [{"method": "GET", "path": "/users/{id}"}, ...],
+ *    "spec": {"url": ".../openapi.json", "status": 200},
+ *    "assets": [paths of the asset server asked for by the page],
+ *    "errors": [Swagger UI's error texts], "console": [...]}
+ *   or {"ok": false, "error": "...", ...}
+ *
+ * browser_fetch() asks cors_probe.mjs's questions; browser_stop() stops
+ * either script. */
+int browser_start_docs(struct browser *b);
+int browser_docs_page(struct browser *b, const char *url, const char *screenshot, json_t **reply);
 
 /* Runs one fetch in the page; *reply gets the answer (see above). */
 int browser_fetch(struct browser *b, const char *request_json, json_t **reply);

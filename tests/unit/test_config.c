@@ -1342,6 +1342,14 @@ static void test_admin_paths(void **state)
              " 'service': 'm', 'pattern': 1}]}", services);
     assert_error(text, "routes[0].path: /metrics/*rest clashes with the admin API "
                        "(set admin_listen to serve it apart)");
+    snprintf(text, sizeof text, "{%s, 'routes': [{'method': 'GET', 'path': '/openapi.json',"
+             " 'service': 'm', 'pattern': 1}]}", services);
+    assert_error(text, "routes[0].path: /openapi.json clashes with the admin API "
+                       "(set admin_listen to serve it apart)");
+    snprintf(text, sizeof text, "{%s, 'routes': [{'method': '*', 'path': '/docs/',"
+             " 'service': 'm', 'pattern': 1}]}", services);
+    assert_error(text, "routes[0].path: /docs/ clashes with the admin API "
+                       "(set admin_listen to serve it apart)");
     snprintf(text, sizeof text, "{%s, 'routes': [{'method': 'GET', 'path': '/status/:id',"
              " 'service': 'm', 'pattern': 1}, {'method': 'GET', 'path': '/:page',"
              " 'service': 'm', 'pattern': 2}]}", services);
@@ -1351,6 +1359,71 @@ static void test_admin_paths(void **state)
              "{'method': 'GET', 'path': '/healthz', 'service': 'm', 'pattern': 1}]}", services);
     cfg = must_load(text);
     config_free(cfg);
+}
+
+/* ---- describing a route (OpenAPI), docs_assets ------------------------- */
+
+static void test_route_description_keys(void **state)
+{
+    (void)state;
+    config *cfg = must_load(WITH_ROUTES(
+        "{'method': 'POST', 'path': '/a', 'service': 'math', 'pattern': 1,"
+        " 'summary': 'Adds', 'description': 'Adds *all* of them', 'tags': ['m', 'x'],"
+        " 'request_schema': {'type': 'object', 'properties': {'n': {'type': 'integer'}}},"
+        " 'response_schema': {'type': 'number'}},"
+        "{'method': 'GET', 'path': '/b', 'service': 'math', 'pattern': 2, 'tags': []},"
+        "{'method': 'GET', 'path': '/c', 'service': 'math', 'pattern': 3}"));
+    const config_route *r = &cfg->routes[0];
+    assert_string_equal(r->summary, "Adds");
+    assert_string_equal(r->description, "Adds *all* of them");
+    assert_int_equal(r->tag_count, 2);
+    assert_string_equal(r->tags[1], "x");
+    assert_string_equal(r->request_schema_json,
+                        "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\"}}}");
+    assert_string_equal(r->response_schema_json, "{\"type\":\"number\"}");
+    assert_non_null(cfg->routes[1].tags); /* present, empty: no tag at all */
+    assert_int_equal(cfg->routes[1].tag_count, 0);
+    r = &cfg->routes[2];
+    assert_null(r->summary);
+    assert_null(r->description);
+    assert_null(r->tags);
+    assert_null(r->request_schema_json);
+    assert_null(r->response_schema_json);
+    config_free(cfg);
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'math', 'pattern': 1,"
+                             " 'summary': ''}"),
+                 "routes[0].summary: expected a non-empty string");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'math', 'pattern': 1,"
+                             " 'tags': 'math'}"),
+                 "routes[0].tags: expected an array of non-empty strings");
+    assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'math', 'pattern': 1,"
+                             " 'response_schema': true}"),
+                 "routes[0].response_schema: expected a JSON Schema object");
+}
+
+static void test_docs_assets(void **state)
+{
+    (void)state;
+    config *cfg = must_load("{}");
+    assert_null(cfg->docs_assets);
+    assert_string_equal(config_docs_assets(cfg), CONFIG_DOCS_ASSETS_DEFAULT);
+    config_free(cfg);
+    cfg = must_load("{'docs_assets': 'http://127.0.0.1:9000/ui'}");
+    assert_string_equal(config_docs_assets(cfg), "http://127.0.0.1:9000/ui/");
+    config_free(cfg);
+    cfg = must_load("{'docs_assets': '/swagger-ui/'}");
+    assert_string_equal(config_docs_assets(cfg), "/swagger-ui/");
+    config_free(cfg);
+    static const char *const bad[] = {
+        "{'docs_assets': 'cdn.example.com/ui/'}", "{'docs_assets': 'https://'}",
+        "{'docs_assets': 'https://cdn.example.com/a b/'}",
+        "{'docs_assets': 'https://cdn.example.com/<b>/'}",
+        "{'docs_assets': 'ftp://cdn.example.com/'}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_error(bad[i], "docs_assets: expected an http:// or https:// URL, or a path starting "
+                             "with /, of visible ASCII characters (no quotes, <, >, {, })");
+    assert_error("{'docs_assets': ''}", "docs_assets: expected a non-empty string");
 }
 
 static void test_enum_names(void **state)
@@ -1472,6 +1545,7 @@ static json_t *loaded_value(const config *cfg, const char *path)
     const config_service *s = &cfg->services[0];
     const config_route *r = &cfg->routes[0];
     VALUE_OF("listen", hostport_json(&cfg->listen));
+    VALUE_OF("docs_assets", json_string(config_docs_assets(cfg)));
     VALUE_OF("workers", NUMBER(cfg->workers));
     VALUE_OF("shutdown_grace_ms", NUMBER(cfg->shutdown_grace_ms));
     VALUE_OF("generic_api", json_boolean(s->generic_api));
@@ -1937,6 +2011,8 @@ int main(void)
         cmocka_unit_test(test_route_conflicts),
         cmocka_unit_test(test_generic_api_paths),
         cmocka_unit_test(test_admin_paths),
+        cmocka_unit_test(test_route_description_keys),
+        cmocka_unit_test(test_docs_assets),
         cmocka_unit_test(test_enum_names),
         cmocka_unit_test(test_schema_key_is_ignored),
         cmocka_unit_test(test_schema_defaults_are_the_loaders),

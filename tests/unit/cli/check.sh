@@ -93,7 +93,7 @@ expect_code 2 "a bare .json name"; expect_stderr_has "did you mean -c main.json?
 run serve
 expect_code 2 "a bare word"
 checks=$((checks + 1))
-[ "$(head -n1 "$err")" = "patterngate: unexpected argument 'serve' (subcommands: call, emit, healthcheck, scaffold)" ] ||
+[ "$(head -n1 "$err")" = "patterngate: unexpected argument 'serve' (subcommands: call, emit, healthcheck, scaffold, openapi)" ] ||
   fail "a bare word: expected the subcommands named"
 
 # --- PATTERNGATE_CONFIG ---------------------------------------------------
@@ -135,6 +135,7 @@ for help in --help -h; do
   run $help
   expect_code 0 "$help"; expect_no_stderr "$help"
   for form in "patterngate [-c FILE] [--check [--live]] [--version] [--help]" "patterngate scaffold" "patterngate call" \
+      "patterngate openapi [-c FILE]" \
       "patterngate emit" "patterngate healthcheck [-c FILE] [URL]" "--timeout MS" "--check" \
       "-c, --config FILE" "takes --help" "PATTERNGATE_CONFIG"; do
     expect_stdout_has "$form" "$help"
@@ -158,7 +159,7 @@ for args in "--bogus" "-x --check"; do
 done
 
 # --- subcommands: --help, unknown options ------------------------------------------
-for sub in call emit healthcheck scaffold; do
+for sub in call emit healthcheck scaffold openapi; do
   for help in --help -h; do
     run $sub $help
     expect_code 0 "$sub $help"; expect_no_stderr "$sub $help"
@@ -204,6 +205,38 @@ run healthcheck --config
 expect_code 2 "healthcheck --config"; expect_stderr_has "option --config needs a FILE" "healthcheck --config"
 run healthcheck -c "$samples/valid.json" http://127.0.0.1:1/healthz
 expect_code 2 "healthcheck with -c and a URL"; expect_stderr_has "not both" "healthcheck with -c and a URL"
+
+
+# --- openapi -------------------------------------------------------------------------
+run openapi --help
+for form in "-c, --config FILE" "OpenAPI 3.1" "/openapi.json" "PATTERNGATE_CONFIG"; do
+  expect_stdout_has "$form" "openapi --help"
+done
+for args in "extra" "-c" "--config=" "-c $samples/valid.json extra"; do
+  run openapi $args
+  expect_code 2 "openapi $args"; expect_no_stdout "openapi $args"
+  expect_stderr_has "usage: patterngate openapi [-c FILE]" "openapi $args"
+done
+run openapi extra
+checks=$((checks + 1))
+[ "$(head -n1 "$err")" = "patterngate openapi: unexpected argument 'extra'" ] || fail "openapi extra: the argument named"
+run openapi -c "$three"
+expect_code 2 "openapi with a bad config"; expect_no_stdout "openapi with a bad config"
+expect_stderr_has "patterngate: $three:10:43: routes[2].service" "openapi with a bad config"
+run openapi -c "$samples/valid.json"
+expect_code 0 "openapi -c valid.json"; expect_no_stderr "openapi -c valid.json"
+expect_stdout_has '"openapi": "3.1.0"' "openapi -c valid.json"
+checks=$((checks + 1))
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["paths"], "no paths"' "$out" ||
+  fail "openapi -c valid.json: stdout is not a document with paths"
+run openapi
+expect_code 0 "openapi (embedded default)"
+expect_stdout_has '"/v1/send/{service}"' "openapi (embedded default): the generic API"
+PATTERNGATE_CONFIG="$samples/valid.json" "$bin" openapi >"$out" 2>"$err"; code=$?
+expect_code 0 "openapi with PATTERNGATE_CONFIG"
+checks=$((checks + 1))
+PATTERNGATE_CONFIG="$samples/valid.json" "$bin" openapi --config "$samples/valid.json" | cmp -s - "$out" ||
+  fail "openapi: PATTERNGATE_CONFIG and -c give other documents"
 
 echo "$checks checks, $failures failures"
 [ "$failures" -eq 0 ]
