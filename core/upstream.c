@@ -335,6 +335,7 @@ static int write_on(up_conn_t *conn, up_request_t *req, span_t pattern, span_t d
     list_push_back(req->is_event ? &conn->emits : &conn->pending, &req->link);
     req->phase = REQ_WRITTEN;
     req->conn = conn;
+    req->written_to = conn->endpoint->address;
     conn->inflight++;
     conn->requests++;
     return 0;
@@ -785,6 +786,21 @@ void upstream_handle_closed(upstream_t *up)
     free_spare_requests(up);
     free(up->tls_read_buf);
     free(up);
+}
+
+const char *up_request_address(const up_request_t *req) { return req->written_to; }
+
+void upstream_set_packet_observer(upstream_t *up, up_packet_fn fn, void *ctx)
+{
+    up->on_packet = fn;
+    up->packet_ctx = ctx;
+}
+
+void up_observe(up_conn_t *conn, up_packet_direction_t direction, span_t json)
+{
+    up_service_t *svc = conn->endpoint->svc;
+    up_packet_t packet = { direction, svc->opts.name, conn->endpoint->address, json };
+    svc->up->on_packet(svc->up->packet_ctx, &packet);
 }
 
 void upstream_set_event_handler(upstream_t *up, up_event_fn fn, void *ctx)

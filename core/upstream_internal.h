@@ -28,6 +28,8 @@ struct up_request {
     timer_entry_t timer;
     up_service_t *svc;
     up_conn_t *conn;        /* while REQ_WRITTEN */
+    const char *written_to; /* the address of the endpoint it was last
+                               written on (up_request_address) */
     uint64_t id;
     req_phase_t phase;
     int is_event;
@@ -152,6 +154,8 @@ struct upstream {
                                libuv reads one socket at a time */
     up_event_fn on_event;
     void *event_ctx;
+    up_packet_fn on_packet; /* debug observer, NULL: none */
+    void *packet_ctx;
     int closing;
     up_request_t *spare;    /* finished requests kept for reuse; at most
                                UP_SPARE_REQUESTS */
@@ -188,6 +192,8 @@ void svc_reply(up_conn_t *conn, span_t message);
 void req_finish(up_request_t *req, up_outcome_t outcome, span_t err, const char *detail);
 uint64_t up_wall_ms(void);
 void up_report(up_conn_t *conn, up_event_type_t type, const char *detail);
+/* Hands a packet's JSON text to the packet observer, if there is one. */
+void up_observe(up_conn_t *conn, up_packet_direction_t direction, span_t json);
 /* Outlier ejection bookkeeping, called by conn.c. */
 void ep_connect_failed(up_endpoint_t *ep);
 void ep_connected(up_endpoint_t *ep);
