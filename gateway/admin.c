@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "core/json_write.h"
+#include "gateway/errors.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
 
@@ -178,16 +179,15 @@ void admin_answer(gateway_t *gw, const char *method, const char *url, admin_repl
 {
     *r = (admin_reply_t){ 200, BUF_INIT, "application/json", NULL };
     if (!admin_is_path(url)) {
-        r->status = 404;
-        buf_append_cstr(&r->body, "{\"statusCode\":404,\"error\":\"not_found\",\"message\":\"the admin listener "
-                                  "serves /healthz, /readyz, /status and /metrics\"}");
+        r->status = (unsigned)gw_error_status(GW_ERR_NOT_FOUND);
+        gw_error_body(&r->body, GW_ERR_NOT_FOUND, "the admin listener serves /healthz, /readyz, /status and /metrics",
+                      span_of(NULL, 0));
         return;
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        r->status = 405;
+        r->status = (unsigned)gw_error_status(GW_ERR_METHOD_NOT_ALLOWED);
         r->allow = "GET, HEAD";
-        buf_append_cstr(&r->body,
-                        "{\"statusCode\":405,\"error\":\"method_not_allowed\",\"message\":\"admin endpoints answer GET\"}");
+        gw_error_body(&r->body, GW_ERR_METHOD_NOT_ALLOWED, "admin endpoints answer GET", span_of(NULL, 0));
         return;
     }
     int failed = 0;
@@ -203,9 +203,9 @@ void admin_answer(gateway_t *gw, const char *method, const char *url, admin_repl
     }
     if (failed) {
         buf_free(&r->body);
-        r->status = 503;
+        r->status = (unsigned)gw_error_status(GW_ERR_OVERLOADED);
         r->content_type = "application/json";
-        buf_append_cstr(&r->body, "{\"statusCode\":503,\"error\":\"overloaded\",\"message\":\"out of memory\"}");
+        gw_error_body(&r->body, GW_ERR_OVERLOADED, "out of memory", span_of(NULL, 0));
     }
 }
 

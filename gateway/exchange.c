@@ -115,12 +115,12 @@ static void fail(exchange_t *ex, gw_error_t e, const char *message, span_t detai
 {
     buf_t body = BUF_INIT;
     gw_error_body(&body, e, message, details);
-    set_response(ex, (unsigned)e.status, &body);
+    set_response(ex, (unsigned)gw_error_status_for(e, details), &body);
 }
 
-static void fail_simple(exchange_t *ex, int status, const char *code, const char *message)
+static void fail_simple(exchange_t *ex, gw_error_t e, const char *message)
 {
-    fail(ex, (gw_error_t){ status, code }, message, span_of(NULL, 0));
+    fail(ex, e, message, span_of(NULL, 0));
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max);
@@ -266,8 +266,7 @@ static int route_generic(exchange_t *ex)
     if (kind == GENERIC_PATH_NONE)
         return 0;
     if (kind == GENERIC_PATH_BAD || kind < 0) {
-        fail_simple(ex, kind < 0 ? 503 : 400, kind < 0 ? "overloaded" : "bad_request",
-                    kind < 0 ? "out of memory" : ex->match.error);
+        fail_simple(ex, kind < 0 ? GW_ERR_OVERLOADED : GW_ERR_BAD_REQUEST, kind < 0 ? "out of memory" : ex->match.error);
         return 1;
     }
     int is_emit = kind == GENERIC_PATH_EMIT;
@@ -282,12 +281,12 @@ static int route_generic(exchange_t *ex)
         }
     }
     if (!svc) {
-        fail_simple(ex, 404, "not_found", "no such service for the generic API");
+        fail_simple(ex, GW_ERR_NOT_FOUND, "no such service for the generic API");
         return 1;
     }
     if (strcmp(ex->method, "POST") != 0) {
         ex->allow = "POST";
-        fail_simple(ex, 405, "method_not_allowed", "the generic API takes POST");
+        fail_simple(ex, GW_ERR_METHOD_NOT_ALLOWED, "the generic API takes POST");
         return 1;
     }
     ex->is_emit = is_emit;
@@ -296,7 +295,7 @@ static int route_generic(exchange_t *ex)
     char why[160];
     const char *reply = MHD_lookup_connection_value(ex->conn, MHD_GET_ARGUMENT_KIND, "reply");
     if (!is_emit && generic_parse_reply(reply, &ex->reply, why, sizeof why)) {
-        fail_simple(ex, 400, "bad_request", why);
+        fail_simple(ex, GW_ERR_BAD_REQUEST, why);
         return 1;
     }
     ex->state = EX_BODY;
@@ -313,16 +312,16 @@ static void route_configured(exchange_t *ex)
         ex->label = ex->match.route->path.text;
         ex->label_metric = ex->gen->route_metric[ex->match.route_index];
         ex->allow = ex->match.allow;
-        fail_simple(ex, 405, "method_not_allowed", "the path exists, but not for this method");
+        fail_simple(ex, GW_ERR_METHOD_NOT_ALLOWED, "the path exists, but not for this method");
         return;
     case ROUTER_BAD_PATH:
-        fail_simple(ex, 400, "bad_request", ex->match.error);
+        fail_simple(ex, GW_ERR_BAD_REQUEST, ex->match.error);
         return;
     case ROUTER_NO_MEMORY:
-        fail_simple(ex, 503, "overloaded", "out of memory");
+        fail_simple(ex, GW_ERR_OVERLOADED, "out of memory");
         return;
     default:
-        fail_simple(ex, 404, "not_found", "no route matches the path");
+        fail_simple(ex, GW_ERR_NOT_FOUND, "no route matches the path");
         return;
     }
     const config_route *route = ex->match.route;
@@ -344,7 +343,7 @@ static void check_declared_length(exchange_t *ex)
         return;
     unsigned long long declared = strtoull(length, NULL, 10);
     if (declared > ex->gen->cfg->limits.max_body_bytes)
-        fail_simple(ex, 413, "payload_too_large", "the body is larger than max_body_bytes");
+        fail_simple(ex, GW_ERR_PAYLOAD_TOO_LARGE, "the body is larger than max_body_bytes");
     else if (declared > 0)
         (void)buf_reserve(&ex->body, (size_t)declared); /* one allocation, no regrowth;
                                                          failure shows in take_body */
@@ -360,9 +359,9 @@ static int refuse_ambiguous_head(exchange_t *ex)
         return 0;
     ex->close_after = 1;
     if (v == HTTP_HEAD_CODING)
-        fail_simple(ex, 501, "not_implemented", why);
+        fail_simple(ex, GW_ERR_NOT_IMPLEMENTED, why);
     else
-        fail_simple(ex, 400, "bad_request", why);
+        fail_simple(ex, GW_ERR_BAD_REQUEST, why);
     return 1;
 }
 
@@ -378,7 +377,7 @@ static void start(exchange_t *ex)
             ex->label = "admin";
             ex->label_metric = METRICS_ROUTE_ADMIN;
             ex->challenge = 1;
-            fail_simple(ex, 401, "unauthorized", "a valid bearer token is required");
+            fail_simple(ex, GW_ERR_UNAUTHORIZED, "a valid bearer token is required");
             return;
         }
         answer_admin(ex);
@@ -386,12 +385,12 @@ static void start(exchange_t *ex)
     }
     if (ex->gw->stopping) {
         ex->close_after = 1;
-        fail_simple(ex, 503, "draining", "the gateway is shutting down");
+        fail_simple(ex, GW_ERR_DRAINING, "the gateway is shutting down");
         return;
     }
     if (!authorized(ex)) {
         ex->challenge = 1;
-        fail_simple(ex, 401, "unauthorized", "a valid bearer token is required");
+        fail_simple(ex, GW_ERR_UNAUTHORIZED, "a valid bearer token is required");
         return;
     }
     if (!route_generic(ex))
@@ -509,7 +508,7 @@ static void stream_value(exchange_t *ex, span_t value)
          * without bound (the cancel takes effect when this callback returns) */
         up_cancel(ex->req);
         stop_waiting(ex);
-        stream_fail(ex, (gw_error_t){ 503, "overloaded" }, "the client reads the stream too slowly",
+        stream_fail(ex, GW_ERR_OVERLOADED, "the client reads the stream too slowly",
                     span_of(NULL, 0));
         return;
     }
@@ -536,10 +535,10 @@ static void reply_too_large(exchange_t *ex)
     buf_free(&ex->values);
     ex->nvalues = 0;
     if (ex->stream_started) {
-        stream_fail(ex, (gw_error_t){ 502, "bad_upstream_message" }, why, span_of(NULL, 0));
+        stream_fail(ex, GW_ERR_BAD_UPSTREAM_MESSAGE, why, span_of(NULL, 0));
         return;
     }
-    fail_simple(ex, 502, "bad_upstream_message", why);
+    fail_simple(ex, GW_ERR_BAD_UPSTREAM_MESSAGE, why);
     resume(ex);
 }
 
@@ -625,7 +624,7 @@ static void build_reply(exchange_t *ex)
 static void stream_done(exchange_t *ex, up_outcome_t outcome, span_t err, const char *detail)
 {
     if (outcome != UP_OK && !ex->stream_started) {
-        fail(ex, gw_error_for_outcome(outcome, err), detail, err); /* before any value */
+        fail(ex, gw_error_of_outcome(outcome), detail, err); /* before any value */
         resume(ex);
         return;
     }
@@ -642,7 +641,7 @@ static void stream_done(exchange_t *ex, up_outcome_t outcome, span_t err, const 
             stream_wake(ex);
         return;
     }
-    stream_fail(ex, gw_error_for_outcome(outcome, err), detail, err);
+    stream_fail(ex, gw_error_of_outcome(outcome), detail, err);
 }
 
 static void on_done(void *ctx, up_outcome_t outcome, span_t err, const char *detail)
@@ -659,7 +658,7 @@ static void on_done(void *ctx, up_outcome_t outcome, span_t err, const char *det
     if (outcome == UP_OK)
         build_reply(ex);
     else
-        fail(ex, gw_error_for_outcome(outcome, err), detail, err);
+        fail(ex, gw_error_of_outcome(outcome), detail, err);
     resume(ex);
 }
 
@@ -837,7 +836,7 @@ static void dispatch(exchange_t *ex)
     gateway_t *gw = ex->gw;
     char why[256];
     if (ex->body_too_large) {
-        fail_simple(ex, 413, "payload_too_large", "the body is larger than max_body_bytes");
+        fail_simple(ex, GW_ERR_PAYLOAD_TOO_LARGE, "the body is larger than max_body_bytes");
         return;
     }
     buf_t *rendered = &ex->rendered;
@@ -846,16 +845,16 @@ static void dispatch(exchange_t *ex)
     if (ex->route) {
         pattern = span_of(ex->route->pattern_json, ex->route->pattern_length);
         if (render_data(ex, rendered, &data, why, sizeof why)) {
-            fail_simple(ex, 400, "bad_request", why);
+            fail_simple(ex, GW_ERR_BAD_REQUEST, why);
             return;
         }
     } else if (generic_parse_body(span_of(ex->body.data, ex->body.len), &pattern, &data, why, sizeof why)) {
-        fail_simple(ex, 400, "bad_request", why);
+        fail_simple(ex, GW_ERR_BAD_REQUEST, why);
         return;
     }
     if (gw->waiting >= ex->gen->cfg->limits.max_inflight) {
         ex->retry_after = 1;
-        fail_simple(ex, 503, "overloaded", "too many requests in flight (max_inflight)");
+        fail_simple(ex, GW_ERR_OVERLOADED, "too many requests in flight (max_inflight)");
         return;
     }
     buf_t *metadata = &ex->metadata;
@@ -874,7 +873,7 @@ static void dispatch(exchange_t *ex)
     else
         ex->req = up_send(svc, pattern, data, meta, timeout, &upstream_callbacks, ex);
     if (!ex->req) {
-        fail_simple(ex, 503, "overloaded", "out of memory");
+        fail_simple(ex, GW_ERR_OVERLOADED, "out of memory");
         return;
     }
     gw->waiting++;
@@ -978,23 +977,24 @@ void exchange_abort_waiting(gateway_t *gw)
         up_cancel(ex->req);
         stop_waiting(ex);
         if (ex->stream_started) {
-            stream_fail(ex, (gw_error_t){ 503, "draining" }, "the gateway shut down before the stream ended",
+            stream_fail(ex, GW_ERR_DRAINING, "the gateway shut down before the stream ended",
                         span_of(NULL, 0));
             continue;
         }
         ex->close_after = 1;
-        fail_simple(ex, 503, "draining", "the gateway shut down before the reply came");
+        fail_simple(ex, GW_ERR_DRAINING, "the gateway shut down before the reply came");
         resume(ex);
     }
 }
 
-void exchange_on_refused(void *ctx, unsigned status, const char *code, const char *message, buf_t *wire)
+void exchange_on_refused(void *ctx, gw_error_t kind, const char *message, buf_t *wire)
 {
+    unsigned status = (unsigned)gw_error_status(kind);
     gateway_t *gw = ctx;
     char id[40];
     new_request_id(gw, id, sizeof id);
     buf_t body = BUF_INIT;
-    gw_error_body(&body, (gw_error_t){ (int)status, code }, message, span_of(NULL, 0));
+    gw_error_body(&body, kind, message, span_of(NULL, 0));
     const char *reason = MHD_get_reason_phrase_for(status);
     char date[64], head[320];
     time_t now = time(NULL);

@@ -41,7 +41,8 @@ void exchange_on_completed(void *cls, struct MHD_Connection *connection, void **
 /* httpd's on_refused: libmicrohttpd refused a request head itself (see
  * httpd.h); the gateway's own error answer, counted and logged. */
 #include "core/buf.h"
-void exchange_on_refused(void *ctx, unsigned status, const char *code, const char *message, buf_t *wire);
+#include "gateway/errors.h"
+void exchange_on_refused(void *ctx, gw_error_t kind, const char *message, buf_t *wire);
 
 /* Frees the exchanges kept for reuse (once the HTTP daemon is closed). */
 void exchange_free_spares(struct gateway *gw);

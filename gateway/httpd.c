@@ -23,7 +23,7 @@ struct httpd {
     void *done_ctx;
     void (*on_mhd_error)(void *ctx, const char *text);
     void (*on_hangup)(void *ctx, void *waiter);
-    void (*on_refused)(void *ctx, unsigned status, const char *code, const char *message, buf_t *wire);
+    void (*on_refused)(void *ctx, gw_error_t kind, const char *message, buf_t *wire);
     MHD_AccessHandlerCallback on_request;
     MHD_RequestCompletedCallback on_completed;
     void *handler_ctx;
@@ -298,7 +298,7 @@ void httpd_set_waiter(struct MHD_Connection *connection, void *waiter)
  * down, so that MHD's writes fail and it closes the connection: the client
  * sees one answer.
  */
-static void refuse_length(httpd_t *h, unsigned status, const char *code, const char *message)
+static void refuse_length(httpd_t *h, gw_error_t kind, const char *message)
 {
     if (!h->on_refused)
         return;
@@ -308,7 +308,7 @@ static void refuse_length(httpd_t *h, unsigned status, const char *code, const c
             !MHD_get_connection_info(hc->connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE))
             continue;
         buf_t wire = BUF_INIT;
-        h->on_refused(h->handler_ctx, status, code, message, &wire);
+        h->on_refused(h->handler_ctx, kind, message, &wire);
         if (wire.len)
             (void)!send(hc->fd, wire.data, wire.len, MSG_NOSIGNAL | MSG_DONTWAIT);
         buf_free(&wire);
@@ -326,9 +326,9 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
         text[--n] = 0;
     if (strncmp(text, "Failed to parse `Content-Length'", 32) == 0)
-        refuse_length(h, 400, "bad_request", "the Content-Length header is not a decimal number");
+        refuse_length(h, GW_ERR_BAD_REQUEST, "the Content-Length header is not a decimal number");
     else if (strncmp(text, "Too large value of 'Content-Length'", 35) == 0)
-        refuse_length(h, 413, "payload_too_large", "the Content-Length header is too large");
+        refuse_length(h, GW_ERR_PAYLOAD_TOO_LARGE, "the Content-Length header is too large");
     if (h->on_mhd_error)
         h->on_mhd_error(h->handler_ctx, text);
 }

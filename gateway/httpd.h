@@ -36,6 +36,7 @@
 
 #include "core/buf.h"
 #include "core/hostport.h"
+#include "gateway/errors.h"
 
 /*
  * Limits against slow or greedy clients (docs/OPERATIONS.md, "Resilience"):
@@ -76,7 +77,7 @@ typedef struct httpd_options {
      * headers with Connection: close, body) that is sent instead before
      * the connection is closed. NULL: MHD's own answer goes out (with its
      * head written twice by 0.9.75). */
-    void (*on_refused)(void *ctx, unsigned status, const char *code, const char *message, buf_t *wire);
+    void (*on_refused)(void *ctx, gw_error_t kind, const char *message, buf_t *wire);
     /* Open connections are counted here too (NULL: not), for /metrics. */
     _Atomic uint64_t *connections;
     /* Bind with SO_REUSEPORT, so that several workers share the address. */
