@@ -684,7 +684,7 @@ static void free_exchange(exchange_t *ex)
     gateway_t *gw = ex->gw;
     gw->exchanges--;
     timers_stop(&gw->timers, &ex->keepalive);
-    gen_release(ex->gen);
+    generation_release(ex->gen);
     if (gw->n_spare_exchanges + 1 > EX_SPARE_MAX) {
         release_buffers(ex, 0);
         router_match_free(&ex->match);
@@ -899,7 +899,7 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection
         *con_cls = ex;
         gw->exchanges++;
         ex->gw = gw;
-        ex->gen = gen_ref(gw->gen);
+        ex->gen = generation_ref(gw->gen);
         ex->conn = connection;
         ex->method = method;
         ex->url = url;

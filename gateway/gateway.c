@@ -16,7 +16,7 @@
 static void on_upstream_event(void *ctx, const up_event_t *ev)
 {
     gateway_t *gw = ctx;
-    conn_log_event(&gw->conn_log, ev, uv_now(gw->loop));
+    uplog_event(&gw->uplog, ev, uv_now(gw->loop));
 }
 
 static void on_mhd_error(void *ctx, const char *text)
@@ -38,7 +38,7 @@ static void close_upstream(gateway_t *gw)
     gw->gen = NULL;
     if (gw->up) /* connections closing now are not events worth a log line */
         upstream_set_event_handler(gw->up, NULL, NULL);
-    gen_release_why(g, "the gateway is shutting down");
+    generation_release_why(g, "the gateway is shutting down");
     if (gw->up)
         upstream_close(gw->up);
 }
@@ -247,7 +247,7 @@ static int worker_run(config *cfg, unsigned index, metrics_t *const *all_metrics
         gw.rng = uv_hrtime() | 1;
     list_init(&gw.waiting_list);
     timers_init(&gw.timers, &loop);
-    conn_log_init(&gw.conn_log, &gw.log);
+    uplog_init(&gw.uplog, &gw.log);
     gw.started_ns = uv_hrtime();
     gw.config_loaded_at_ms = gateway_wall_ms();
     metrics_config_loaded(gw.metrics, (double)gw.config_loaded_at_ms / 1000);
@@ -256,7 +256,7 @@ static int worker_run(config *cfg, unsigned index, metrics_t *const *all_metrics
         upstream_set_event_handler(gw.up, on_upstream_event, &gw);
     reload_start(&gw.reload, &gw);
     if (gw.up)
-        gw.gen = gen_new(cfg, NULL, gw.up, gw.metrics, &gw.log);
+        gw.gen = generation_new(cfg, NULL, gw.up, gw.metrics, &gw.log);
     int cfg_taken = gw.gen != NULL; /* else still ours to free */
     int ok = gw.gen && start_http(&gw) == 0;
     uv_signal_init(&loop, &gw.sigterm);
@@ -279,7 +279,7 @@ static int worker_run(config *cfg, unsigned index, metrics_t *const *all_metrics
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0)
         log_msg(&gw.log, CONFIG_LOG_WARN, "the event loop did not close clean", NULL);
-    conn_log_free(&gw.conn_log);
+    uplog_free(&gw.uplog);
     if (!cfg_taken)
         config_free(cfg);
     return ok ? 0 : 1;

@@ -29,7 +29,7 @@
 #include "core/timers.h"
 #include "core/upstream.h"
 #include "gateway/httpd.h"
-#include "gateway/conn_log.h"
+#include "gateway/uplog.h"
 #include "gateway/generation.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
@@ -40,7 +40,7 @@ typedef struct gateway {
     uv_loop_t *loop;
     config *cfg;              /* gen->cfg: the current config */
     logger_t log;
-    conn_log_t conn_log;      /* upstream connection events */
+    uplog_t uplog;      /* upstream connection events */
     metrics_t *metrics;       /* all_metrics[worker] */
     metrics_t *const *all_metrics; /* every worker's, for /metrics */
     size_t n_workers;

@@ -87,7 +87,7 @@ void reload_now(reloader_t *r, const char *trigger)
         return;
     }
     keep_fixed_settings(gw, next);
-    generation_t *gen = gen_new(next, gw->gen, gw->up, gw->metrics, &gw->log);
+    generation_t *gen = generation_new(next, gw->gen, gw->up, gw->metrics, &gw->log);
     if (!gen) {
         config_free(next);
         failed(r, trigger, "the new config could not be applied (see the line before)");
@@ -99,7 +99,7 @@ void reload_now(reloader_t *r, const char *trigger)
     gw->log.level = gen->cfg->log_level;
     gw->config_loaded_at_ms = gateway_wall_ms();
     size_t kept = gen->kept;
-    gen_release(old);
+    generation_release(old);
     metrics_reload(gw->metrics, 1, wall_seconds());
     char summary[128];
     config_summary(gen->cfg, summary, sizeof summary);

@@ -1,9 +1,9 @@
-#include "gateway/conn_log.h"
+#include "gateway/uplog.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-struct conn_log_entry {
+struct uplog_entry {
     char *service;
     char *endpoint;
     uint64_t tokens_at; /* when `tokens` was last brought up to date */
@@ -11,13 +11,13 @@ struct conn_log_entry {
     unsigned long long suppressed;
 };
 
-void conn_log_init(conn_log_t *cl, const logger_t *log)
+void uplog_init(uplog_t *cl, const logger_t *log)
 {
     memset(cl, 0, sizeof *cl);
     cl->log = log;
 }
 
-void conn_log_free(conn_log_t *cl)
+void uplog_free(uplog_t *cl)
 {
     for (size_t i = 0; i < cl->count; i++) {
         free(cl->entries[i].service);
@@ -28,17 +28,17 @@ void conn_log_free(conn_log_t *cl)
     cl->count = 0;
 }
 
-static conn_log_entry_t *entry_for(conn_log_t *cl, const up_event_t *ev, uint64_t now_ms)
+static uplog_entry_t *entry_for(uplog_t *cl, const up_event_t *ev, uint64_t now_ms)
 {
     for (size_t i = 0; i < cl->count; i++)
         if (strcmp(cl->entries[i].service, ev->service) == 0 && strcmp(cl->entries[i].endpoint, ev->endpoint) == 0)
             return &cl->entries[i];
-    conn_log_entry_t *grown = realloc(cl->entries, (cl->count + 1) * sizeof *grown);
+    uplog_entry_t *grown = realloc(cl->entries, (cl->count + 1) * sizeof *grown);
     if (!grown)
         return NULL;
     cl->entries = grown;
-    conn_log_entry_t *e = &grown[cl->count];
-    *e = (conn_log_entry_t){ strdup(ev->service), strdup(ev->endpoint), now_ms, CONN_LOG_BURST, 0 };
+    uplog_entry_t *e = &grown[cl->count];
+    *e = (uplog_entry_t){ strdup(ev->service), strdup(ev->endpoint), now_ms, UPLOG_BURST, 0 };
     if (!e->service || !e->endpoint) {
         free(e->service);
         free(e->endpoint);
@@ -49,13 +49,13 @@ static conn_log_entry_t *entry_for(conn_log_t *cl, const up_event_t *ev, uint64_
 }
 
 /* Token bucket: 1 when the line may be written. */
-static int take_token(conn_log_entry_t *e, uint64_t now_ms)
+static int take_token(uplog_entry_t *e, uint64_t now_ms)
 {
-    uint64_t refills = (now_ms - e->tokens_at) / CONN_LOG_REFILL_MS;
+    uint64_t refills = (now_ms - e->tokens_at) / UPLOG_REFILL_MS;
     if (refills > 0) {
         uint64_t tokens = e->tokens + refills;
-        e->tokens = tokens > CONN_LOG_BURST ? CONN_LOG_BURST : (unsigned)tokens;
-        e->tokens_at += refills * CONN_LOG_REFILL_MS;
+        e->tokens = tokens > UPLOG_BURST ? UPLOG_BURST : (unsigned)tokens;
+        e->tokens_at += refills * UPLOG_REFILL_MS;
     }
     if (e->tokens == 0)
         return 0;
@@ -63,7 +63,7 @@ static int take_token(conn_log_entry_t *e, uint64_t now_ms)
     return 1;
 }
 
-void conn_log_event(conn_log_t *cl, const up_event_t *ev, uint64_t now_ms)
+void uplog_event(uplog_t *cl, const up_event_t *ev, uint64_t now_ms)
 {
     static const char *const messages[] = {
         [UP_EV_CONNECTED] = "upstream connected",
@@ -72,7 +72,7 @@ void conn_log_event(conn_log_t *cl, const up_event_t *ev, uint64_t now_ms)
         [UP_EV_EJECTED] = "upstream endpoint ejected",
     };
     config_log_level level = ev->type == UP_EV_CONNECTED ? CONFIG_LOG_INFO : CONFIG_LOG_WARN;
-    conn_log_entry_t *e = entry_for(cl, ev, now_ms);
+    uplog_entry_t *e = entry_for(cl, ev, now_ms);
     /* ejections are rare by construction (10 s apart at least): never held back */
     if (e && ev->type != UP_EV_EJECTED && !take_token(e, now_ms)) {
         e->suppressed++;
