@@ -146,6 +146,8 @@ typedef struct config {
     size_t bearer_token_count;    /* 0: no authentication */
     config_log_level log_level;   /* default info */
     bool log_access;              /* default false */
+    bool log_access_admin;        /* admin API requests logged too; default false */
+    unsigned log_debug_bytes;     /* packet data shown at debug level; default 512 */
     config_limits limits;
     config_service *services;     /* may be empty when there are no routes */
     size_t service_count;
