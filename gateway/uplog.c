@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_scan.h"
+
 struct uplog_entry {
     char *service;
     char *endpoint;
@@ -97,4 +99,87 @@ void uplog_event(uplog_t *cl, const up_event_t *ev, uint64_t now_ms)
         }
     }
     log_end(cl->log, &line);
+}
+
+/* ---- packets ------------------------------------------------------------- */
+
+/* The first `max` bytes of text, cut back to a UTF-8 boundary. */
+static size_t cut(span_t text, size_t max)
+{
+    if (text.n <= max)
+        return text.n;
+    size_t n = max;
+    while (n > 0 && ((unsigned char)text.p[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+static void put_cut(log_line_t *line, const char *key, span_t text, size_t max)
+{
+    log_strn(line, key, text.p, cut(text, max));
+}
+
+static void put_data(log_line_t *line, span_t data, size_t max)
+{
+    put_cut(line, "data", data, max);
+    log_int(line, "data_bytes", (long long)data.n);
+}
+
+static void packet_out(log_line_t *line, span_t json, size_t max)
+{
+    span_t v;
+    if (jscan_member(json, "pattern", &v)) {
+        if (v.n <= max)
+            log_rawn(line, "pattern", v.p, v.n);
+        else
+            put_cut(line, "pattern", v, max);
+    }
+    if (jscan_member(json, "id", &v))
+        log_rawn(line, "id", v.p, v.n);
+    if (jscan_member(json, "data", &v))
+        put_data(line, v, max);
+}
+
+static void packet_in(log_line_t *line, span_t json, size_t max)
+{
+    static const char *const carried[] = { "err", "response" };
+    span_t v;
+    if (jscan_member(json, "id", &v))
+        log_rawn(line, "id", v.p, v.n);
+    for (int i = 0; i < 2; i++) {
+        if (jscan_member(json, carried[i], &v)) {
+            log_str(line, "kind", carried[i]);
+            put_data(line, v, max);
+            break;
+        }
+    }
+    if (jscan_member(json, "isDisposed", &v))
+        log_rawn(line, "isDisposed", v.p, v.n);
+}
+
+static void on_packet(void *ctx, const up_packet_t *p)
+{
+    uplog_t *cl = ctx;
+    log_line_t line;
+    int out = p->direction == UP_PACKET_OUT;
+    if (!log_begin(cl->log, &line, CONFIG_LOG_DEBUG, out ? "packet sent" : "packet received"))
+        return;
+    log_str(&line, "service", p->service);
+    log_str(&line, "endpoint", p->endpoint);
+    if (jscan_type_of(p->json) != JSCAN_OBJECT)
+        put_data(&line, p->json, cl->debug_bytes);
+    else if (out)
+        packet_out(&line, p->json, cl->debug_bytes);
+    else
+        packet_in(&line, p->json, cl->debug_bytes);
+    log_end(cl->log, &line);
+}
+
+void uplog_configure(uplog_t *cl, upstream_t *up, const config *cfg)
+{
+    cl->debug_bytes = cfg->log_debug_bytes;
+    if (cfg->log_level == CONFIG_LOG_DEBUG)
+        upstream_set_packet_observer(up, on_packet, cl);
+    else
+        upstream_set_packet_observer(up, NULL, NULL);
 }
