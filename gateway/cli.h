@@ -21,6 +21,11 @@ int cli_call(int argc, char **argv, int is_emit);
  * serving). The container image's HEALTHCHECK. */
 int cli_healthcheck(int argc, char **argv);
 
+/* `explain [-c FILE] METHOD PATH [BODY] [-H "Name: value"]...`: a dry run
+ * of one request: the route, service, pattern and packet data (exit 0), or
+ * the error the gateway would answer (exit 1); no network. */
+int cli_explain(int argc, char **argv);
+
 /* ---- config on the command line (cli_config.c) ----------------------------- */
 
 /*

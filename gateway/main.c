@@ -2,7 +2,7 @@
  * patterngate's command line (SPEC.md "Command line"): a thin dispatcher.
  *
  *   patterngate [-c FILE] [--check] [--version] [--help]   serve / check
- *   patterngate call|emit|healthcheck ...                  subcommands
+ *   patterngate call|emit|healthcheck|explain ...          subcommands
  *
  * -c has the long forms --config FILE and --config=FILE.
  *
@@ -27,7 +27,8 @@ static const char usage_text[] =
     "       patterngate call [--tls-ca F] [--tls-cert F --tls-key F] [--servername N]\n"
     "                        [--insecure] [--timeout MS] HOST:PORT PATTERN [DATA]\n"
     "       patterngate emit [same options] HOST:PORT PATTERN [DATA]\n"
-    "       patterngate healthcheck [-c FILE] [URL]\n";
+    "       patterngate healthcheck [-c FILE] [URL]\n"
+    "       patterngate explain [-c FILE] METHOD PATH [BODY] [-H \"Name: value\"]...\n";
 
 static const char help_text[] =
     "\n"
@@ -46,6 +47,8 @@ static const char help_text[] =
     "  emit         send one event\n"
     "  healthcheck  exit 0 when URL answers 200 within 2 s, else 1; the default URL\n"
     "               is /healthz on the config's admin_listen, else its listen\n"
+    "  explain      show what the config does with one request (route, service,\n"
+    "               pattern, packet data, or the error answered), sending nothing\n"
     "  Each of them takes --help.\n"
     "\n"
     "Exit codes: 0 success, 1 runtime failure, 2 bad usage or config.\n";
@@ -78,6 +81,7 @@ static const struct {
     {"call", run_call},
     {"emit", run_emit},
     {"healthcheck", cli_healthcheck},
+    {"explain", cli_explain},
 };
 
 static int bad_usage(const char *format, const char *detail)
@@ -105,7 +109,7 @@ static int bad_argument(const char *arg)
     if (looks_like_config(arg))
         fprintf(stderr, "; did you mean -c %s?", arg);
     else
-        fputs(" (subcommands: call, emit, healthcheck)", stderr);
+        fputs(" (subcommands: call, emit, healthcheck, explain)", stderr);
     fputc('\n', stderr);
     fputs(usage_text, stderr);
     return EXIT_USAGE;
