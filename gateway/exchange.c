@@ -333,21 +333,29 @@ static exchange_t *pool_alloc(ex_pool_t *p)
     return ex;
 }
 
+/* Frees a DONE exchange and what it holds. */
+static void pool_free(ex_pool_t *p, exchange_t *ex)
+{
+    p->handler->on_recycle(p->ctx, ex, 0);
+    buf_free(&ex->body);
+    buf_free(&ex->out);
+    p->in_state[EX_DONE]--;
+    free(ex);
+}
+
 /* A DONE exchange goes back to the pool, or is freed. */
 static void pool_put(ex_pool_t *p, exchange_t *ex)
 {
-    int keep = !(p->n_spares + 1 > EX_SPARE_MAX);
-    p->handler->on_recycle(p->ctx, ex, keep ? EX_SPARE_BUF_BYTES : 0);
+    if (p->n_spares + 1 > EX_SPARE_MAX) {
+        pool_free(p, ex);
+        return;
+    }
+    p->handler->on_recycle(p->ctx, ex, EX_SPARE_BUF_BYTES);
     buf_t *bufs[] = { &ex->body, &ex->out };
     for (size_t i = 0; i < 2; i++) {
-        if (!keep || bufs[i]->cap > EX_SPARE_BUF_BYTES)
+        if (bufs[i]->cap > EX_SPARE_BUF_BYTES)
             buf_free(bufs[i]);
         buf_clear(bufs[i]);
-    }
-    if (!keep) {
-        p->in_state[EX_DONE]--;
-        free(ex);
-        return;
     }
     ex->next_spare = p->spares;
     p->spares = ex;
@@ -383,9 +391,9 @@ void ex_pool_close(ex_pool_t *p)
     while (p->spares) {
         exchange_t *ex = p->spares;
         p->spares = ex->next_spare;
-        p->n_spares = 0; /* pool_put frees it */
-        pool_put(p, ex);
+        pool_free(p, ex);
     }
+    p->n_spares = 0;
     p->timers.handle.data = p;
     timers_close(&p->timers, on_timers_closed);
 }
