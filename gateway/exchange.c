@@ -22,6 +22,7 @@ struct ex_pool {
     timers_t timers;             /* the keep-alive timers */
     uint64_t keepalive_ms;
     size_t in_state[EX_STATE_COUNT];
+    size_t with_service;         /* in SERVICE states (max_inflight's count) */
     list_node_t inflight;        /* exchanges in flight (see exchange.h) */
     exchange_t *spares;          /* DONE, kept for reuse */
     size_t n_spares;
@@ -107,6 +108,7 @@ static void ex_enter(exchange_t *ex, ex_state_t to)
         p->http->watch_hangup(server, ex->conn, NULL);
         p->http->resume(server, ex->conn);
     }
+    p->with_service += (size_t)((is & SERVICE) != 0) - (size_t)((was & SERVICE) != 0);
     if ((was & INFLIGHT) && !(is & INFLIGHT))
         list_remove(&ex->inflight_link);
     else if (!(was & INFLIGHT) && (is & INFLIGHT))
@@ -422,7 +424,7 @@ size_t ex_pool_alive(const ex_pool_t *p)
 }
 
 size_t ex_pool_held(const ex_pool_t *p) { return count_class(p, HELD); }
-size_t ex_pool_upstream(const ex_pool_t *p) { return count_class(p, SERVICE); }
+size_t ex_pool_upstream(const ex_pool_t *p) { return p->with_service; }
 size_t ex_pool_sending(const ex_pool_t *p) { return p->in_state[EX_SENDING] + p->in_state[EX_STREAM_LAST]; }
 
 void ex_pool_drain(ex_pool_t *p)
@@ -535,10 +537,10 @@ void exchange_on_completed(void *cls, struct MHD_Connection *connection, void **
     pool_put(p, ex);
 }
 
-void exchange_on_hangup(void *cls, void *waiter)
+void exchange_on_hangup(void *cls, void *owner)
 {
     (void)cls;
-    exchange_t *ex = waiter;
+    exchange_t *ex = owner;
     if (!(classes[ex->state] & SUSPENDED))
         return;
     ex_pool_t *p = pool_of(ex);

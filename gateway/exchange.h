@@ -255,7 +255,7 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection
 void exchange_on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                            enum MHD_RequestTerminationCode toe);
 /* httpd's hang-up watch: the client of a suspended exchange went away. */
-void exchange_on_hangup(void *cls, void *waiter);
+void exchange_on_hangup(void *cls, void *owner);
 /* The content reader of a stream (cls: the exchange). */
 ssize_t exchange_stream_read(void *cls, uint64_t pos, char *buf, size_t max);
 

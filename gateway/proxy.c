@@ -207,9 +207,10 @@ static void answer_admin(request_t *r)
 typedef struct verdict {
     int error;                  /* gw_error_t, or -1: go on */
     const char *message;
+    const char *allow;          /* 405: the Allow header */
 } verdict_t;
 
-#define GO_ON ((verdict_t){ -1, NULL })
+#define GO_ON ((verdict_t){ -1, NULL, NULL })
 
 static void use_route_label(request_t *r, size_t route_index)
 {
@@ -226,7 +227,8 @@ static int route_generic(request_t *r, verdict_t *v)
     if (kind == GENERIC_PATH_NONE)
         return 0;
     if (kind == GENERIC_PATH_BAD || kind < 0) {
-        *v = kind < 0 ? (verdict_t){ GW_ERR_OVERLOADED, "out of memory" } : (verdict_t){ GW_ERR_BAD_REQUEST, r->match.error };
+        *v = kind < 0 ? (verdict_t){ GW_ERR_OVERLOADED, "out of memory", NULL }
+                      : (verdict_t){ GW_ERR_BAD_REQUEST, r->match.error, NULL };
         return 1;
     }
     r->label = "generic";
@@ -240,12 +242,11 @@ static int route_generic(request_t *r, verdict_t *v)
         }
     }
     if (!svc) {
-        *v = (verdict_t){ GW_ERR_NOT_FOUND, "no such service for the generic API" };
+        *v = (verdict_t){ GW_ERR_NOT_FOUND, "no such service for the generic API", NULL };
         return 1;
     }
     if (strcmp(r->ex.method, "POST") != 0) {
-        ex_header(&r->ex, MHD_HTTP_HEADER_ALLOW, "POST");
-        *v = (verdict_t){ GW_ERR_METHOD_NOT_ALLOWED, "the generic API takes POST" };
+        *v = (verdict_t){ GW_ERR_METHOD_NOT_ALLOWED, "the generic API takes POST", "POST" };
         return 1;
     }
     r->has_service = 1;
@@ -259,7 +260,7 @@ static int route_generic(request_t *r, verdict_t *v)
 /* The generic API's ?reply=, once the token is checked. */
 static int generic_reply_mode(request_t *r)
 {
-    static char why[160];
+    char why[160];
     const char *reply = MHD_lookup_connection_value(r->ex.conn, MHD_GET_ARGUMENT_KIND, "reply");
     if (r->is_emit || !generic_parse_reply(reply, &r->reply, why, sizeof why))
         return 0;
@@ -274,14 +275,13 @@ static verdict_t route_configured(request_t *r)
         break;
     case ROUTER_METHOD_NOT_ALLOWED: /* counted under the path's route */
         use_route_label(r, r->match.route_index);
-        ex_header(&r->ex, MHD_HTTP_HEADER_ALLOW, r->match.allow);
-        return (verdict_t){ GW_ERR_METHOD_NOT_ALLOWED, NULL };
+        return (verdict_t){ GW_ERR_METHOD_NOT_ALLOWED, NULL, r->match.allow };
     case ROUTER_BAD_PATH:
-        return (verdict_t){ GW_ERR_BAD_REQUEST, r->match.error };
+        return (verdict_t){ GW_ERR_BAD_REQUEST, r->match.error, NULL };
     case ROUTER_NO_MEMORY:
-        return (verdict_t){ GW_ERR_OVERLOADED, "out of memory" };
+        return (verdict_t){ GW_ERR_OVERLOADED, "out of memory", NULL };
     default:
-        return (verdict_t){ GW_ERR_NOT_FOUND, NULL };
+        return (verdict_t){ GW_ERR_NOT_FOUND, NULL, NULL };
     }
     const config_route *route = r->match.route;
     r->route = route;
@@ -358,6 +358,8 @@ static void on_head(void *ctx, exchange_t *ex)
     } else if (!authorized(r)) {
         refuse_unauthorized(r);
     } else if (v.error >= 0) {
+        if (v.allow)
+            ex_header(ex, MHD_HTTP_HEADER_ALLOW, v.allow);
         ex_fail(ex, (gw_error_t)v.error, v.message, span_of(NULL, 0));
     } else if (!r->route && generic_reply_mode(r) != 0) {
         return;
@@ -419,11 +421,14 @@ static void failure_message(const request_t *r, up_outcome_t outcome, const char
     }
 }
 
-/* Notes the endpoint a request was written on, for the access log. */
+/* Notes the endpoint a request was written on, for the access log (a
+ * stream notes that it was written: its address is what tells). */
 static void note_upstream(request_t *r)
 {
-    const char *address = r->req ? up_request_address(r->req) : NULL;
-    if (address && !r->upstream[0])
+    if (r->upstream[0] || !r->req || (!cfg_of(r)->log_access && !r->streaming))
+        return;
+    const char *address = up_request_address(r->req);
+    if (address)
         snprintf(r->upstream, sizeof r->upstream, "%s", address);
 }
 
