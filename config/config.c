@@ -66,7 +66,7 @@ static const char *const top_keys[] = {
 };
 static const char *const dns_keys[] = {"servers", NULL};
 static const char *const auth_keys[] = {"bearer_tokens", "jwt", NULL};
-static const char *const log_keys[] = {"level", "access", NULL};
+static const char *const log_keys[] = {"level", "access", "access_admin", "debug_bytes", NULL};
 static const char *const limits_keys[] = {
     "max_body_bytes", "max_connections", "max_inflight", "idle_timeout_ms", "max_reply_bytes",
     "rate_limit_keys", NULL,
@@ -94,6 +94,8 @@ static void set_defaults(config *cfg)
     cfg->shutdown_grace_ms = 10000;
     cfg->log_level = CONFIG_LOG_INFO;
     cfg->log_access = false;
+    cfg->log_access_admin = false;
+    cfg->log_debug_bytes = 512;
     cfg->limits.max_body_bytes = 1048576;
     cfg->limits.max_connections = 4096;
     cfg->limits.max_inflight = 10000;
@@ -223,6 +225,8 @@ static int load_log(cfg_loader *l, const json_t *root)
     rc |= cfg_read_enum(l, log, "level", cfg_log_level_names, CFG_COUNT_OF(cfg_log_level_names),
                         &level);
     rc |= cfg_read_bool(l, log, "access", &l->cfg->log_access);
+    rc |= cfg_read_bool(l, log, "access_admin", &l->cfg->log_access_admin);
+    rc |= cfg_read_unsigned(l, log, "debug_bytes", &cfg_non_negative_count, &l->cfg->log_debug_bytes);
     l->cfg->log_level = (config_log_level)level;
     cfg_path_pop(&l->path, mark);
     return rc;

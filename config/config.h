@@ -305,6 +305,8 @@ typedef struct config {
     config_cors *cors;            /* top-level cors; NULL: no CORS */
     config_log_level log_level;   /* default info */
     bool log_access;              /* default false */
+    bool log_access_admin;        /* admin API requests logged too; default false */
+    unsigned log_debug_bytes;     /* packet data shown at debug level; default 512 */
     config_limits limits;
     config_service *services;     /* may be empty when there are no routes */
     size_t service_count;

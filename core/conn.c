@@ -334,6 +334,8 @@ static void read_frames(up_sock_t *sock)
             conn_down(sock->conn, UP_BAD_MESSAGE, detail);
             return;
         }
+        if (sock->up->on_packet)
+            up_observe(sock->conn, UP_PACKET_IN, message);
         svc_reply(sock->conn, message);
     }
     if (sock->conn)
@@ -583,6 +585,11 @@ int conn_write_request(up_conn_t *conn, up_request_t *req, span_t pattern, span_
     }
     if (rc)
         return rc;
+    if (sock->up->on_packet) { /* the frame is "<length>#<json>" */
+        const char *frame = sock->out.data + before, *hash = memchr(frame, '#', sock->out.len - before);
+        if (hash)
+            up_observe(conn, UP_PACKET_OUT, span_of(hash + 1, (size_t)(sock->out.data + sock->out.len - hash - 1)));
+    }
     if (!req->retries_left)
         buf_free(&req->frame);
     sock->bytes_queued += sock->out.len - before;

@@ -294,8 +294,13 @@ static void maybe_eject(up_endpoint_t *ep, const char *why)
         c->next_attempt_wall = 0;
     }
     up_event_t ev = { .type = UP_EV_EJECTED, .service = svc->opts.name, .endpoint = ep->address,
-                      .detail = why, .ejected_ms = ms };
+                      .from = ep_from(ep), .detail = why, .ejected_ms = ms };
     up_report_service(svc, &ev);
+}
+
+const char *ep_from(const up_endpoint_t *ep)
+{
+    return ep->target->is_name ? ep->target->host : NULL;
 }
 
 void ep_connect_failed(up_endpoint_t *ep)
@@ -378,7 +383,8 @@ int ep_sweep(up_endpoint_t *ep)
     for (list_node_t *n = ep->conns.next; n != &ep->conns; n = n->next)
         if (conn_busy(LIST_OWNER(n, up_conn_t, link)))
             return 0;
-    up_event_t ev = { .type = UP_EV_DRAINED, .service = ep->svc->opts.name, .endpoint = ep->address };
+    up_event_t ev = { .type = UP_EV_DRAINED, .service = ep->svc->opts.name, .endpoint = ep->address,
+                      .from = ep_from(ep) };
     up_report_service(ep->svc, &ev);
     ep_destroy(ep, UP_CLOSED, "the endpoint left the service's DNS answer");
     return 1;
@@ -414,7 +420,7 @@ void ep_info(const up_endpoint_t *ep, up_endpoint_info_t *out)
         next = ep->ejected_until_wall;
     *out = (up_endpoint_info_t){
         .address = ep->address,
-        .from = ep->target->is_name ? ep->target->host : NULL,
+        .from = ep_from(ep),
         .state = ep->state,
         .inflight = ep->inflight,
         .requests = ep->requests,

@@ -78,6 +78,9 @@ up_conn_t *ep_best_conn(up_endpoint_t *ep, int *full);
 int ep_connecting(const up_endpoint_t *ep);
 
 /* Outlier ejection bookkeeping, from conn.c. */
+/* The DNS name the endpoint's address came from; NULL for an IP literal. */
+const char *ep_from(const up_endpoint_t *ep);
+
 void ep_connect_failed(up_endpoint_t *ep);
 void ep_connected(up_endpoint_t *ep);
 void ep_protocol_error(up_endpoint_t *ep);

@@ -1276,6 +1276,20 @@ void upstream_handle_closed(upstream_t *up)
     free(up);
 }
 
+
+void upstream_set_packet_observer(upstream_t *up, up_packet_fn fn, void *ctx)
+{
+    up->on_packet = fn;
+    up->packet_ctx = ctx;
+}
+
+void up_observe(up_conn_t *conn, up_packet_direction_t direction, span_t json)
+{
+    up_service_t *svc = conn->endpoint->svc;
+    up_packet_t packet = { direction, svc->opts.name, conn->endpoint->address, json };
+    svc->up->on_packet(svc->up->packet_ctx, &packet);
+}
+
 void upstream_set_event_handler(upstream_t *up, up_event_fn fn, void *ctx)
 {
     up->on_event = fn;
@@ -1298,7 +1312,7 @@ void up_report(up_conn_t *conn, up_event_type_t type, const char *detail)
         .type = type,
         .service = conn->endpoint->svc->opts.name,
         .endpoint = conn->endpoint->address,
-        .from = conn->endpoint->target->is_name ? conn->endpoint->target->host : NULL,
+        .from = ep_from(conn->endpoint),
         .detail = detail,
         .tls_version = sock && sock->tls ? tls_conn_version(sock->tls) : NULL,
         .tls_resumed = sock && sock->tls ? tls_conn_resumed(sock->tls) : 0,

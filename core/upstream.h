@@ -336,9 +336,12 @@ up_request_t *up_emit(up_service_t *svc, span_t pattern, span_t data, span_t met
  * the request are dropped (and counted as late), its resources are freed. */
 void up_cancel(up_request_t *req);
 
-/* During a request's callbacks: the "address:port" of the endpoint it was
- * last written to (NULL: none), and for an event the endpoints it was
- * written to (0 or 1; every usable one with fanout_all). */
+/* The "host:port" of the endpoint the request was last written on (a
+ * copy, so it outlives the endpoint); NULL while it has not been written
+ * (so, read right after up_send/up_stream/up_emit, it tells whether the
+ * request was written at once). Readable while the handle is valid, in its
+ * callbacks too. For an event, up_request_delivered is the number of
+ * endpoints it was written to (0 or 1; every usable one with fanout all). */
 const char *up_request_address(const up_request_t *req);
 size_t up_request_delivered(const up_request_t *req);
 
@@ -380,6 +383,28 @@ typedef void (*up_event_fn)(void *ctx, const up_event_t *event);
 /* Replaces the handler (NULL: none). Called from the loop, never re-entrantly
  * from up_submit and friends. */
 void upstream_set_event_handler(upstream_t *up, up_event_fn fn, void *ctx);
+
+/*
+ * Packets as they go to and come from services, for debug logs: every
+ * request and event packet when it is queued for writing on a connection,
+ * every packet read from one (replies, late ones included) before it is
+ * handled. `json` is the packet's JSON text without its length prefix;
+ * everything is valid during the call only. A packet written at once is
+ * observed from inside up_send/up_stream/up_emit: the observer must not
+ * call into the upstream.
+ */
+typedef enum up_packet_direction { UP_PACKET_OUT, UP_PACKET_IN } up_packet_direction_t;
+
+typedef struct up_packet {
+    up_packet_direction_t direction;
+    const char *service;
+    const char *endpoint;    /* "host:port" as configured */
+    span_t json;
+} up_packet_t;
+
+typedef void (*up_packet_fn)(void *ctx, const up_packet_t *packet);
+/* Replaces the observer (NULL: none; then nothing is spent on it). */
+void upstream_set_packet_observer(upstream_t *up, up_packet_fn fn, void *ctx);
 
 /* Requests not yet completed, in the whole upstream. */
 size_t upstream_inflight(const upstream_t *up);

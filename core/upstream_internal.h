@@ -199,6 +199,8 @@ struct upstream {
     size_t n_dns_servers;
     up_event_fn on_event;
     void *event_ctx;
+    up_packet_fn on_packet; /* debug observer, NULL: none */
+    void *packet_ctx;
     int closing;
     int sweep_due;          /* an endpoint has work for the idle handler */
     up_request_t *spare;    /* finished requests kept for reuse; at most
@@ -257,6 +259,8 @@ uint64_t up_wall_ms(void);
 uint64_t up_random(upstream_t *up);
 void up_report(up_conn_t *conn, up_event_type_t type, const char *detail);
 void up_report_service(up_service_t *svc, const up_event_t *ev);
+/* Hands a packet's JSON text to the packet observer, if there is one. */
+void up_observe(up_conn_t *conn, up_packet_direction_t direction, span_t json);
 /* Makes the next loop iteration deliver finished requests and flush writes. */
 void upstream_schedule(upstream_t *up);
 /* A handle or sock of the upstream finished closing. */

@@ -1,28 +1,46 @@
 /*
  * admin: the admin API (SPEC.md "Admin API"): /healthz, /readyz, /status,
  * /metrics, and /openapi.json and /docs (SPEC.md "Describing the API",
- * gateway/openapi.h). Nothing here changes state.
+ * gateway/openapi.h). Nothing here changes state. proxy.c calls it for
+ * admin paths (on the admin listener, or on `listen` when there is no
+ * admin_listen).
  *
- * admin_answer builds one answer; exchange.c uses it for admin paths on
- * `listen` when there is no `admin_listen`, and admin_on_request (the MHD
- * access handler of the admin listener) for everything it is asked.
- * Answers are built on the loop thread from the live state, so /healthz
- * answers only when the event loop runs.
+ * /status covers every worker. Each worker renders its own part (its
+ * connections, in-flight counts...) on its own loop; with several workers
+ * the worker that was asked posts PEER_STATUS_ASK to every worker, itself
+ * included, through peers.h, collects their PEER_STATUS_PART answers and
+ * then renders the whole: connections listed with their "worker", totals
+ * summed. No worker reads another's structures.
+ *
+ *   worker k (asked)             worker j
+ *   admin_status_gather ---ASK--> admin_on_message: render part j
+ *        ^                                   |
+ *        '-------------PART (same memory) ---'
+ *   admin_on_message: part j in; all in -> done(ctx, reply)
+ *
+ * A gather and its messages share a reference count (atomic): the asking
+ * exchange holds one until it is answered or abandoned, each message one
+ * until it is handled or dropped, so whichever comes last frees it, on any
+ * thread; only the asking worker's thread touches anything else of it. A
+ * worker that has stopped answers nothing: its mailbox bounces the ASK
+ * back, and the status lists the workers that answered.
  */
 #ifndef PG_GATEWAY_ADMIN_H
 #define PG_GATEWAY_ADMIN_H
 
-#include <microhttpd.h>
-
 #include "core/buf.h"
-
-struct gateway;
+#include "gateway/errors.h"
+#include "gateway/peers.h"
+#include "gateway/worker.h"
 
 typedef struct admin_reply {
     unsigned status;
     buf_t body;               /* owned by the reply */
     const char *content_type; /* static */
     const char *allow;        /* for 405, static */
+    int error;                /* >= 0: answer this gw_error_t instead (with
+                                 `message`, static); status and body unset */
+    const char *message;
 } admin_reply_t;
 
 /* 1 for /healthz, /readyz, /status, /metrics, /openapi.json, /docs. */
@@ -33,14 +51,27 @@ int admin_is_path(const char *url);
  * API needs the token there. */
 int admin_is_probe(const char *url);
 
-/* Fills r (its body owned by the caller after the call) for any url: 404
- * for a path that is not an admin path, 405 for a method other than GET or
- * HEAD, 503 when out of memory. */
-void admin_answer(struct gateway *gw, const char *method, const char *url, admin_reply_t *r);
+/*
+ * Fills r (its body the caller's after the call) for any url: 404 for a
+ * path that is not an admin path, 405 for a method other than GET or HEAD,
+ * 503 when out of memory. Returns 0; or 1 for /status with several workers:
+ * nothing is filled, ask them with admin_status_gather.
+ */
+int admin_answer(const worker_t *w, const char *method, const char *url, admin_reply_t *r);
 
-/* The access handler of the admin listener; cls is the gateway. */
-enum MHD_Result admin_on_request(void *cls, struct MHD_Connection *connection, const char *url,
-                                 const char *method, const char *version, const char *upload_data,
-                                 size_t *upload_data_size, void **con_cls);
+typedef struct admin_gather admin_gather_t;
+typedef void (*admin_gathered_fn)(void *ctx, admin_reply_t *r);
+
+/* Asks every worker for its part of /status; done(ctx, reply) runs on this
+ * worker's loop once they all answered (never from inside this call), the
+ * reply's body the callee's to take. NULL when out of memory or when this
+ * worker's own mailbox is closed. */
+admin_gather_t *admin_status_gather(worker_t *w, admin_gathered_fn done, void *ctx);
+
+/* The asker went away (client gone, drain): done will not be called. */
+void admin_gather_abandon(admin_gather_t *g);
+
+/* A PEER_STATUS_ASK or PEER_STATUS_PART message for worker w (its loop). */
+void admin_on_message(worker_t *w, peer_msg_t *msg);
 
 #endif

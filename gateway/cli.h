@@ -73,6 +73,10 @@ const char *cli_tls_problem(const cli_tls_t *t);
 
 /* --timeout's value: milliseconds, 1 to 86400000. 0, or -1 when it is not. */
 int cli_parse_timeout(const char *text, uint32_t *ms);
+/* `explain [-c FILE] METHOD PATH [BODY] [-H "Name: value"]...`: a dry run
+ * of one request: the route, service, pattern and packet data (exit 0), or
+ * the error the gateway would answer (exit 1); no network. */
+int cli_explain(int argc, char **argv);
 
 /* ---- config on the command line (cli_config.c) ----------------------------- */
 

@@ -75,7 +75,7 @@ static void on_done(void *ctx, up_outcome_t outcome, span_t err, const char *det
     st->exit_code = outcome == UP_OK ? 0 : 1;
     if (outcome != UP_OK) {
         buf_t body = BUF_INIT;
-        gw_error_body(&body, gw_error_for_outcome(outcome, err), detail, err);
+        gw_error_body(&body, gw_error_of_outcome(outcome), detail, err);
         fprintf(stderr, "%.*s\n", (int)body.len, body.data);
         buf_free(&body);
     }

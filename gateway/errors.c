@@ -6,6 +6,25 @@
 #include "core/json_scan.h"
 #include "core/json_write.h"
 
+typedef struct error_info {
+    int status;
+    const char *code;
+    const char *message;
+} error_info_t;
+
+#define GW_ERROR_INFO(kind, status, code, message) [kind] = { status, code, message },
+static const error_info_t table[GW_ERR_COUNT] = { GW_ERRORS(GW_ERROR_INFO) };
+#undef GW_ERROR_INFO
+
+static const error_info_t *info(gw_error_t e)
+{
+    return &table[(unsigned)e < GW_ERR_COUNT ? e : GW_ERR_INTERNAL];
+}
+
+int gw_error_status(gw_error_t e) { return info(e)->status; }
+const char *gw_error_code(gw_error_t e) { return info(e)->code; }
+const char *gw_error_message(gw_error_t e) { return info(e)->message; }
+
 /* A whole number in 400..599 written plainly (e.g. 403, not 4.03e2). */
 static int http_status_of(span_t number)
 {
@@ -33,32 +52,38 @@ static int status_from_err(span_t err)
     return status;
 }
 
-gw_error_t gw_error_for_outcome(up_outcome_t outcome, span_t err)
+int gw_error_status_for(gw_error_t e, span_t details)
+{
+    int status = e == GW_ERR_UPSTREAM_ERROR && details.n ? status_from_err(details) : 0;
+    return status ? status : gw_error_status(e);
+}
+
+gw_error_t gw_error_of_outcome(up_outcome_t outcome)
 {
     switch (outcome) {
-    case UP_ERROR: {
-        int status = status_from_err(err);
-        return (gw_error_t){ status ? status : 500, "upstream_error" };
-    }
-    case UP_TIMEOUT: return (gw_error_t){ 504, "upstream_timeout" };
-    case UP_UNAVAILABLE: return (gw_error_t){ 503, "upstream_unavailable" };
-    case UP_CLOSED: return (gw_error_t){ 502, "upstream_closed" };
-    case UP_BAD_MESSAGE: return (gw_error_t){ 502, "bad_upstream_message" };
-    case UP_NO_HANDLER: return (gw_error_t){ 501, "no_handler" };
-    case UP_OVERLOADED: return (gw_error_t){ 503, "overloaded" };
-    case UP_CANCELLED: return (gw_error_t){ 503, "draining" };
-    default: return (gw_error_t){ 500, "internal_error" };
+    case UP_ERROR: return GW_ERR_UPSTREAM_ERROR;
+    case UP_TIMEOUT: return GW_ERR_UPSTREAM_TIMEOUT;
+    case UP_UNAVAILABLE: return GW_ERR_UPSTREAM_UNAVAILABLE;
+    case UP_CLOSED: return GW_ERR_UPSTREAM_CLOSED;
+    case UP_BAD_MESSAGE: return GW_ERR_BAD_UPSTREAM_MESSAGE;
+    case UP_NO_HANDLER: return GW_ERR_NO_HANDLER;
+    case UP_OVERLOADED: return GW_ERR_OVERLOADED;
+    case UP_CANCELLED: return GW_ERR_DRAINING;
+    default: return GW_ERR_INTERNAL;
     }
 }
 
 int gw_error_body(buf_t *out, gw_error_t e, const char *message, span_t details)
 {
+    if (!message)
+        message = gw_error_message(e);
+    const char *code = gw_error_code(e);
     int rc = buf_append_cstr(out, "{\"statusCode\":");
-    if (!rc) rc = buf_append_u64(out, (unsigned long long)e.status);
+    if (!rc) rc = buf_append_u64(out, (unsigned long long)gw_error_status_for(e, details));
     if (!rc) rc = buf_append_cstr(out, ",\"error\":");
-    if (!rc) rc = json_append_string(out, e.code, strlen(e.code));
+    if (!rc) rc = json_append_string(out, code, strlen(code));
     if (!rc) rc = buf_append_cstr(out, ",\"message\":");
-    if (!rc) rc = json_append_string(out, message ? message : "", message ? strlen(message) : 0);
+    if (!rc) rc = json_append_string(out, message, strlen(message));
     if (!rc && details.n) {
         rc = buf_append_cstr(out, ",\"details\":");
         if (!rc) rc = buf_append_span(out, details);

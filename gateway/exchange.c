@@ -1,905 +1,488 @@
 /*
- * exchange: see exchange.h. The access handler decides where a request goes
- * as soon as its headers are in (so that a 404, 401 or 413 costs no body),
- * collects the body, renders the packet data, sends it upstream and
- * suspends the connection until the reply comes back.
+ * exchange: see exchange.h. Every change of state goes through ex_enter(),
+ * which checks the transition against `allowed` and does what the state
+ * classes say (suspend, resume, hang-up watch, in-flight list, keep-alive
+ * timer, counts).
  */
 #include "gateway/exchange.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 
-#include "core/json_write.h"
 #include "core/recycle.h"
-#include "core/utf8.h"
-#include "gateway/admin.h"
-#include "gateway/errors.h"
-#include "gateway/gateway.h"
-#include "gateway/generic.h"
-#include "gateway/http_head.h"
-#include "gateway/render.h"
-#include "gateway/request_walk.h"
+#include "gateway/httpd.h"
 #include "gateway/stream.h"
-#include "core/urlcode.h"
 
-typedef enum ex_state {
-    EX_HEADERS, /* first call: nothing decided yet */
-    EX_BODY,    /* reading the body */
-    EX_WAITING, /* suspended; the upstream request is in flight */
-    EX_READY,   /* a response is built and waits to be queued */
-    EX_SENT,    /* queued; MHD sends it */
-    EX_GONE,    /* the client hung up while we waited */
-} ex_state_t;
+struct ex_pool {
+    const ex_http_t *http;
+    const ex_handler_t *handler;
+    void *ctx;
+    size_t object_size;
+    timers_t timers;             /* the keep-alive timers */
+    uint64_t keepalive_ms;
+    size_t in_state[EX_STATE_COUNT];
+    size_t with_service;         /* in SERVICE states (max_inflight's count) */
+    list_node_t inflight;        /* exchanges in flight (see exchange.h) */
+    exchange_t *spares;          /* DONE, kept for reuse */
+    size_t n_spares;
+};
 
-typedef struct exchange {
-    list_node_t waiting_link;    /* in gw->waiting_list while EX_WAITING */
-    gateway_t *gw;
-    generation_t *gen;           /* the config it runs on, held */
-    struct MHD_Connection *conn;
-    ex_state_t state;
-    const char *method;          /* MHD's, valid for the request */
-    const char *url;             /* raw path, still percent-encoded */
-    const char *version;         /* MHD's, valid for the request */
-    const char *label;           /* route template, "generic", "admin", "unmatched" */
-    int label_metric;            /* its metrics index */
-    /* where it goes */
-    const config_route *route;   /* NULL for the generic API */
-    router_match_t match;
-    size_t service_index;
-    int is_emit;
-    config_reply_mode reply;
-    unsigned ok_status;
-    uint64_t timeout_ms;
-    unsigned retries;            /* route retries, or ?retries= */
-    config_fanout fanout;        /* emit: route fanout, or ?fanout= */
-    size_t delivered;            /* emit: endpoints the event was written to */
-    /* the body */
-    buf_t body;
-    int body_too_large;
-    /* upstream */
-    up_request_t *req;
-    size_t nvalues;
-    buf_t values;                /* the values so far, comma-separated */
-    buf_t query_value;           /* the last query parameter looked up */
-    buf_t metadata;              /* the packet's metadata, while dispatching */
-    buf_t rendered;              /* the packet's data from a template, idem */
-    /* the response */
-    unsigned status;
-    buf_t response;
-    int json_body;
-    const char *content_type;    /* overrides json_body's application/json */
-    const char *allow;
-    int close_after;             /* Connection: close */
-    int challenge;               /* WWW-Authenticate: Bearer */
-    int retry_after;
-    size_t response_bytes;       /* for the access log */
-    char request_id[132];
-    uint64_t started_ns;
-    uint64_t upstream_started_ns;
-    int suspended;               /* MHD holds it suspended (or has yet to
-                                    process its resume) */
-    /* a streamed reply (ndjson, sse) */
-    int streaming;               /* the reply is streamed */
-    int stream_started;          /* its response is built: values go to `out` */
-    int stream_done;             /* nothing more will be appended */
-    int reader_waiting;          /* suspended inside the content reader */
-    buf_t out;                   /* stream bytes not yet taken by MHD */
-    size_t out_pos;
-    timer_entry_t keepalive;     /* sse: a comment after 15 s of silence */
-    struct exchange *next_spare; /* in gw->spare_exchanges once finished */
-} exchange_t;
+/* Spare exchanges per pool, and what each keeps of its buffers. */
+#define EX_SPARE_MAX (PG_RECYCLE ? 128 : 0)
+#define EX_SPARE_BUF_BYTES 4096
 
-/* What a stream may hold for a client that reads slowly, beyond the value
- * being taken: past it the stream is failed (README, "Backpressure"). */
-#define STREAM_BUFFER_MAX ((size_t)4 << 20)
+/* ---- the states ------------------------------------------------------------ */
 
-static const char *header(exchange_t *ex, const char *name)
+static const char *const state_names[EX_STATE_COUNT] = {
+    [EX_HEAD] = "head", [EX_BODY] = "body", [EX_UPSTREAM] = "upstream", [EX_GATHER] = "gather",
+    [EX_ANSWER] = "answer", [EX_SENDING] = "sending", [EX_STREAM_WAKE] = "stream_wake",
+    [EX_STREAM_FLOW] = "stream_flow", [EX_STREAM_IDLE] = "stream_idle", [EX_STREAM_CLOSE] = "stream_close",
+    [EX_STREAM_LAST] = "stream_last", [EX_GONE] = "gone", [EX_DONE] = "done",
+};
+
+const char *ex_state_name(ex_state_t s) { return (unsigned)s < EX_STATE_COUNT ? state_names[s] : "?"; }
+
+#define TO(s) (1u << (s))
+
+static const unsigned allowed[EX_STATE_COUNT] = {
+    [EX_HEAD] = TO(EX_BODY) | TO(EX_SENDING) | TO(EX_GATHER) | TO(EX_DONE),
+    [EX_BODY] = TO(EX_SENDING) | TO(EX_UPSTREAM) | TO(EX_STREAM_FLOW) | TO(EX_DONE),
+    [EX_UPSTREAM] = TO(EX_ANSWER) | TO(EX_STREAM_WAKE) | TO(EX_GONE),
+    [EX_GATHER] = TO(EX_ANSWER) | TO(EX_GONE),
+    [EX_ANSWER] = TO(EX_SENDING) | TO(EX_DONE),
+    [EX_SENDING] = TO(EX_DONE),
+    [EX_STREAM_WAKE] = TO(EX_STREAM_FLOW) | TO(EX_STREAM_CLOSE) | TO(EX_DONE),
+    [EX_STREAM_FLOW] = TO(EX_STREAM_IDLE) | TO(EX_STREAM_LAST) | TO(EX_DONE),
+    [EX_STREAM_IDLE] = TO(EX_STREAM_WAKE) | TO(EX_STREAM_CLOSE) | TO(EX_GONE),
+    [EX_STREAM_CLOSE] = TO(EX_STREAM_LAST) | TO(EX_DONE),
+    [EX_STREAM_LAST] = TO(EX_DONE),
+    [EX_GONE] = TO(EX_DONE),
+    [EX_DONE] = TO(EX_HEAD),
+};
+
+/* What a state means for the connection and the pool (exchange.h). */
+enum {
+    SUSPENDED = 1, /* MHD holds the connection suspended */
+    HELD = 2,      /* suspended, or resumed and not yet seen by MHD */
+    INFLIGHT = 4,  /* on the pool's in-flight list */
+    OPEN = 8,      /* an open stream: the service still sends */
+    SERVICE = 16,  /* a request with a service */
+};
+
+static const unsigned classes[EX_STATE_COUNT] = {
+    [EX_UPSTREAM] = SUSPENDED | HELD | INFLIGHT | SERVICE,
+    [EX_GATHER] = SUSPENDED | HELD | INFLIGHT,
+    [EX_ANSWER] = HELD,
+    [EX_STREAM_WAKE] = HELD | INFLIGHT | OPEN | SERVICE,
+    [EX_STREAM_FLOW] = INFLIGHT | OPEN | SERVICE,
+    [EX_STREAM_IDLE] = SUSPENDED | HELD | INFLIGHT | OPEN | SERVICE,
+    [EX_STREAM_CLOSE] = HELD,
+    [EX_GONE] = HELD,
+};
+
+static ex_pool_t *pool_of(const exchange_t *ex) { return ex->listener->pool; }
+
+static void bad_transition(const exchange_t *ex, ex_state_t to)
 {
-    return MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, name);
+    fprintf(stderr, "{\"level\":\"error\",\"msg\":\"exchange: impossible transition\",\"from\":\"%s\",\"to\":\"%s\"}\n",
+            ex_state_name(ex->state), ex_state_name(to));
+    abort();
 }
-
-/* ---- responses ---------------------------------------------------------- */
-
-static void set_response(exchange_t *ex, unsigned status, buf_t *json)
-{
-    ex->status = status;
-    buf_free(&ex->response);
-    if (json) {
-        ex->response = *json;
-        *json = (buf_t)BUF_INIT;
-        ex->json_body = 1;
-    }
-    ex->state = EX_READY;
-}
-
-static void fail(exchange_t *ex, gw_error_t e, const char *message, span_t details)
-{
-    buf_t body = BUF_INIT;
-    gw_error_body(&body, e, message, details);
-    set_response(ex, (unsigned)e.status, &body);
-}
-
-static void fail_simple(exchange_t *ex, int status, const char *code, const char *message)
-{
-    fail(ex, (gw_error_t){ status, code }, message, span_of(NULL, 0));
-}
-
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max);
-
-static enum MHD_Result send_response(exchange_t *ex)
-{
-    struct MHD_Response *r;
-    ex->response_bytes = ex->status == 204 ? 0 : ex->response.len;
-    if (ex->stream_started) {
-        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, ex, NULL);
-        if (r) {
-            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, stream_content_type(ex->reply));
-            MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-            MHD_add_response_header(r, "X-Accel-Buffering", "no");
-        }
-    } else if (ex->response.len && ex->status != 204 && ex->status != 304) {
-        /* the exchange owns the bytes and lives until MHD is done sending */
-        r = MHD_create_response_from_buffer(ex->response.len, ex->response.data, MHD_RESPMEM_PERSISTENT);
-    } else {
-        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-    }
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "X-Request-Id", ex->request_id);
-    if (ex->content_type)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ex->content_type);
-    else if (ex->json_body && ex->status != 204)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    if (ex->allow)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, ex->allow);
-    if (ex->challenge)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    if (ex->retry_after)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    if (ex->is_emit && ex->status == ex->ok_status) {
-        char delivered[24];
-        snprintf(delivered, sizeof delivered, "%zu", ex->delivered);
-        MHD_add_response_header(r, "X-Delivered", delivered);
-    }
-    if (ex->close_after)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result rc = MHD_queue_response(ex->conn, ex->status, r);
-    MHD_destroy_response(r);
-    ex->state = EX_SENT;
-    return rc;
-}
-
-/* ---- request id, metadata, auth ----------------------------------------- */
-
-static int usable_request_id(const char *id)
-{
-    size_t n = id ? strlen(id) : 0;
-    if (n == 0 || n > 128)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (id[i] <= 0x20 || id[i] >= 0x7f)
-            return 0;
-    return 1;
-}
-
-/* 32 random hex digits. */
-static void new_request_id(gateway_t *gw, char *out, size_t size)
-{
-    uint64_t a, b;
-    gw->rng ^= gw->rng << 13; gw->rng ^= gw->rng >> 7; gw->rng ^= gw->rng << 17;
-    a = gw->rng;
-    gw->rng ^= gw->rng << 13; gw->rng ^= gw->rng >> 7; gw->rng ^= gw->rng << 17;
-    b = gw->rng;
-    snprintf(out, size, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
-}
-
-static void assign_request_id(exchange_t *ex)
-{
-    const char *given = header(ex, "X-Request-Id");
-    if (usable_request_id(given)) {
-        snprintf(ex->request_id, sizeof ex->request_id, "%s", given);
-        return;
-    }
-    new_request_id(ex->gw, ex->request_id, sizeof ex->request_id);
-}
-
-static void add_metadata_field(buf_t *m, const char *key, const char *value)
-{
-    if (!value || !utf8_valid(value, strlen(value)))
-        return;
-    buf_append_cstr(m, m->len > 1 ? ",\"" : "\"");
-    buf_append_cstr(m, key);
-    buf_append_cstr(m, "\":");
-    json_append_string(m, value, strlen(value));
-}
-
-static void build_metadata(exchange_t *ex, buf_t *m)
-{
-    buf_append_cstr(m, "{");
-    add_metadata_field(m, "requestId", ex->request_id);
-    add_metadata_field(m, "traceparent", header(ex, "traceparent"));
-    add_metadata_field(m, "tracestate", header(ex, "tracestate"));
-    buf_append_cstr(m, "}");
-}
-
-/* Compares in time independent of where the strings differ. */
-static int same_secret(const char *a, size_t an, const char *b, size_t bn)
-{
-    unsigned char diff = (unsigned char)(an != bn);
-    for (size_t i = 0; i < an; i++)
-        diff |= (unsigned char)(a[i] ^ b[i % (bn ? bn : 1)]);
-    return diff == 0;
-}
-
-static int authorized(exchange_t *ex)
-{
-    const config *cfg = ex->gen->cfg;
-    if (cfg->bearer_token_count == 0)
-        return 1;
-    const char *auth = header(ex, MHD_HTTP_HEADER_AUTHORIZATION);
-    /* RFC 9110 §11.1: the scheme name is case-insensitive, then 1*SP */
-    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
-        return 0;
-    const char *token = auth + 7;
-    while (*token == ' ')
-        token++;
-    size_t n = strlen(token);
-    int ok = 0;
-    for (size_t i = 0; i < cfg->bearer_token_count; i++)
-        ok |= same_secret(token, n, cfg->bearer_tokens[i], strlen(cfg->bearer_tokens[i]));
-    return ok;
-}
-
-/* ---- deciding where a request goes --------------------------------------- */
-
-static void answer_admin(exchange_t *ex)
-{
-    admin_reply_t r;
-    ex->label = "admin";
-    ex->label_metric = METRICS_ROUTE_ADMIN;
-    admin_answer(ex->gw, ex->method, ex->url, &r);
-    ex->allow = r.allow;
-    ex->content_type = r.content_type;
-    set_response(ex, r.status, &r.body);
-}
-
-/* /v1/send/NAME and /v1/emit/NAME; 1 when the path is one of them (or
- * cannot be decoded, which is answered here too). */
-static int route_generic(exchange_t *ex)
-{
-    span_t name;
-    int kind = generic_match_path(ex->url, &ex->match, &name);
-    if (kind == GENERIC_PATH_NONE)
-        return 0;
-    if (kind == GENERIC_PATH_BAD || kind < 0) {
-        fail_simple(ex, kind < 0 ? 503 : 400, kind < 0 ? "overloaded" : "bad_request",
-                    kind < 0 ? "out of memory" : ex->match.error);
-        return 1;
-    }
-    int is_emit = kind == GENERIC_PATH_EMIT;
-    ex->label = "generic";
-    ex->label_metric = METRICS_ROUTE_GENERIC;
-    const config_service *svc = NULL;
-    for (size_t i = 0; i < ex->gen->cfg->service_count; i++) {
-        const config_service *s = &ex->gen->cfg->services[i];
-        if (s->generic_api && span_eq_cstr(name, s->name)) {
-            svc = s;
-            ex->service_index = i;
-        }
-    }
-    if (!svc) {
-        fail_simple(ex, 404, "not_found", "no such service for the generic API");
-        return 1;
-    }
-    if (strcmp(ex->method, "POST") != 0) {
-        ex->allow = "POST";
-        fail_simple(ex, 405, "method_not_allowed", "the generic API takes POST");
-        return 1;
-    }
-    ex->is_emit = is_emit;
-    ex->ok_status = is_emit ? 202 : 200;
-    ex->timeout_ms = svc->timeout_ms;
-    char why[160];
-    const char *reply = MHD_lookup_connection_value(ex->conn, MHD_GET_ARGUMENT_KIND, "reply");
-    const char *retries = MHD_lookup_connection_value(ex->conn, MHD_GET_ARGUMENT_KIND, "retries");
-    const char *fanout = MHD_lookup_connection_value(ex->conn, MHD_GET_ARGUMENT_KIND, "fanout");
-    if ((!is_emit && generic_parse_reply(reply, &ex->reply, why, sizeof why)) ||
-        generic_parse_retries(retries, &ex->retries, why, sizeof why) ||
-        (is_emit && generic_parse_fanout(fanout, &ex->fanout, why, sizeof why))) {
-        fail_simple(ex, 400, "bad_request", why);
-        return 1;
-    }
-    ex->state = EX_BODY;
-    return 1;
-}
-
-static void route_configured(exchange_t *ex)
-{
-    router_result_t rc = router_match(ex->gen->router, ex->method, ex->url, &ex->match);
-    switch (rc) {
-    case ROUTER_FOUND:
-        break;
-    case ROUTER_METHOD_NOT_ALLOWED: /* counted under the path's route */
-        ex->label = ex->match.route->path.text;
-        ex->label_metric = ex->gen->route_metric[ex->match.route_index];
-        ex->allow = ex->match.allow;
-        fail_simple(ex, 405, "method_not_allowed", "the path exists, but not for this method");
-        return;
-    case ROUTER_BAD_PATH:
-        fail_simple(ex, 400, "bad_request", ex->match.error);
-        return;
-    case ROUTER_NO_MEMORY:
-        fail_simple(ex, 503, "overloaded", "out of memory");
-        return;
-    default:
-        fail_simple(ex, 404, "not_found", "no route matches the path");
-        return;
-    }
-    const config_route *route = ex->match.route;
-    ex->route = route;
-    ex->label = route->path.text;
-    ex->label_metric = ex->gen->route_metric[route - ex->gen->cfg->routes];
-    ex->service_index = route->service_index;
-    ex->is_emit = route->kind == CONFIG_ROUTE_EMIT;
-    ex->reply = route->reply;
-    ex->ok_status = route->status;
-    ex->timeout_ms = route->timeout_ms;
-    ex->retries = route->retries;
-    ex->fanout = route->fanout;
-    ex->state = EX_BODY;
-}
-
-static void check_declared_length(exchange_t *ex)
-{
-    const char *length = header(ex, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (!length)
-        return;
-    unsigned long long declared = strtoull(length, NULL, 10);
-    if (declared > ex->gen->cfg->limits.max_body_bytes)
-        fail_simple(ex, 413, "payload_too_large", "the body is larger than max_body_bytes");
-    else if (declared > 0)
-        (void)buf_reserve(&ex->body, (size_t)declared); /* one allocation, no regrowth;
-                                                         failure shows in take_body */
-}
-
-/* A head that another HTTP parser could read differently (http_head.h):
- * refused, and the connection closed, before anything else is decided. */
-static int refuse_ambiguous_head(exchange_t *ex)
-{
-    char why[HTTP_HEAD_WHY_SIZE];
-    http_head_verdict_t v = http_head_inspect(ex->conn, ex->method, ex->url, ex->version, why, sizeof why);
-    if (v == HTTP_HEAD_OK)
-        return 0;
-    ex->close_after = 1;
-    if (v == HTTP_HEAD_CODING)
-        fail_simple(ex, 501, "not_implemented", why);
-    else
-        fail_simple(ex, 400, "bad_request", why);
-    return 1;
-}
-
-static void start(exchange_t *ex)
-{
-    assign_request_id(ex);
-    ex->label = "unmatched";
-    ex->label_metric = METRICS_ROUTE_UNMATCHED;
-    if (refuse_ambiguous_head(ex))
-        return;
-    if (!ex->gen->cfg->has_admin_listen && admin_is_path(ex->url)) {
-        if (!admin_is_probe(ex->url) && !authorized(ex)) { /* probes need no token */
-            ex->label = "admin";
-            ex->label_metric = METRICS_ROUTE_ADMIN;
-            ex->challenge = 1;
-            fail_simple(ex, 401, "unauthorized", "a valid bearer token is required");
-            return;
-        }
-        answer_admin(ex);
-        return;
-    }
-    if (ex->gw->stopping) {
-        ex->close_after = 1;
-        fail_simple(ex, 503, "draining", "the gateway is shutting down");
-        return;
-    }
-    if (!authorized(ex)) {
-        ex->challenge = 1;
-        fail_simple(ex, 401, "unauthorized", "a valid bearer token is required");
-        return;
-    }
-    if (!route_generic(ex))
-        route_configured(ex);
-    if (ex->state == EX_BODY)
-        check_declared_length(ex);
-}
-
-/* ---- the body ------------------------------------------------------------ */
-
-static void take_body(exchange_t *ex, const char *data, size_t n)
-{
-    if (ex->body_too_large)
-        return;
-    if (ex->body.len + n > ex->gen->cfg->limits.max_body_bytes) {
-        ex->body_too_large = 1; /* the rest is read and dropped, never kept */
-        buf_free(&ex->body);
-        return;
-    }
-    if (buf_append(&ex->body, data, n))
-        ex->body_too_large = 1;
-}
-
-/* ---- the upstream request ------------------------------------------------- */
-
-/* Hands a suspended connection back to MHD, which calls the access handler
- * again before the loop sleeps. */
-static void resume(exchange_t *ex)
-{
-    httpd_set_waiter(ex->conn, NULL);
-    httpd_resume(ex->gw->httpd, ex->conn);
-}
-
-static void suspend(exchange_t *ex)
-{
-    MHD_suspend_connection(ex->conn);
-    httpd_set_waiter(ex->conn, ex);
-    ex->suspended = 1;
-    ex->gw->suspended++;
-}
-
-/* MHD is handling the connection again (or dropping it). */
-static void resumed(exchange_t *ex)
-{
-    if (ex->suspended) {
-        ex->suspended = 0;
-        ex->gw->suspended--;
-    }
-}
-
-/* Leaves EX_WAITING: the request upstream is over or abandoned. */
-static void stop_waiting(exchange_t *ex)
-{
-    ex->req = NULL;
-    ex->gw->waiting--;
-    list_remove(&ex->waiting_link);
-}
-
-/* ---- streamed replies ------------------------------------------------------ */
 
 static void on_keepalive(timer_entry_t *e);
 
-static void keepalive_rearm(exchange_t *ex)
+/* The one place a state changes. */
+static void ex_enter(exchange_t *ex, ex_state_t to)
 {
-    if (ex->reply == CONFIG_REPLY_SSE && !ex->stream_done)
-        timers_start(&ex->gw->timers, &ex->keepalive, STREAM_KEEPALIVE_MS, on_keepalive);
+    ex_pool_t *p = pool_of(ex);
+    ex_state_t from = ex->state;
+    if (!(allowed[from] & TO(to)))
+        bad_transition(ex, to);
+    unsigned was = classes[from], is = classes[to];
+    ex->state = to;
+    p->in_state[from]--;
+    p->in_state[to]++;
+    void *server = ex->listener->server;
+    if ((was & SUSPENDED) && !(is & SUSPENDED)) {
+        p->http->watch_hangup(server, ex->conn, NULL);
+        p->http->resume(server, ex->conn);
+    }
+    p->with_service += (size_t)((is & SERVICE) != 0) - (size_t)((was & SERVICE) != 0);
+    if ((was & INFLIGHT) && !(is & INFLIGHT))
+        list_remove(&ex->inflight_link);
+    else if (!(was & INFLIGHT) && (is & INFLIGHT))
+        list_push_back(&p->inflight, &ex->inflight_link);
+    if ((was & OPEN) && !(is & OPEN))
+        timers_stop(&p->timers, &ex->keepalive);
+    else if (!(was & OPEN) && (is & OPEN) && ex->mode == CONFIG_REPLY_SSE)
+        timers_start(&p->timers, &ex->keepalive, p->keepalive_ms, on_keepalive);
+    if (!(was & SUSPENDED) && (is & SUSPENDED)) {
+        p->http->suspend(server, ex->conn);
+        p->http->watch_hangup(server, ex->conn, ex);
+    }
 }
 
-/* New stream bytes are ready: wake the content reader if it sleeps. */
-static void stream_wake(exchange_t *ex)
+/* ---- responses ----------------------------------------------------------------- */
+
+void ex_header(exchange_t *ex, const char *name, const char *value)
 {
-    if (ex->reader_waiting) {
-        ex->reader_waiting = 0;
-        resume(ex);
+    if (ex->n_headers < EX_HEADERS_MAX)
+        ex->headers[ex->n_headers++] = (ex_header_t){ name, value };
+}
+
+const char *ex_error_code(const exchange_t *ex)
+{
+    return ex->error >= 0 ? gw_error_code((gw_error_t)ex->error) : NULL;
+}
+
+/* The headers added, then `extra` (the content type...). */
+static size_t response_headers(const exchange_t *ex, ex_header_t *out, const ex_header_t *extra, size_t n_extra)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_extra; i++)
+        out[n++] = extra[i];
+    for (size_t i = 0; i < ex->n_headers; i++)
+        out[n++] = ex->headers[i];
+    return n;
+}
+
+/* Queues the whole response (inside MHD's call) and enters SENDING. */
+static enum MHD_Result queue_whole(exchange_t *ex)
+{
+    ex_pool_t *p = pool_of(ex);
+    int empty = ex->status == 204 || ex->status == 304 || ex->body.len == 0;
+    ex_header_t extra[1], all[EX_HEADERS_MAX + 1];
+    size_t n_extra = 0;
+    if (ex->content_type || !empty)
+        extra[n_extra++] = (ex_header_t){ MHD_HTTP_HEADER_CONTENT_TYPE,
+                                          ex->content_type ? ex->content_type : "application/json" };
+    ex_response_t r = { .status = ex->status, .body = empty ? NULL : ex->body.data, .body_len = empty ? 0 : ex->body.len,
+                        .headers = all, .n_headers = response_headers(ex, all, extra, n_extra) };
+    ex->sent_status = ex->status;
+    ex->bytes += strcmp(ex->method, "HEAD") == 0 ? 0 : r.body_len;
+    ex_enter(ex, EX_SENDING);
+    return ex->queue_rc = p->http->queue(ex->listener->server, ex->conn, &r);
+}
+
+/* Queues the stream's head (inside MHD's call): STREAM_FLOW, or
+ * STREAM_LAST when its end is already buffered. */
+static enum MHD_Result queue_stream(exchange_t *ex, ex_state_t next)
+{
+    ex_pool_t *p = pool_of(ex);
+    ex_header_t extra[] = { { MHD_HTTP_HEADER_CONTENT_TYPE, stream_content_type(ex->mode) },
+                            { MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache" },
+                            { "X-Accel-Buffering", "no" } };
+    ex_header_t all[EX_HEADERS_MAX + 3];
+    ex_response_t r = { .status = ex->status, .stream = exchange_stream_read, .stream_ctx = ex, .headers = all,
+                        .n_headers = response_headers(ex, all, extra, 3) };
+    ex->sent_status = ex->status;
+    ex_enter(ex, next);
+    return ex->queue_rc = p->http->queue(ex->listener->server, ex->conn, &r);
+}
+
+void ex_answer(exchange_t *ex, unsigned status, const char *content_type, buf_t *body)
+{
+    ex->status = status;
+    ex->content_type = content_type;
+    buf_clear(&ex->body);
+    if (body && body->len) { /* the bytes move over: copy nothing */
+        buf_t old = ex->body;
+        ex->body = *body;
+        *body = old;
     }
+    if (ex->state == EX_HEAD || ex->state == EX_BODY)
+        queue_whole(ex);
+    else
+        ex_enter(ex, EX_ANSWER); /* queued at MHD's next call */
+}
+
+void ex_fail(exchange_t *ex, gw_error_t e, const char *message, span_t details)
+{
+    buf_t body = BUF_INIT;
+    gw_error_body(&body, e, message, details);
+    ex->error = (int)e;
+    ex_answer(ex, (unsigned)gw_error_status_for(e, details), NULL, &body);
+    buf_free(&body);
+}
+
+void ex_read_body(exchange_t *ex) { ex_enter(ex, EX_BODY); }
+void ex_wait_upstream(exchange_t *ex) { ex_enter(ex, EX_UPSTREAM); }
+void ex_wait_workers(exchange_t *ex) { ex_enter(ex, EX_GATHER); }
+
+/* ---- streams ------------------------------------------------------------------- */
+
+void ex_stream_open(exchange_t *ex, unsigned status, config_reply_mode mode, size_t max_buffered)
+{
+    ex->status = status;
+    ex->mode = mode;
+    ex->out_max = max_buffered;
+    if (mode == CONFIG_REPLY_SSE)
+        buf_append_cstr(&ex->out, ": ok\n\n");
+    if (ex->state == EX_BODY)
+        queue_stream(ex, EX_STREAM_FLOW);
+    else
+        ex_enter(ex, EX_STREAM_WAKE); /* queued at MHD's next call */
+}
+
+/* New bytes are buffered: a sleeping reader wakes. */
+static void wake(exchange_t *ex)
+{
+    if (ex->state == EX_STREAM_IDLE)
+        ex_enter(ex, EX_STREAM_WAKE);
+}
+
+/* The end is buffered: nothing more will be appended. */
+static void finish(exchange_t *ex)
+{
+    ex_enter(ex, ex->state == EX_STREAM_FLOW ? EX_STREAM_LAST : EX_STREAM_CLOSE);
 }
 
 static void on_keepalive(timer_entry_t *e)
 {
-    exchange_t *ex = (exchange_t *)((char *)e - offsetof(exchange_t, keepalive));
+    exchange_t *ex = LIST_OWNER(e, exchange_t, keepalive);
     stream_append_keepalive(&ex->out);
-    keepalive_rearm(ex);
-    stream_wake(ex);
+    timers_start(&pool_of(ex)->timers, &ex->keepalive, pool_of(ex)->keepalive_ms, on_keepalive);
+    wake(ex);
 }
 
-/* Ends a started stream with an error line or event. */
-static void stream_fail(exchange_t *ex, gw_error_t e, const char *message, span_t details)
+void ex_stream_fail(exchange_t *ex, gw_error_t e, const char *message, span_t details)
 {
     buf_t body = BUF_INIT;
     gw_error_body(&body, e, message, details);
-    stream_append_error(&ex->out, ex->reply, span_of(body.data, body.len));
+    stream_append_error(&ex->out, ex->mode, span_of(body.data, body.len));
     buf_free(&body);
-    ex->stream_done = 1;
-    timers_stop(&ex->gw->timers, &ex->keepalive);
-    stream_wake(ex);
+    ex->error = (int)e;
+    finish(ex);
 }
 
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max);
-
-static void stream_start(exchange_t *ex)
+int ex_stream_value(exchange_t *ex, span_t value)
 {
-    ex->stream_started = 1;
-    ex->status = ex->ok_status;
-    ex->state = EX_READY;
-    keepalive_rearm(ex);
+    if (!(classes[ex->state] & OPEN))
+        return 0; /* ended meanwhile: dropped */
+    if (ex->out.len - ex->out_pos > ex->out_max) {
+        ex_stream_fail(ex, GW_ERR_OVERLOADED, "the client reads the stream too slowly", span_of(NULL, 0));
+        return -1;
+    }
+    stream_append_value(&ex->out, ex->mode, value);
+    if (ex->mode == CONFIG_REPLY_SSE) /* the silence starts again */
+        timers_start(&pool_of(ex)->timers, &ex->keepalive, pool_of(ex)->keepalive_ms, on_keepalive);
+    wake(ex);
+    return 0;
 }
 
-static void stream_value(exchange_t *ex, span_t value)
+void ex_stream_end(exchange_t *ex)
 {
-    if (ex->stream_done)
-        return;
-    uint64_t limit = ex->gen->cfg->limits.max_reply_bytes;
-    if (ex->out.len - ex->out_pos > (STREAM_BUFFER_MAX < limit ? STREAM_BUFFER_MAX : limit)) {
-        /* the client reads too slowly: stop the stream rather than buffer
-         * without bound (the cancel takes effect when this callback returns) */
-        up_cancel(ex->req);
-        stop_waiting(ex);
-        stream_fail(ex, (gw_error_t){ 503, "overloaded" }, "the client reads the stream too slowly",
-                    span_of(NULL, 0));
-        return;
-    }
-    stream_append_value(&ex->out, ex->reply, value);
-    keepalive_rearm(ex);
-    if (!ex->stream_started) {
-        stream_start(ex);
-        resume(ex); /* the access handler queues the streamed response */
-    } else {
-        stream_wake(ex);
-    }
+    stream_append_end(&ex->out, ex->mode);
+    finish(ex);
 }
 
-/* A reply past limits.max_reply_bytes: the request is cancelled (the
- * service's later values are dropped as late replies) and answered 502. */
-static void reply_too_large(exchange_t *ex)
-{
-    char why[160];
-    snprintf(why, sizeof why, "the reply of service %s is larger than limits.max_reply_bytes (%llu bytes)",
-             ex->gen->cfg->services[ex->service_index].name,
-             (unsigned long long)ex->gen->cfg->limits.max_reply_bytes);
-    up_cancel(ex->req); /* takes effect when this callback returns */
-    stop_waiting(ex);
-    buf_free(&ex->values);
-    ex->nvalues = 0;
-    if (ex->stream_started) {
-        stream_fail(ex, (gw_error_t){ 502, "bad_upstream_message" }, why, span_of(NULL, 0));
-        return;
-    }
-    fail_simple(ex, 502, "bad_upstream_message", why);
-    resume(ex);
-}
-
-static void on_value(void *ctx, span_t value)
-{
-    exchange_t *ex = ctx;
-    uint64_t limit = ex->gen->cfg->limits.max_reply_bytes;
-    if (ex->streaming) {
-        if (value.n > limit)
-            reply_too_large(ex);
-        else
-            stream_value(ex, value);
-        return;
-    }
-    if (ex->values.len + value.n + 1 > limit) {
-        reply_too_large(ex);
-        return;
-    }
-    if (ex->nvalues++)
-        buf_append(&ex->values, ",", 1);
-    else
-        (void)buf_reserve(&ex->values, value.n); /* exact for the usual single value */
-    buf_append_span(&ex->values, value);
-}
-
-/* MHD's content reader for a streamed reply: hands out what is buffered;
- * when nothing is, suspends the connection until the next value (returning
- * 0 without suspending would make MHD spin). */
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+/* MHD's content reader: hands out what is buffered; with nothing buffered
+ * it ends the stream (STREAM_LAST) or suspends until there is more
+ * (returning 0 without suspending would make MHD spin). */
+ssize_t exchange_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     exchange_t *ex = cls;
-    resumed(ex);
+    switch (ex->state) {
+    case EX_STREAM_WAKE:
+        ex_enter(ex, EX_STREAM_FLOW);
+        break;
+    case EX_STREAM_CLOSE:
+        ex_enter(ex, EX_STREAM_LAST);
+        break;
+    case EX_STREAM_FLOW:
+    case EX_STREAM_LAST:
+        break;
+    default: /* GONE: the client left */
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
     size_t avail = ex->out.len - ex->out_pos;
     if (avail) {
         size_t n = avail < max ? avail : max;
         memcpy(buf, ex->out.data + ex->out_pos, n);
         ex->out_pos += n;
+        ex->bytes += n;
         if (ex->out_pos == ex->out.len) {
             buf_clear(&ex->out);
             ex->out_pos = 0;
         }
         return (ssize_t)n;
     }
-    if (ex->state == EX_GONE)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    if (ex->stream_done)
+    if (ex->state == EX_STREAM_LAST)
         return MHD_CONTENT_READER_END_OF_STREAM;
-    ex->reader_waiting = 1;
-    suspend(ex);
+    ex_enter(ex, EX_STREAM_IDLE);
     return 0;
 }
 
-static void build_reply(exchange_t *ex)
+/* ---- the pool ------------------------------------------------------------------ */
+
+static exchange_t *pool_alloc(ex_pool_t *p)
 {
-    buf_t body = BUF_INIT;
-    if (ex->is_emit) {
-        set_response(ex, ex->ok_status, NULL);
-        return;
-    }
-    if (ex->reply == CONFIG_REPLY_AUTO && ex->nvalues == 0) {
-        set_response(ex, 204, NULL);
-        return;
-    }
-    int as_array = ex->reply != CONFIG_REPLY_AUTO || ex->nvalues > 1;
-    if (!as_array) { /* the one value is the body: swap buffers, copy nothing */
-        buf_t old = ex->response;
-        ex->response = ex->values;
-        ex->values = old;
-        buf_clear(&ex->values);
-        ex->status = ex->ok_status;
-        ex->json_body = 1;
-        ex->state = EX_READY;
-        return;
-    }
-    buf_append(&body, "[", 1);
-    buf_append(&body, ex->values.data ? ex->values.data : "", ex->values.len);
-    buf_append(&body, "]", 1);
-    set_response(ex, ex->ok_status, &body);
-}
-
-
-static void stream_done(exchange_t *ex, up_outcome_t outcome, span_t err, const char *detail)
-{
-    if (outcome != UP_OK && !ex->stream_started) {
-        fail(ex, gw_error_for_outcome(outcome, err), detail, err); /* before any value */
-        resume(ex);
-        return;
-    }
-    int first = !ex->stream_started;
-    if (first)
-        stream_start(ex); /* an empty stream: 200 with no value */
-    if (outcome == UP_OK) {
-        stream_append_end(&ex->out, ex->reply);
-        ex->stream_done = 1;
-        timers_stop(&ex->gw->timers, &ex->keepalive);
-        if (first)
-            resume(ex);
-        else
-            stream_wake(ex);
-        return;
-    }
-    stream_fail(ex, gw_error_for_outcome(outcome, err), detail, err);
-}
-
-static void on_done(void *ctx, up_outcome_t outcome, span_t err, const char *detail)
-{
-    exchange_t *ex = ctx;
-    gateway_t *gw = ex->gw;
-    if (ex->is_emit)
-        ex->delivered = up_request_delivered(ex->req);
-    metrics_upstream_duration(gw->metrics, ex->gen->service_metric[ex->service_index],
-                              uv_hrtime() - ex->upstream_started_ns);
-    stop_waiting(ex);
-    if (ex->streaming) {
-        stream_done(ex, outcome, err, detail);
-        return;
-    }
-    if (outcome == UP_OK)
-        build_reply(ex);
-    else
-        fail(ex, gw_error_for_outcome(outcome, err), detail, err);
-    resume(ex);
-}
-
-static const up_callbacks_t upstream_callbacks = { on_value, on_done };
-
-/* Spare exchanges per gateway, and what each keeps of its buffers. */
-#define EX_SPARE_MAX (PG_RECYCLE ? 128 : 0)
-#define EX_SPARE_BUF_BYTES 4096
-
-static void release_buffers(exchange_t *ex, size_t keep)
-{
-    buf_t *bufs[] = { &ex->body, &ex->values, &ex->query_value, &ex->metadata,
-                      &ex->rendered, &ex->response, &ex->out };
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-        if (bufs[i]->cap > keep)
-            buf_free(bufs[i]);
-        buf_clear(bufs[i]);
-    }
-}
-
-static void free_exchange(exchange_t *ex)
-{
-    gateway_t *gw = ex->gw;
-    gw->exchanges--;
-    timers_stop(&gw->timers, &ex->keepalive);
-    gen_release(ex->gen);
-    if (gw->n_spare_exchanges + 1 > EX_SPARE_MAX) {
-        release_buffers(ex, 0);
-        router_match_free(&ex->match);
-        free(ex);
-        return;
-    }
-    release_buffers(ex, EX_SPARE_BUF_BYTES);
-    ex->next_spare = gw->spare_exchanges;
-    gw->spare_exchanges = ex;
-    gw->n_spare_exchanges++;
-}
-
-/* A zeroed exchange, from the free list (with its buffers) when it has one. */
-static exchange_t *alloc_exchange(gateway_t *gw)
-{
-    exchange_t *ex = gw->spare_exchanges;
-    if (!ex) {
-        ex = calloc(1, sizeof *ex);
-        if (ex)
-            router_match_init(&ex->match);
+    exchange_t *ex = p->spares;
+    if (ex) {
+        p->spares = ex->next_spare;
+        p->n_spares--;
         return ex;
     }
-    gw->spare_exchanges = ex->next_spare;
-    gw->n_spare_exchanges--;
-    exchange_t kept = *ex;
-    memset(ex, 0, sizeof *ex);
-    ex->body = kept.body;
-    ex->values = kept.values;
-    ex->query_value = kept.query_value;
-    ex->metadata = kept.metadata;
-    ex->rendered = kept.rendered;
-    ex->response = kept.response;
-    ex->out = kept.out;
-    ex->match = kept.match; /* router_match() resets it */
+    ex = calloc(1, p->object_size);
+    if (!ex)
+        return NULL;
+    ex->state = EX_DONE;
+    p->in_state[EX_DONE]++;
+    list_init(&ex->inflight_link);
+    timer_entry_init(&ex->keepalive);
     return ex;
 }
 
-void exchange_free_spares(gateway_t *gw)
+/* Frees a DONE exchange and what it holds. */
+static void pool_free(ex_pool_t *p, exchange_t *ex)
 {
-    while (gw->spare_exchanges) {
-        exchange_t *ex = gw->spare_exchanges;
-        gw->spare_exchanges = ex->next_spare;
-        release_buffers(ex, 0);
-        router_match_free(&ex->match);
-        free(ex);
-    }
-    gw->n_spare_exchanges = 0;
+    p->handler->on_recycle(p->ctx, ex, 0);
+    buf_free(&ex->body);
+    buf_free(&ex->out);
+    p->in_state[EX_DONE]--;
+    free(ex);
 }
 
-/* The client hung up while its request waited (httpd's watch): cancel it
- * upstream and let MHD close the connection. */
-void exchange_on_hangup(void *ctx, void *waiter)
+/* A DONE exchange goes back to the pool, or is freed. */
+static void pool_put(ex_pool_t *p, exchange_t *ex)
 {
-    (void)ctx;
-    exchange_t *ex = waiter;
-    if (ex->req) {
-        up_cancel(ex->req);
-        stop_waiting(ex);
-    }
-    timers_stop(&ex->gw->timers, &ex->keepalive);
-    if (ex->state == EX_WAITING)
-        ex->status = 499; /* for the access log: client closed the request */
-    else if (!ex->reader_waiting)
-        return;
-    ex->reader_waiting = 0;
-    ex->state = EX_GONE;
-    httpd_resume(ex->gw->httpd, ex->conn);
-}
-
-/* render's header lookup: libmicrohttpd matches names case-insensitively. */
-static render_lookup_result lookup_header(void *ctx, const char *name, size_t len, span_t *value)
-{
-    exchange_t *ex = ctx;
-    char key[256];
-    if (len >= sizeof key)
-        return RENDER_LOOKUP_ABSENT;
-    memcpy(key, name, len);
-    key[len] = 0;
-    const char *v = MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, key);
-    if (!v)
-        return RENDER_LOOKUP_ABSENT;
-    *value = span_cstr(v);
-    return RENDER_LOOKUP_FOUND;
-}
-
-/* render's query lookup over libmicrohttpd's parsed arguments, which it
- * leaves percent-encoded (see httpd.c); the first with the name wins. */
-typedef struct query_search {
-    const char *name;
-    size_t len;
-    buf_t *decoded;
-    render_lookup_result result;
-    span_t value;
-} query_search_t;
-
-static enum MHD_Result query_pair(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-    (void)kind;
-    query_search_t *q = cls;
-    buf_clear(q->decoded);
-    if (urlcode_decode_buf(key, strlen(key), URLCODE_QUERY, q->decoded) != URLCODE_OK ||
-        !span_eq(span_of(q->decoded->data, q->decoded->len), span_of(q->name, q->len)))
-        return MHD_YES;
-    buf_clear(q->decoded);
-    int rc = value ? urlcode_decode_buf(value, strlen(value), URLCODE_QUERY, q->decoded) : URLCODE_OK;
-    q->result = rc == URLCODE_OK ? RENDER_LOOKUP_FOUND : RENDER_LOOKUP_BAD;
-    q->value = span_of(q->decoded->data ? q->decoded->data : "", q->decoded->len);
-    return MHD_NO;
-}
-
-static render_lookup_result lookup_query(void *ctx, const char *name, size_t len, span_t *value)
-{
-    exchange_t *ex = ctx;
-    query_search_t q = { name, len, &ex->query_value, RENDER_LOOKUP_ABSENT, { NULL, 0 } };
-    MHD_get_connection_values(ex->conn, MHD_GET_ARGUMENT_KIND, query_pair, &q);
-    *value = q.value;
-    return q.result;
-}
-
-/*
- * The packet data of a configured route, rendered from its template into
- * *rendered, or pointing into the body itself or static text (render.h).
- */
-static int render_data(exchange_t *ex, buf_t *rendered, span_t *data, char *why, size_t whylen)
-{
-    request_walk_t walk = REQUEST_WALK_INIT(ex->conn);
-    render_input_t in = {
-        .body = span_of(ex->body.data, ex->body.len),
-        .content_type = span_cstr(header(ex, "Content-Type")),
-        .captures = ex->match.captures,
-        .capture_count = ex->match.capture_count,
-        .query = lookup_query,
-        .query_context = ex,
-        .header = lookup_header,
-        .header_context = ex,
-        .query_all = request_walk_query,
-        .query_all_context = &walk,
-        .header_all = request_walk_headers,
-        .header_all_context = &walk,
-        .client_address = request_client_address(ex->conn),
-        .method = ex->method,
-    };
-    int rc = render_route_data(&ex->route->data, ex->route->data_default, &in, rendered, data,
-                               why, whylen);
-    request_walk_free(&walk);
-    return rc;
-}
-
-static void dispatch(exchange_t *ex)
-{
-    gateway_t *gw = ex->gw;
-    char why[256];
-    if (ex->body_too_large) {
-        fail_simple(ex, 413, "payload_too_large", "the body is larger than max_body_bytes");
+    if (p->n_spares + 1 > EX_SPARE_MAX) {
+        pool_free(p, ex);
         return;
     }
-    buf_t *rendered = &ex->rendered;
-    buf_clear(rendered);
-    span_t pattern, data;
-    if (ex->route) {
-        pattern = span_of(ex->route->pattern_json, ex->route->pattern_length);
-        if (render_data(ex, rendered, &data, why, sizeof why)) {
-            fail_simple(ex, 400, "bad_request", why);
-            return;
+    p->handler->on_recycle(p->ctx, ex, EX_SPARE_BUF_BYTES);
+    buf_t *bufs[] = { &ex->body, &ex->out };
+    for (size_t i = 0; i < 2; i++) {
+        if (bufs[i]->cap > EX_SPARE_BUF_BYTES)
+            buf_free(bufs[i]);
+        buf_clear(bufs[i]);
+    }
+    ex->next_spare = p->spares;
+    p->spares = ex;
+    p->n_spares++;
+}
+
+ex_pool_t *ex_pool_new(uv_loop_t *loop, const ex_http_t *http, const ex_handler_t *handler, void *handler_ctx,
+                       size_t object_size)
+{
+    ex_pool_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    if (timers_init(&p->timers, loop) != 0) {
+        free(p);
+        return NULL;
+    }
+    p->http = http;
+    p->handler = handler;
+    p->ctx = handler_ctx;
+    p->object_size = object_size < sizeof(exchange_t) ? sizeof(exchange_t) : object_size;
+    p->keepalive_ms = STREAM_KEEPALIVE_MS;
+    list_init(&p->inflight);
+    return p;
+}
+
+static void on_timers_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void ex_pool_close(ex_pool_t *p)
+{
+    while (p->spares) {
+        exchange_t *ex = p->spares;
+        p->spares = ex->next_spare;
+        pool_free(p, ex);
+    }
+    p->n_spares = 0;
+    p->timers.handle.data = p;
+    timers_close(&p->timers, on_timers_closed);
+}
+
+void *ex_pool_handler_ctx(const ex_pool_t *p) { return p->ctx; }
+
+void ex_pool_set_keepalive_ms(ex_pool_t *p, uint64_t ms) { p->keepalive_ms = ms; }
+
+size_t ex_pool_in_state(const ex_pool_t *p, ex_state_t s) { return (unsigned)s < EX_STATE_COUNT ? p->in_state[s] : 0; }
+
+static size_t count_class(const ex_pool_t *p, unsigned cls)
+{
+    size_t n = 0;
+    for (int s = 0; s < EX_STATE_COUNT; s++)
+        if (classes[s] & cls)
+            n += p->in_state[s];
+    return n;
+}
+
+size_t ex_pool_alive(const ex_pool_t *p)
+{
+    size_t n = 0;
+    for (int s = 0; s < EX_STATE_COUNT; s++)
+        n += s == EX_DONE ? 0 : p->in_state[s];
+    return n;
+}
+
+size_t ex_pool_held(const ex_pool_t *p) { return count_class(p, HELD); }
+size_t ex_pool_upstream(const ex_pool_t *p) { return p->with_service; }
+size_t ex_pool_sending(const ex_pool_t *p) { return p->in_state[EX_SENDING] + p->in_state[EX_STREAM_LAST]; }
+
+void ex_pool_drain(ex_pool_t *p)
+{
+    list_node_t *node;
+    while ((node = list_first(&p->inflight)) != NULL) { /* each answer takes one off */
+        exchange_t *ex = LIST_OWNER(node, exchange_t, inflight_link);
+        p->handler->on_cancel(p->ctx, ex);
+        if (classes[ex->state] & OPEN) {
+            ex_stream_fail(ex, GW_ERR_DRAINING, "the gateway shut down before the stream ended", span_of(NULL, 0));
+            continue;
         }
-    } else if (generic_parse_body(span_of(ex->body.data, ex->body.len), &pattern, &data, why, sizeof why)) {
-        fail_simple(ex, 400, "bad_request", why);
-        return;
+        ex_header(ex, MHD_HTTP_HEADER_CONNECTION, "close");
+        ex_fail(ex, GW_ERR_DRAINING, "the gateway shut down before the reply came", span_of(NULL, 0));
     }
-    if (gw->waiting >= ex->gen->cfg->limits.max_inflight) {
-        ex->retry_after = 1;
-        fail_simple(ex, 503, "overloaded", "too many requests in flight (max_inflight)");
-        return;
-    }
-    buf_t *metadata = &ex->metadata;
-    buf_clear(metadata);
-    if (ex->gen->cfg->services[ex->service_index].metadata)
-        build_metadata(ex, metadata);
-    up_service_t *svc = ex->gen->services[ex->service_index];
-    span_t meta = span_of(metadata->data, metadata->len);
-    uint32_t timeout = (uint32_t)ex->timeout_ms;
-    ex->streaming = !ex->is_emit && (ex->reply == CONFIG_REPLY_NDJSON || ex->reply == CONFIG_REPLY_SSE);
-    ex->upstream_started_ns = uv_hrtime();
-    up_request_opts_t opts = { timeout, ex->retries, ex->fanout == CONFIG_FANOUT_ALL };
-    up_kind_t kind = ex->is_emit ? UP_KIND_EMIT : ex->streaming ? UP_KIND_STREAM : UP_KIND_SEND;
-    ex->req = up_submit(svc, kind, pattern, data, meta, &opts, &upstream_callbacks, ex);
-    if (!ex->req) {
-        fail_simple(ex, 503, "overloaded", "out of memory");
-        return;
-    }
-    gw->waiting++;
-    list_push_back(&gw->waiting_list, &ex->waiting_link);
-    ex->state = EX_WAITING;
-    suspend(ex);
 }
 
-/* ---- libmicrohttpd's callbacks ---------------------------------------------- */
+/* ---- libmicrohttpd's callbacks ----------------------------------------------------- */
+
+/* After the handler had MHD's call: what to tell MHD. */
+static enum MHD_Result after_call(exchange_t *ex)
+{
+    switch (ex->state) {
+    case EX_HEAD: /* the handler decided nothing: a bug, answered as one */
+        ex_fail(ex, GW_ERR_INTERNAL, NULL, span_of(NULL, 0));
+        return ex->queue_rc;
+    case EX_SENDING:
+    case EX_STREAM_FLOW:
+        return ex->queue_rc;
+    default:
+        return MHD_YES;
+    }
+}
+
+static exchange_t *begin(ex_listener_t *l, struct MHD_Connection *connection, const char *url, const char *method,
+                         const char *version)
+{
+    ex_pool_t *p = l->pool;
+    exchange_t *ex = pool_alloc(p);
+    if (!ex)
+        return NULL;
+    ex->conn = connection;
+    ex->method = method;
+    ex->url = url;
+    ex->version = version;
+    ex->listener = l;
+    ex->started_ns = uv_hrtime();
+    ex->status = ex->sent_status = 0;
+    ex->error = -1;
+    ex->n_headers = 0;
+    ex->content_type = NULL;
+    ex->bytes = 0;
+    ex->queue_rc = MHD_YES;
+    ex->mode = CONFIG_REPLY_AUTO;
+    ex->out_pos = ex->out_max = 0;
+    ex_enter(ex, EX_HEAD);
+    return ex;
+}
 
 enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection, const char *url,
                                     const char *method, const char *version, const char *upload_data,
@@ -907,63 +490,35 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection
 {
     exchange_t *ex = *con_cls;
     if (!ex) {
-        gateway_t *gw = cls;
-        ex = alloc_exchange(gw);
-        if (!ex)
+        ex_listener_t *l = cls;
+        if (!(ex = begin(l, connection, url, method, version)))
             return MHD_NO;
-        list_init(&ex->waiting_link);
-        timer_entry_init(&ex->keepalive);
         *con_cls = ex;
-        gw->exchanges++;
-        ex->gw = gw;
-        ex->gen = gen_ref(gw->gen);
-        ex->conn = connection;
-        ex->method = method;
-        ex->url = url;
-        ex->version = version;
-        ex->started_ns = uv_hrtime();
-        start(ex);
-        return ex->state == EX_READY ? send_response(ex) : MHD_YES;
+        l->pool->handler->on_head(l->pool->ctx, ex);
+        return after_call(ex);
     }
-    resumed(ex);
+    ex_pool_t *p = pool_of(ex);
     switch (ex->state) {
     case EX_BODY:
         if (*upload_data_size) {
-            take_body(ex, upload_data, *upload_data_size);
+            p->handler->on_body(p->ctx, ex, upload_data, *upload_data_size);
             *upload_data_size = 0;
             return MHD_YES;
         }
-        dispatch(ex);
-        return ex->state == EX_READY ? send_response(ex) : MHD_YES;
-    case EX_READY:
-        return send_response(ex);
+        p->handler->on_body_end(p->ctx, ex);
+        return after_call(ex);
+    case EX_ANSWER:
+        return queue_whole(ex);
+    case EX_STREAM_WAKE:
+        return queue_stream(ex, EX_STREAM_FLOW);
+    case EX_STREAM_CLOSE:
+        return queue_stream(ex, EX_STREAM_LAST);
     case EX_GONE:
         return MHD_NO;
-    default:
-        if (*upload_data_size) /* a body after an early answer: dropped */
-            *upload_data_size = 0;
+    default: /* a body after an early answer: dropped */
+        *upload_data_size = 0;
         return MHD_YES;
     }
-}
-
-/* The request is over: its metrics and access line. */
-static void account(exchange_t *ex)
-{
-    gateway_t *gw = ex->gw;
-    uint64_t took = uv_hrtime() - ex->started_ns;
-    metrics_http(gw->metrics, ex->label_metric, ex->method, ex->status, took);
-    int has_service = ex->label_metric != METRICS_ROUTE_UNMATCHED && ex->label_metric != METRICS_ROUTE_ADMIN;
-    gateway_access_log(gw, &(access_entry_t){
-                               .method = ex->method,
-                               .path = ex->url,
-                               .route = ex->label,
-                               .status = ex->status,
-                               .duration_ns = took,
-                               .request_id = ex->request_id,
-                               .service = has_service ? ex->gen->cfg->services[ex->service_index].name : NULL,
-                               .bytes = ex->response_bytes,
-                               .request_bytes = ex->body.len,
-                           });
 }
 
 void exchange_on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
@@ -971,61 +526,57 @@ void exchange_on_completed(void *cls, struct MHD_Connection *connection, void **
 {
     (void)cls;
     (void)connection;
+    (void)toe; /* what was queued tells what the client got */
     exchange_t *ex = *con_cls;
     if (!ex)
         return;
     *con_cls = NULL;
-    if (ex->req) { /* the daemon is stopping under a waiting request */
-        up_cancel(ex->req);
-        stop_waiting(ex);
-    }
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && ex->state != EX_SENT)
-        ex->status = 499; /* the client left before its answer (nginx's code) */
-    account(ex);
-    resumed(ex);
-    free_exchange(ex);
+    ex_pool_t *p = pool_of(ex);
+    ex_enter(ex, EX_DONE);
+    p->handler->on_complete(p->ctx, ex);
+    pool_put(p, ex);
 }
 
-void exchange_abort_waiting(gateway_t *gw)
+void exchange_on_hangup(void *cls, void *owner)
 {
-    list_node_t *node;
-    while ((node = list_first(&gw->waiting_list)) != NULL) {
-        exchange_t *ex = LIST_OWNER(node, exchange_t, waiting_link);
-        up_cancel(ex->req);
-        stop_waiting(ex);
-        if (ex->stream_started) {
-            stream_fail(ex, (gw_error_t){ 503, "draining" }, "the gateway shut down before the stream ended",
-                        span_of(NULL, 0));
-            continue;
-        }
-        ex->close_after = 1;
-        fail_simple(ex, 503, "draining", "the gateway shut down before the reply came");
-        resume(ex);
-    }
+    (void)cls;
+    exchange_t *ex = owner;
+    if (!(classes[ex->state] & SUSPENDED))
+        return;
+    ex_pool_t *p = pool_of(ex);
+    p->handler->on_cancel(p->ctx, ex);
+    ex_enter(ex, EX_GONE);
 }
 
-void exchange_on_refused(void *ctx, unsigned status, const char *code, const char *message, buf_t *wire)
+/* ---- libmicrohttpd through httpd.h ------------------------------------------------ */
+
+static void mhd_suspend(void *server, struct MHD_Connection *c)
 {
-    gateway_t *gw = ctx;
-    char id[40];
-    new_request_id(gw, id, sizeof id);
-    buf_t body = BUF_INIT;
-    gw_error_body(&body, (gw_error_t){ (int)status, code }, message, span_of(NULL, 0));
-    const char *reason = MHD_get_reason_phrase_for(status);
-    char date[64], head[320];
-    time_t now = time(NULL);
-    struct tm utc;
-    gmtime_r(&now, &utc);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &utc);
-    snprintf(head, sizeof head,
-             "HTTP/1.1 %u %s\r\nDate: %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
-             "X-Request-Id: %s\r\nContent-Length: %zu\r\n\r\n",
-             status, reason ? reason : "", date, id, body.len);
-    buf_append_cstr(wire, head);
-    buf_append(wire, body.data ? body.data : "", body.len);
-    buf_free(&body);
-    metrics_http(gw->metrics, METRICS_ROUTE_UNMATCHED, "", status, 0);
-    gateway_access_log(gw, &(access_entry_t){ .method = "", .path = "", .route = "unmatched",
-                                              .status = status, .request_id = id,
-                                              .bytes = wire->len });
+    (void)server;
+    MHD_suspend_connection(c);
 }
+
+static void mhd_resume(void *server, struct MHD_Connection *c) { httpd_resume(server, c); }
+
+static void mhd_watch_hangup(void *server, struct MHD_Connection *c, exchange_t *ex)
+{
+    (void)server;
+    httpd_watch_hangup(c, ex);
+}
+
+static enum MHD_Result mhd_queue(void *server, struct MHD_Connection *c, const ex_response_t *r)
+{
+    (void)server;
+    struct MHD_Response *resp =
+        r->stream ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, r->stream, r->stream_ctx, NULL)
+                  : MHD_create_response_from_buffer(r->body_len, (void *)r->body, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    for (size_t i = 0; i < r->n_headers; i++)
+        MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+    enum MHD_Result rc = MHD_queue_response(c, r->status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+const ex_http_t ex_http_mhd = { mhd_suspend, mhd_resume, mhd_watch_hangup, mhd_queue };

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct gen_service {
+struct generation_service {
     up_service_t *svc;
     char *fingerprint;
     unsigned refs;   /* generations using it */
@@ -78,7 +78,7 @@ static up_service_t *add_service(const config_service *s, upstream_t *up, up_ser
     return svc;
 }
 
-static void shared_release(gen_service_t *gs, const char *why)
+static void shared_release(generation_service_t *gs, const char *why)
 {
     if (!gs || --gs->refs > 0)
         return;
@@ -87,7 +87,7 @@ static void shared_release(gen_service_t *gs, const char *why)
     free(gs);
 }
 
-static gen_service_t *find_shared(generation_t *prev, const char *name, const char *fp)
+static generation_service_t *find_shared(generation_t *prev, const char *name, const char *fp)
 {
     for (size_t i = 0; prev && i < prev->cfg->service_count; i++)
         if (strcmp(prev->cfg->services[i].name, name) == 0 && strcmp(prev->shared[i]->fingerprint, fp) == 0)
@@ -118,7 +118,7 @@ static int build(generation_t *g, generation_t *prev, upstream_t *up, metrics_t 
         char *fp = fingerprint(s);
         if (!fp)
             return -1;
-        gen_service_t *gs = find_shared(prev, s->name, fp);
+        generation_service_t *gs = find_shared(prev, s->name, fp);
         if (gs) {
             free(fp);
             gs->refs++;
@@ -132,7 +132,7 @@ static int build(generation_t *g, generation_t *prev, upstream_t *up, metrics_t 
                 free(fp);
                 return -1;
             }
-            *gs = (gen_service_t){ svc, fp, 1 };
+            *gs = (generation_service_t){ svc, fp, 1 };
         }
         g->shared[i] = gs;
         g->services[i] = gs->svc;
@@ -142,7 +142,7 @@ static int build(generation_t *g, generation_t *prev, upstream_t *up, metrics_t 
 
 #define RELOAD_REASON "the service was removed or changed by a config reload"
 
-static void gen_free(generation_t *g, const char *why, int free_cfg)
+static void generation_free(generation_t *g, const char *why, int free_cfg)
 {
     for (size_t i = 0; g->shared && i < g->cfg->service_count; i++)
         shared_release(g->shared[i], why);
@@ -156,7 +156,7 @@ static void gen_free(generation_t *g, const char *why, int free_cfg)
     free(g);
 }
 
-generation_t *gen_new(config *cfg, generation_t *prev, upstream_t *up, metrics_t *metrics, const logger_t *log)
+generation_t *generation_new(config *cfg, generation_t *prev, upstream_t *up, metrics_t *metrics, const logger_t *log)
 {
     generation_t *g = calloc(1, sizeof *g);
     if (!g)
@@ -164,19 +164,19 @@ generation_t *gen_new(config *cfg, generation_t *prev, upstream_t *up, metrics_t
     g->refs = 1;
     g->cfg = cfg;
     if (build(g, prev, up, metrics, log)) {
-        gen_free(g, "the config could not be applied", 0);
+        generation_free(g, "the config could not be applied", 0);
         return NULL;
     }
     return g;
 }
 
-void gen_release_why(generation_t *g, const char *why)
+void generation_release_why(generation_t *g, const char *why)
 {
     if (g && --g->refs == 0)
-        gen_free(g, why, 1);
+        generation_free(g, why, 1);
 }
 
-void gen_release(generation_t *g)
+void generation_release(generation_t *g)
 {
-    gen_release_why(g, RELOAD_REASON);
+    generation_release_why(g, RELOAD_REASON);
 }

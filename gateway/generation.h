@@ -10,7 +10,7 @@
  * A service is removed from the upstream (up_service_remove) when the last
  * generation using it is released.
  *
- * Ownership: gen_new takes the config when it succeeds (on failure the
+ * Ownership: generation_new takes the config when it succeeds (on failure the
  * caller still owns it); the generation owns it, the router
  * and its references to services. The gateway holds one reference to the
  * current generation, each exchange one to its own. One loop thread.
@@ -26,14 +26,14 @@
 #include "gateway/metrics.h"
 #include "gateway/router.h"
 
-typedef struct gen_service gen_service_t; /* a service shared by generations */
+typedef struct generation_service generation_service_t; /* a service shared by generations */
 
 typedef struct generation {
     unsigned refs;
     config *cfg;
     router_t *router;
     up_service_t **services;    /* [cfg->service_count] */
-    gen_service_t **shared;     /* [cfg->service_count] */
+    generation_service_t **shared;     /* [cfg->service_count] */
     int *route_metric;          /* [cfg->route_count]: metrics route index */
     int *service_metric;        /* [cfg->service_count] */
     size_t kept;                /* services taken over from `prev` */
@@ -46,9 +46,9 @@ typedef struct generation {
  * cannot be loaded names its field: services.NAME.tls.ca). The result has
  * one reference.
  */
-generation_t *gen_new(config *cfg, generation_t *prev, upstream_t *up, metrics_t *metrics, const logger_t *log);
+generation_t *generation_new(config *cfg, generation_t *prev, upstream_t *up, metrics_t *metrics, const logger_t *log);
 
-static inline generation_t *gen_ref(generation_t *g)
+static inline generation_t *generation_ref(generation_t *g)
 {
     g->refs++;
     return g;
@@ -56,9 +56,9 @@ static inline generation_t *gen_ref(generation_t *g)
 
 /* Drops a reference; the last one frees the generation and removes the
  * services no other generation uses (their connections close). */
-void gen_release(generation_t *g);
+void generation_release(generation_t *g);
 /* The same when the gateway stops, before the upstream closes: `why` is
  * what requests still on the services are told. */
-void gen_release_why(generation_t *g, const char *why);
+void generation_release_why(generation_t *g, const char *why);
 
 #endif

@@ -22,8 +22,8 @@ struct httpd {
     void (*done)(void *ctx);
     void *done_ctx;
     void (*on_mhd_error)(void *ctx, const char *text);
-    void (*on_hangup)(void *ctx, void *waiter);
-    void (*on_refused)(void *ctx, unsigned status, const char *code, const char *message, buf_t *wire);
+    void (*on_hangup)(void *ctx, void *owner);
+    void (*on_refused)(void *ctx, gw_error_t kind, const char *message, buf_t *wire);
     MHD_AccessHandlerCallback on_request;
     MHD_RequestCompletedCallback on_completed;
     void *handler_ctx;
@@ -69,7 +69,7 @@ typedef struct httpd_conn {
     httpd_t *h;
     struct MHD_Connection *connection;
     int fd;
-    void *waiter;
+    void *hangup_owner;   /* httpd_watch_hangup's; NULL: not watched */
     hc_phase_t phase;
     uint64_t deadline;    /* loop ms by which the request's head or body
                              must be in (HEAD, BODY); 0: none */
@@ -137,16 +137,16 @@ static void set_phase(httpd_conn_t *hc, hc_phase_t phase, uint64_t deadline)
 
 static void on_socket_event(uv_poll_t *p, int status, int events);
 
-/* The client hung up: a connection with a waiter is the handler's to end;
- * any other gets a 1 s MHD timeout so that MHD closes it. */
+/* The client hung up: a watched connection is its owner's to end; any
+ * other gets a 1 s MHD timeout so that MHD closes it. */
 static void client_gone(httpd_conn_t *hc)
 {
     httpd_t *h = hc->h;
     uv_poll_stop(&hc->watch); /* once is enough */
-    if (hc->waiter && h->on_hangup) {
-        void *waiter = hc->waiter;
-        hc->waiter = NULL;
-        h->on_hangup(h->handler_ctx, waiter);
+    if (hc->hangup_owner && h->on_hangup) {
+        void *owner = hc->hangup_owner;
+        hc->hangup_owner = NULL;
+        h->on_hangup(h->handler_ctx, owner);
         return;
     }
     MHD_set_connection_option(hc->connection, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
@@ -280,11 +280,11 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
         uv_timer_start(&h->sweep, on_sweep, 1000, 1000);
 }
 
-void httpd_set_waiter(struct MHD_Connection *connection, void *waiter)
+void httpd_watch_hangup(struct MHD_Connection *connection, void *owner)
 {
     httpd_conn_t *hc = conn_of(connection);
     if (hc)
-        hc->waiter = waiter;
+        hc->hangup_owner = owner;
 }
 
 /*
@@ -298,7 +298,7 @@ void httpd_set_waiter(struct MHD_Connection *connection, void *waiter)
  * down, so that MHD's writes fail and it closes the connection: the client
  * sees one answer.
  */
-static void refuse_length(httpd_t *h, unsigned status, const char *code, const char *message)
+static void refuse_length(httpd_t *h, gw_error_t kind, const char *message)
 {
     if (!h->on_refused)
         return;
@@ -308,7 +308,7 @@ static void refuse_length(httpd_t *h, unsigned status, const char *code, const c
             !MHD_get_connection_info(hc->connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE))
             continue;
         buf_t wire = BUF_INIT;
-        h->on_refused(h->handler_ctx, status, code, message, &wire);
+        h->on_refused(h->handler_ctx, kind, message, &wire);
         if (wire.len)
             (void)!send(hc->fd, wire.data, wire.len, MSG_NOSIGNAL | MSG_DONTWAIT);
         buf_free(&wire);
@@ -326,9 +326,9 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
         text[--n] = 0;
     if (strncmp(text, "Failed to parse `Content-Length'", 32) == 0)
-        refuse_length(h, 400, "bad_request", "the Content-Length header is not a decimal number");
+        refuse_length(h, GW_ERR_BAD_REQUEST, "the Content-Length header is not a decimal number");
     else if (strncmp(text, "Too large value of 'Content-Length'", 35) == 0)
-        refuse_length(h, 413, "payload_too_large", "the Content-Length header is too large");
+        refuse_length(h, GW_ERR_PAYLOAD_TOO_LARGE, "the Content-Length header is too large");
     if (h->on_mhd_error)
         h->on_mhd_error(h->handler_ctx, text);
 }

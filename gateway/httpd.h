@@ -18,8 +18,8 @@
  * arrives together with the request: after a short read it assumes its
  * edge-triggered socket is drained and never reads the EOF, so the
  * connection would linger until the idle timeout. On a hang-up, a
- * connection that has a waiter (httpd_set_waiter: a suspended request) is
- * handed to on_hangup; any other is given a 1 s MHD timeout so that MHD
+ * connection with a hang-up watch (httpd_watch_hangup: a suspended request)
+ * is handed to on_hangup; any other is given a 1 s MHD timeout so that MHD
  * closes it.
  *
  * Ownership: the caller owns the httpd_t from httpd_start until the close
@@ -36,6 +36,7 @@
 
 #include "core/buf.h"
 #include "core/hostport.h"
+#include "gateway/errors.h"
 
 /*
  * Limits against slow or greedy clients (docs/OPERATIONS.md, "Resilience"):
@@ -68,15 +69,15 @@ typedef struct httpd_options {
     MHD_RequestCompletedCallback on_completed;
     void *handler_ctx;
     void (*on_mhd_error)(void *ctx, const char *text); /* MHD's own messages */
-    /* The client of a connection with a waiter hung up (see above). */
-    void (*on_hangup)(void *ctx, void *waiter);
+    /* The client of a watched connection hung up (httpd_watch_hangup). */
+    void (*on_hangup)(void *ctx, void *owner);
     /* libmicrohttpd refused a request head itself (a Content-Length that is
      * not a number, or too large): the handler is not called for it, and
      * `wire` is to receive the whole HTTP/1.1 response (status line,
      * headers with Connection: close, body) that is sent instead before
      * the connection is closed. NULL: MHD's own answer goes out (with its
      * head written twice by 0.9.75). */
-    void (*on_refused)(void *ctx, unsigned status, const char *code, const char *message, buf_t *wire);
+    void (*on_refused)(void *ctx, gw_error_t kind, const char *message, buf_t *wire);
     /* Open connections are counted here too (NULL: not), for /metrics. */
     _Atomic uint64_t *connections;
     /* Bind with SO_REUSEPORT, so that several workers share the address. */
@@ -92,9 +93,10 @@ httpd_t *httpd_start(uv_loop_t *loop, const httpd_options_t *opts, char *err, si
 /* Resumes a suspended connection; MHD runs again before the loop sleeps. */
 void httpd_resume(httpd_t *h, struct MHD_Connection *connection);
 
-/* Marks the connection's request as waiting (waiter != NULL: on_hangup
- * gets it if the client goes) or not any more (NULL). */
-void httpd_set_waiter(struct MHD_Connection *connection, void *waiter);
+/* Watches the connection for its client hanging up: on_hangup(ctx, owner)
+ * if it goes (once); owner NULL stops watching. For suspended connections,
+ * which MHD itself does not watch. */
+void httpd_watch_hangup(struct MHD_Connection *connection, void *owner);
 
 /* Open client connections (0 for NULL). */
 unsigned httpd_connection_count(httpd_t *h);

@@ -13,6 +13,8 @@ void logger_init(logger_t *lg, config_log_level level)
 {
     lg->level = level;
     lg->fd = 2;
+    lg->worker = -1;
+    lg->muted = 0;
 }
 
 static void append_timestamp(buf_t *b)
@@ -30,7 +32,7 @@ static void append_timestamp(buf_t *b)
 int log_begin(const logger_t *lg, log_line_t *line, config_log_level level, const char *msg)
 {
     line->text = (buf_t)BUF_INIT;
-    line->active = level >= lg->level;
+    line->active = level >= lg->level && !lg->muted;
     if (!line->active)
         return 0;
     buf_append_cstr(&line->text, "{\"ts\":\"");
@@ -39,6 +41,10 @@ int log_begin(const logger_t *lg, log_line_t *line, config_log_level level, cons
     buf_append_cstr(&line->text, level_names[level]);
     buf_append_cstr(&line->text, "\",\"msg\":");
     json_append_string(&line->text, msg, strlen(msg));
+    if (lg->worker >= 0) {
+        buf_append_cstr(&line->text, ",\"worker\":");
+        buf_append_u64(&line->text, (unsigned long long)lg->worker);
+    }
     return 1;
 }
 
@@ -77,10 +83,15 @@ void log_int(log_line_t *line, const char *k, long long value)
 
 void log_raw(log_line_t *line, const char *k, const char *json)
 {
+    log_rawn(line, k, json, strlen(json));
+}
+
+void log_rawn(log_line_t *line, const char *k, const char *json, size_t n)
+{
     if (!line->active)
         return;
     key(line, k);
-    buf_append_cstr(&line->text, json);
+    buf_append(&line->text, json, n);
 }
 
 void log_end(const logger_t *lg, log_line_t *line)

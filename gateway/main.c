@@ -2,7 +2,7 @@
  * patterngate's command line (SPEC.md "Command line"): a thin dispatcher.
  *
  *   patterngate [-c FILE] [--check [--live]] [--version] [--help]   serve / check
- *   patterngate call|emit|healthcheck|scaffold|openapi ...          subcommands
+ *   patterngate call|emit|healthcheck|scaffold|openapi|explain ...  subcommands
  *
  * -c has the long forms --config FILE and --config=FILE.
  *
@@ -29,7 +29,8 @@ static const char usage_text[] =
     "       patterngate emit [same options] HOST:PORT PATTERN [DATA]\n"
     "       patterngate healthcheck [-c FILE] [URL]\n"
     "       patterngate scaffold [TLS options] [--name NAME] HOST:PORT\n"
-    "       patterngate openapi [-c FILE]\n";
+    "       patterngate openapi [-c FILE]\n"
+    "       patterngate explain [-c FILE] METHOD PATH [BODY] [-H \"Name: value\"]...\n";
 
 static const char help_text[] =
     "\n"
@@ -54,6 +55,8 @@ static const char help_text[] =
     "  scaffold     print a starting config, one route per handler of a Nest service\n"
     "               that imports the patterngate-nest module\n"
     "  openapi      print the OpenAPI 3.1 document of the config's routes\n"
+    "  explain      show what the config does with one request (route, service,\n"
+    "               pattern, packet data, or the error answered), sending nothing\n"
     "  Each of them takes --help.\n"
     "\n"
     "Exit codes: 0 success, 1 runtime failure, 2 bad usage or config.\n";
@@ -93,6 +96,7 @@ static const struct {
     {"healthcheck", cli_healthcheck},
     {"scaffold", run_scaffold},
     {"openapi", cli_openapi},
+    {"explain", cli_explain},
 };
 
 static int bad_usage(const char *format, const char *detail)
@@ -120,7 +124,7 @@ static int bad_argument(const char *arg)
     if (looks_like_config(arg))
         fprintf(stderr, "; did you mean -c %s?", arg);
     else
-        fputs(" (subcommands: call, emit, healthcheck, scaffold, openapi)", stderr);
+        fputs(" (subcommands: call, emit, healthcheck, scaffold, openapi, explain)", stderr);
     fputc('\n', stderr);
     fputs(usage_text, stderr);
     return EXIT_USAGE;

@@ -7,32 +7,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/gateway.h"
+#include "gateway/wallclock.h"
 
 #define SETTLE_MS 100
 
-static double wall_seconds(void)
-{
-    return (double)gateway_wall_ms() / 1000;
-}
+/* What worker 0 tells the others. */
+typedef struct reload_msg {
+    peer_msg_t base;     /* first */
+    int ok;              /* worker 0's outcome */
+} reload_msg_t;
 
-static void failed(reloader_t *r, const char *trigger, const char *error)
+static void drop_msg(peer_msg_t *m) { free(m); }
+
+static void set_levels(worker_t *w, config_log_level level)
 {
-    gateway_t *gw = r->gw;
-    log_line_t line;
-    if (log_begin(&gw->log, &line, CONFIG_LOG_ERROR, "config reload failed")) {
-        log_str(&line, "trigger", trigger);
-        log_str(&line, "error", error);
-    }
-    log_end(&gw->log, &line);
-    metrics_reload(gw->metrics, 0, wall_seconds());
+    w->log.level = level;
+    w->process_log.level = level;
 }
 
 /* Settings bound to listening sockets or threads keep their running
- * values; a change is logged. */
-static void keep_fixed_settings(gateway_t *gw, config *next)
+ * values; a change is logged (once: process-wide). */
+static void keep_fixed_settings(worker_t *w, config *next)
 {
-    const config *cur = gw->cfg;
+    const config *cur = w->gen->cfg;
     char field[64] = "";
     if (!hostport_equal(&cur->listen, &next->listen))
         snprintf(field, sizeof field, "listen");
@@ -47,11 +44,11 @@ static void keep_fixed_settings(gateway_t *gw, config *next)
         snprintf(field, sizeof field, "limits.idle_timeout_ms");
     if (field[0]) {
         log_line_t line;
-        if (log_begin(&gw->log, &line, CONFIG_LOG_WARN,
+        if (log_begin(&w->process_log, &line, CONFIG_LOG_WARN,
                       "a reload cannot change listen, admin_listen, workers, limits.max_connections or "
                       "limits.idle_timeout_ms: the running values stay"))
             log_str(&line, "field", field);
-        log_end(&gw->log, &line);
+        log_end(&w->process_log, &line);
     }
     next->listen = cur->listen;
     next->has_admin_listen = cur->has_admin_listen;
@@ -71,68 +68,133 @@ static int same_dns_servers(const config *a, const config *b)
     return 1;
 }
 
+/* dns.servers of `cfg` for the worker's upstream. 0, or -1 with why. */
+static int use_dns_servers(worker_t *w, const config *cfg, char *why, size_t size)
+{
+    return upstream_set_dns_servers(w->up, (const char *const *)cfg->dns_servers, cfg->dns_server_count, why,
+                                    size);
+}
+
+/* The new generation becomes the worker's. */
+static void install(worker_t *w, generation_t *gen)
+{
+    generation_t *old = w->gen;
+    w->gen = gen;
+    set_levels(w, gen->cfg->log_level);
+    uplog_configure(&w->uplog, w->up, gen->cfg);
+    w->config_loaded_at_ms = wallclock_ms();
+    generation_release(old);
+}
+
+static void remember_error(worker_t *w, const char *error)
+{
+    snprintf(w->last_reload_error, sizeof w->last_reload_error, "%s", error);
+    w->last_reload_error_at_ms = wallclock_ms();
+}
+
+/* Loads the file and installs it. 0, or -1 with the reason in error. */
+static int apply(worker_t *w, const char *file, char *error, size_t size)
+{
+    config *next = NULL;
+    config_error err;
+    if (config_load_file(file, NULL, &next, &err) != 0) {
+        char first[CONFIG_ERROR_SIZE + CFG_PATH_SIZE + CONFIG_REASON_SIZE];
+        config_problem_format(&err, 0, file, first, sizeof first);
+        if (err.count > 1)
+            snprintf(error, size, "%s (+%zu%s more; patterngate --check lists all)", first, err.count - 1,
+                     err.truncated ? "+" : "");
+        else
+            snprintf(error, size, "%s", first);
+        return -1;
+    }
+    keep_fixed_settings(w, next);
+    int new_dns = !same_dns_servers(w->gen->cfg, next);
+    if (new_dns && use_dns_servers(w, next, error, size) != 0) { /* before the services: new names use them */
+        config_free(next);
+        return -1;
+    }
+    generation_t *gen = generation_new(next, w->gen, w->up, w->metrics, &w->process_log);
+    if (!gen) {
+        if (new_dns) /* the running config's servers again */
+            (void)use_dns_servers(w, w->gen->cfg, NULL, 0);
+        config_free(next);
+        snprintf(error, size, "the new config could not be applied (see the line before)");
+        return -1;
+    }
+    install(w, gen);
+    return 0;
+}
+
+static void tell_the_others(worker_t *w, int ok)
+{
+    for (unsigned i = 0; i < w->count; i++) {
+        reload_msg_t *m = i == w->index ? NULL : calloc(1, sizeof *m);
+        if (!m)
+            continue;
+        *m = (reload_msg_t){ { NULL, PEER_RELOAD, w->index, drop_msg }, ok };
+        if (peers_post(w->peers, i, &m->base) != 0)
+            free(m);
+    }
+}
+
+static void log_outcome(worker_t *w, const char *trigger, int ok, const char *error)
+{
+    log_line_t line;
+    if (ok) {
+        char summary[128];
+        config_summary(w->gen->cfg, summary, sizeof summary);
+        if (log_begin(&w->process_log, &line, CONFIG_LOG_INFO, "config reloaded")) {
+            log_str(&line, "trigger", trigger);
+            log_str(&line, "config", w->gen->cfg->file);
+            log_str(&line, "summary", summary);
+            log_int(&line, "services_kept", (long long)w->gen->kept);
+        }
+    } else if (log_begin(&w->process_log, &line, CONFIG_LOG_ERROR, "config reload failed")) {
+        log_str(&line, "trigger", trigger);
+        log_str(&line, "error", error);
+    }
+    log_end(&w->process_log, &line);
+}
+
 void reload_now(reloader_t *r, const char *trigger)
 {
-    gateway_t *gw = r->gw;
-    const char *file = gw->cfg->file;
+    worker_t *w = r->w;
+    const char *file = w->gen->cfg->file;
     if (!file) {
-        log_msg(&gw->log, CONFIG_LOG_WARN, "no config file to reload: running on the embedded default", NULL);
+        log_msg(&w->process_log, CONFIG_LOG_WARN, "no config file to reload: running on the embedded default", NULL);
         return;
     }
-    if (gw->stopping)
+    if (w->draining)
         return;
     file_digest(file, r->last_digest);
-    config *next = NULL;
-    config_error error;
-    if (config_load_file(file, NULL, &next, &error) != 0) {
-        char first[CONFIG_ERROR_SIZE + CFG_PATH_SIZE + CONFIG_REASON_SIZE];
-        char problem[sizeof first + 80];
-        config_problem_format(&error, 0, file, first, sizeof first);
-        if (error.count > 1)
-            snprintf(problem, sizeof problem, "%s (+%zu%s more; patterngate --check lists all)",
-                     first, error.count - 1, error.truncated ? "+" : "");
-        else
-            snprintf(problem, sizeof problem, "%s", first);
-        failed(r, trigger, problem);
-        return;
+    char path[PATH_MAX], error[WORKER_ERROR_SIZE];
+    snprintf(path, sizeof path, "%s", file); /* `file` goes with the old config */
+    int ok = apply(w, path, error, sizeof error) == 0;
+    if (!ok)
+        remember_error(w, error);
+    log_outcome(w, trigger, ok, error);
+    metrics_reload(w->metrics, ok, (double)wallclock_ms() / 1000);
+    tell_the_others(w, ok);
+}
+
+void reload_on_message(reloader_t *r, peer_msg_t *base)
+{
+    reload_msg_t *m = (reload_msg_t *)base;
+    worker_t *w = r->w;
+    const char *file = w->gen->cfg->file;
+    char error[WORKER_ERROR_SIZE] = "";
+    int ok = file && !w->draining && apply(w, file, error, sizeof error) == 0;
+    if (!ok && file && !w->draining)
+        remember_error(w, error);
+    if (ok != m->ok && !w->draining) { /* the file changed in between, most likely */
+        log_line_t line;
+        if (log_begin(&w->log, &line, CONFIG_LOG_WARN,
+                      ok ? "this worker reloaded a config that worker 0 could not"
+                         : "this worker could not reload the config that worker 0 did"))
+            log_str(&line, "error", ok ? NULL : error);
+        log_end(&w->log, &line);
     }
-    keep_fixed_settings(gw, next);
-    if (!same_dns_servers(gw->cfg, next)) { /* before the services: new names resolve with them */
-        char err[200];
-        if (upstream_set_dns_servers(gw->up, (const char *const *)next->dns_servers, next->dns_server_count, err,
-                                     sizeof err) != 0) {
-            config_free(next);
-            failed(r, trigger, err);
-            return;
-        }
-    }
-    generation_t *gen = gen_new(next, gw->gen, gw->up, gw->metrics, &gw->log);
-    if (!gen) {
-        if (!same_dns_servers(gw->cfg, next)) /* the running config's servers again */
-            (void)upstream_set_dns_servers(gw->up, (const char *const *)gw->cfg->dns_servers,
-                                           gw->cfg->dns_server_count, NULL, 0);
-        config_free(next);
-        failed(r, trigger, "the new config could not be applied (see the line before)");
-        return;
-    }
-    generation_t *old = gw->gen;
-    gw->gen = gen;
-    gw->cfg = gen->cfg;
-    gw->log.level = gen->cfg->log_level;
-    gw->config_loaded_at_ms = gateway_wall_ms();
-    size_t kept = gen->kept;
-    gen_release(old);
-    metrics_reload(gw->metrics, 1, wall_seconds());
-    char summary[128];
-    config_summary(gen->cfg, summary, sizeof summary);
-    log_line_t line;
-    if (log_begin(&gw->log, &line, CONFIG_LOG_INFO, "config reloaded")) {
-        log_str(&line, "trigger", trigger);
-        log_str(&line, "config", gen->cfg->file); /* `file` went with the old config */
-        log_str(&line, "summary", summary);
-        log_int(&line, "services_kept", (long long)kept);
-    }
-    log_end(&gw->log, &line);
+    free(m);
 }
 
 static void on_sighup(uv_signal_t *s, int signum)
@@ -145,7 +207,7 @@ static void on_settled(uv_timer_t *t)
 {
     reloader_t *r = t->data;
     char now[FILE_DIGEST_HEX];
-    if (file_digest(r->gw->cfg->file, now) == 0 && strcmp(now, r->last_digest) != 0)
+    if (file_digest(r->w->gen->cfg->file, now) == 0 && strcmp(now, r->last_digest) != 0)
         reload_now(r, "file change");
 }
 
@@ -158,16 +220,17 @@ static void on_fs_event(uv_fs_event_t *w, const char *filename, int events, int 
         uv_timer_start(&r->settle, on_settled, SETTLE_MS, 0);
 }
 
-void reload_start(reloader_t *r, gateway_t *gw)
+/* Worker 0's triggers. */
+static void start_triggers(reloader_t *r)
 {
-    memset(r, 0, sizeof *r);
-    r->gw = gw;
-    uv_signal_init(gw->loop, &r->sighup);
-    uv_timer_init(gw->loop, &r->settle);
-    uv_fs_event_init(gw->loop, &r->watch);
+    worker_t *w = r->w;
+    uv_signal_init(w->loop, &r->sighup);
+    uv_timer_init(w->loop, &r->settle);
+    uv_fs_event_init(w->loop, &r->watch);
+    r->handles = 1;
     r->sighup.data = r->settle.data = r->watch.data = r;
     uv_signal_start(&r->sighup, on_sighup, SIGHUP);
-    const char *file = gw->cfg->file;
+    const char *file = w->gen->cfg->file;
     if (!file)
         return;
     file_digest(file, r->last_digest);
@@ -177,19 +240,47 @@ void reload_start(reloader_t *r, gateway_t *gw)
     int rc = uv_fs_event_start(&r->watch, on_fs_event, dir, 0);
     if (rc < 0) {
         log_line_t line;
-        if (log_begin(&gw->log, &line, CONFIG_LOG_WARN, "cannot watch the config file's folder: reload on SIGHUP only")) {
+        if (log_begin(&w->process_log, &line, CONFIG_LOG_WARN,
+                      "cannot watch the config file's folder: reload on SIGHUP only")) {
             log_str(&line, "folder", dir);
             log_str(&line, "error", uv_strerror(rc));
         }
-        log_end(&gw->log, &line);
+        log_end(&w->process_log, &line);
         return;
     }
     r->watching = 1;
 }
 
-void reload_close(reloader_t *r)
+int reload_start(reloader_t *r, worker_t *w, config *cfg)
 {
-    uv_close((uv_handle_t *)&r->sighup, NULL);
-    uv_close((uv_handle_t *)&r->settle, NULL);
-    uv_close((uv_handle_t *)&r->watch, NULL);
+    memset(r, 0, sizeof *r);
+    r->w = w;
+    set_levels(w, cfg->log_level);
+    char why[200];
+    if (use_dns_servers(w, cfg, why, sizeof why) != 0)
+        log_msg(&w->process_log, CONFIG_LOG_ERROR, "cannot use dns.servers", why);
+    generation_t *gen = generation_new(cfg, NULL, w->up, w->metrics, &w->process_log);
+    if (!gen)
+        return -1;
+    w->gen = gen;
+    uplog_configure(&w->uplog, w->up, cfg);
+    w->config_loaded_at_ms = wallclock_ms();
+    metrics_config_loaded(w->metrics, (double)w->config_loaded_at_ms / 1000);
+    if (w->index == 0)
+        start_triggers(r);
+    return 0;
+}
+
+void reload_close(reloader_t *r, const char *why)
+{
+    worker_t *w = r->w;
+    if (r->handles) {
+        uv_close((uv_handle_t *)&r->sighup, NULL);
+        uv_close((uv_handle_t *)&r->settle, NULL);
+        uv_close((uv_handle_t *)&r->watch, NULL);
+        r->handles = 0;
+    }
+    generation_t *g = w->gen;
+    w->gen = NULL;
+    generation_release_why(g, why);
 }

@@ -8,10 +8,15 @@
  * 2-5 s and an up-phase of SOAK_UP_MS (more than twice the 5 s backoff
  * cap), and a last measurement with the load paused.
  *
- * Expected: every request answered 200 (with the right sum), 502, 503 or
- * 504, never anything else and never a client timeout; after each restart a
- * 200 within the up-phase; at the end RSS within +10% (or +2 MiB) and
- * descriptors within ±2 of the checkpoint. One summary line on stderr.
+ * Expected: every request answered, never a client timeout; every answer
+ * that is not 200 (with the right sum) is one the kill explains: 502
+ * upstream_closed (in flight when the service died) or 503
+ * upstream_unavailable (no connection could be had), and it overlaps a
+ * down-window (from the kill to the first 200 after the restart, plus
+ * SOAK_SLACK_MS); after each restart a 200 within the up-phase, and in
+ * every up-phase at least SOAK_FLOOR_PER_S successful requests per second;
+ * at the end RSS within +10% (or +2 MiB) and descriptors within ±2 of the
+ * checkpoint. One summary line on stderr.
  *
  * Registered in the release build only (label `chaos`): ASan's slowdown
  * would only measure ASan. */
@@ -28,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <time.h>
 
 #include "support/deadline.h"
@@ -45,6 +51,9 @@
 #define CLIENT_TIMEOUT_MS 10000
 #define POLL_TIMEOUT_MS 30000
 #define ADMIN_TIMEOUT_MS 10000
+#define SOAK_FLOOR_PER_S 20   /* successful requests per second of up-phase, at least */
+#define SOAK_SLACK_MS 1000    /* failures this long after the recovery still count as the kill's */
+#define SOAK_MAX_FAILURES 200000
 
 static const int DOWN_MS[] = { 2000, 3500, 5000 };
 
@@ -58,6 +67,18 @@ static const char CONFIG[] =
 enum { ST_200, ST_502, ST_503, ST_504, ST_BAD, ST_COUNT };
 static const char *const ST_NAMES[ST_COUNT] = { "200", "502", "503", "504", "bad" };
 
+/* A failed request: when it was under way, and what it got. */
+typedef struct failure {
+    long long t0, t1;
+    int status;
+    char code[32];                   /* the error body's "error" */
+} failure_t;
+
+/* One kill: from the kill to the first 200 after the restart. */
+typedef struct down_window {
+    long long kill_at, recovered_at;
+} down_window_t;
+
 typedef struct soak {
     int port;
     atomic_bool stop, pause;
@@ -67,6 +88,10 @@ typedef struct soak {
     atomic_llong max_ms;             /* the slowest answer */
     pthread_mutex_t mu;
     char bad[512];                   /* the first unexpected answer */
+    failure_t *failures;             /* [SOAK_MAX_FAILURES], under mu */
+    size_t n_failures;
+    down_window_t windows[SOAK_CYCLES + 1];
+    int n_windows;
 } soak_t;
 
 static struct gwproc *g_gw;
@@ -90,6 +115,31 @@ static void record_bad(soak_t *s, const char *fmt, ...)
         va_end(ap);
     }
     pthread_mutex_unlock(&s->mu);
+}
+
+/* Keeps a failed answer for the end, when the down-windows are known. */
+static void record_failure(soak_t *s, long long t0, long long t1, const struct http_response *r)
+{
+    failure_t f = { t0, t1, r->status, "" };
+    const char *e = strstr(r->body, "\"error\":\"");
+    if (e)
+        snprintf(f.code, sizeof f.code, "%.*s", (int)strcspn(e + 9, "\""), e + 9);
+    pthread_mutex_lock(&s->mu);
+    if (s->n_failures < SOAK_MAX_FAILURES)
+        s->failures[s->n_failures++] = f;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Whether a kill explains the failure: the right status and code, and
+ * under way during a down-window. */
+static bool explained(const soak_t *s, const failure_t *f)
+{
+    bool kind = (f->status == 502 && strcmp(f->code, "upstream_closed") == 0) ||
+                (f->status == 503 && strcmp(f->code, "upstream_unavailable") == 0);
+    for (int w = 0; kind && w < s->n_windows; w++)
+        if (f->t1 >= s->windows[w].kill_at && f->t0 <= s->windows[w].recovered_at + SOAK_SLACK_MS)
+            return true;
+    return false;
 }
 
 static void *client_main(void *arg)
@@ -122,12 +172,9 @@ static void *client_main(void *arg)
         if (r.status == 200 && strcmp(r.body, expected) == 0) {
             atomic_fetch_add(&s->counts[ST_200], 1);
             atomic_store(&s->last_ok_at, (long long)deadline_now_ms());
-        } else if (r.status == 502) {
-            atomic_fetch_add(&s->counts[ST_502], 1);
-        } else if (r.status == 503) {
-            atomic_fetch_add(&s->counts[ST_503], 1);
-        } else if (r.status == 504) {
-            atomic_fetch_add(&s->counts[ST_504], 1);
+        } else if (r.status == 502 || r.status == 503 || r.status == 504) {
+            atomic_fetch_add(&s->counts[r.status == 502 ? ST_502 : r.status == 503 ? ST_503 : ST_504], 1);
+            record_failure(s, t0, deadline_now_ms(), &r);
         } else {
             record_bad(s, "%d after %lld ms for %s: %.200s", r.status, ms, body, r.body);
         }
@@ -187,11 +234,25 @@ static sample_t quiet_sample(soak_t *s, struct gwproc *gw)
     return out;
 }
 
+/* At least SOAK_FLOOR_PER_S successful requests per second since `from`
+ * (when the 200s counted `ok_from`). */
+static void expect_floor(soak_t *s, long long ok_from, long long from, const char *what)
+{
+    long long ok = atomic_load(&s->counts[ST_200]) - ok_from, ms = deadline_now_ms() - from;
+    if (ms > 0 && ok * 1000 < SOAK_FLOOR_PER_S * ms)
+        FAIL("%s: %lld successful requests in %lld ms, below the floor of %d per second", what, ok, ms,
+             SOAK_FLOOR_PER_S);
+}
+
 /* One cycle: SIGKILL the service, leave it down for down_ms, restart it on
  * its port, require a 200 within the up-phase and keep it up SOAK_UP_MS.
  * Returns the time from the restart to the first 200. */
 static long long chaos_cycle(soak_t *s, struct nest_service *svc, int down_ms)
 {
+    down_window_t *w = &s->windows[s->n_windows];
+    w->kill_at = deadline_now_ms();
+    w->recovered_at = LLONG_MAX; /* until known: everything after the kill */
+    s->n_windows++;
     nest_kill(svc);
     deadline_pause_ms(down_ms); /* the schedule's down-phase, not a synchronization */
     if (nest_restart_same_port(svc) != 0)
@@ -200,9 +261,12 @@ static long long chaos_cycle(soak_t *s, struct nest_service *svc, int down_ms)
     long long recovered = wait_recovered(s, up_at, SOAK_UP_MS);
     if (recovered < 0)
         FAIL("no request succeeded within %d ms of the service's restart", SOAK_UP_MS);
+    w->recovered_at = up_at + recovered;
+    long long ok_from = atomic_load(&s->counts[ST_200]), from = deadline_now_ms();
     int left = SOAK_UP_MS - (int)(deadline_now_ms() - up_at);
     if (left > 0)
         deadline_pause_ms(left); /* the rest of the up-phase, under load */
+    expect_floor(s, ok_from, from, "an up-phase");
     return recovered;
 }
 
@@ -225,6 +289,8 @@ static void soak_kill_restart(void **state)
     soak_t *s = calloc(1, sizeof *s);
     assert_non_null(s);
     s->port = gw->port;
+    s->failures = calloc(SOAK_MAX_FAILURES, sizeof *s->failures);
+    assert_non_null(s->failures);
     pthread_mutex_init(&s->mu, NULL);
     int64_t t0 = deadline_now_ms();
     pthread_t threads[SOAK_CLIENTS];
@@ -232,7 +298,9 @@ static void soak_kill_restart(void **state)
         assert_int_equal(pthread_create(&threads[i], NULL, client_main, s), 0);
     if (wait_recovered(s, 0, POLL_TIMEOUT_MS) < 0)
         FAIL("no request succeeded at the start");
+    long long ok_from = atomic_load(&s->counts[ST_200]), from = deadline_now_ms();
     deadline_pause_ms(SOAK_WARMUP_MS); /* warm-up under load */
+    expect_floor(s, ok_from, from, "the warm-up");
     long long recover[SOAK_CYCLES + 1];
     recover[0] = chaos_cycle(s, &svc, DOWN_MS[0]);
     sample_t check = quiet_sample(s, gw);
@@ -260,6 +328,15 @@ static void soak_kill_restart(void **state)
     if (atomic_load(&s->counts[ST_BAD]))
         FAIL("%lld requests were answered otherwise than 200, 502, 503 or 504, or not at all; "
              "the first: %s", atomic_load(&s->counts[ST_BAD]), s->bad);
+    size_t unexplained = 0;
+    const failure_t *first = NULL;
+    for (size_t i = 0; i < s->n_failures; i++)
+        if (!explained(s, &s->failures[i]) && unexplained++ == 0)
+            first = &s->failures[i];
+    if (unexplained)
+        FAIL("%zu of %zu failed requests are not what a kill explains (502 upstream_closed or 503 "
+             "upstream_unavailable during a down-window); the first: %d %s from %lld to %lld ms",
+             unexplained, s->n_failures, first->status, first->code, first->t0 - t0, first->t1 - t0);
     uint64_t allowed = check.rss_kb / 10 > 2048 ? check.rss_kb / 10 : 2048;
     if (end.rss_kb > check.rss_kb + allowed)
         FAIL("RSS grew from %llu KiB to %llu KiB", (unsigned long long)check.rss_kb,
@@ -276,6 +353,7 @@ static void soak_kill_restart(void **state)
     g_gw = NULL;
     nest_stop(&svc);
     pthread_mutex_destroy(&s->mu);
+    free(s->failures);
     free(s);
 }
 

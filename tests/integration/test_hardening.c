@@ -23,27 +23,27 @@
 
 #include "support/deadline.h"
 #include "support/gateway.h"
+#include "support/gwtest.h"
 #include "support/http.h"
 #include "support/nest.h"
 #include "support/net.h"
 #include "support/probe.h"
 
-#define REQ_TIMEOUT_MS 30000
+#define REQ_TIMEOUT_MS GWT_REQ_TIMEOUT_MS
 
 static struct gwproc *g_gw;
 static struct nest_service g_nest;
 
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
-        if (g_gw)                                                                                  \
-            gwproc_print_log(g_gw, "at the failure", 40);                                          \
+        gwt_print_log_tail();                                                                      \
         fail_msg(__VA_ARGS__);                                                                     \
     } while (0)
 
 static int teardown(void **state)
 {
     (void)state;
-    gwproc_free(g_gw);
+    gwt_discard(g_gw);
     g_gw = NULL;
     nest_stop(&g_nest);
     return 0;
@@ -59,44 +59,32 @@ static struct gwproc *start(const char *config, const char *const *ready_headers
     char env[64];
     snprintf(env, sizeof env, "NEST_ADDR=127.0.0.1:%d", g_nest.port);
     const char *envs[] = { env, NULL };
-    struct gwproc_options o = { .env = envs, .ready_headers = ready_headers };
-    int rc = gwproc_start(config, &o, &g_gw);
-    if (rc != 0)
-        fail_msg("the gateway did not start: %s", strerror(-rc));
+    struct gwproc_options o = { .ready_headers = ready_headers };
+    g_gw = gwt_start(config, envs, &o);
     return g_gw;
 }
 
 static void stop(void)
 {
-    int status = gwproc_stop(g_gw, GWPROC_STOP_TIMEOUT_MS);
-    if (status != 0)
-        FAIL("the gateway ended with status %d after SIGTERM, expected 0", status);
-    gwproc_free(g_gw);
+    struct gwproc *gw = g_gw;
     g_gw = NULL;
+    gwt_stop(gw);
 }
 
 static struct http_response request(int port, const char *method, const char *path, const char *body,
                                     const char *const *headers)
 {
-    struct http_request req = { .method = method, .path = path, .headers = headers, .body = body,
-                                .body_len = body ? strlen(body) : 0 };
-    struct http_response r;
-    int rc = http_fetch(port, &req, &r, REQ_TIMEOUT_MS);
-    if (rc != 0)
-        FAIL("%s %s: no response: %s", method, path, strerror(-rc));
-    return r;
+    return gwt_req_with(port, method, path, headers, body);
 }
 
+/* The status, and a body holding `contains` (NULL: any). */
 static void expect(int port, const char *method, const char *path, const char *body,
                    const char *const *headers, int status, const char *contains)
 {
-    struct http_response r = request(port, method, path, body, headers);
-    if (r.status != status || (contains && !strstr(r.body, contains))) {
-        char *dump = http_response_dump(&r, 1000);
-        fprintf(stderr, "---- response ----\n%s\n----\n", dump ? dump : "");
-        free(dump);
-        FAIL("%s %s: %d, expected %d with %s", method, path, r.status, status, contains ? contains : "any body");
-    }
+    struct http_response r = gwt_req_with(port, method, path, headers, body);
+    if (r.status != status || (contains && !strstr(r.body, contains)))
+        gwt_fail_response(&r, path, "%s %s: %d, expected %d with %s", method, path, r.status, status,
+                          contains ? contains : "any body");
     http_response_free(&r);
 }
 

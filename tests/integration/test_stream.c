@@ -52,6 +52,8 @@
 #define POLL_PAUSE_MS 50       /* between two polls of a condition */
 
 #define SSE_END "event: end\ndata: null\n\n"
+/* What an SSE stream starts with, as soon as its request is written. */
+#define SSE_OK ": ok\n\n"
 
 /* ---- gateways ------------------------------------------------------------ */
 
@@ -339,6 +341,8 @@ static int64_t stream_at(const stream_t *s, size_t off)
 static bool record_times(const stream_t *s, const char *sep, size_t n, int64_t *at)
 {
     size_t off = 0, seplen = strlen(sep);
+    if (strcmp(sep, "\n\n") == 0 && s->len >= strlen(SSE_OK) && memcmp(s->body, SSE_OK, strlen(SSE_OK)) == 0)
+        off = strlen(SSE_OK); /* the stream's opening comment is no record */
     for (size_t i = 0; i < n; i++) {
         const char *p = memmem(s->body + off, s->len - off, sep, seplen);
         if (!p)
@@ -409,12 +413,21 @@ static void expect_ndjson(const stream_t *s, int status, const char *body)
     expect_exact_body(s, body);
 }
 
-/* A complete SSE stream, byte for byte (the end event included). */
+/* A complete SSE stream, byte for byte: ": ok", then `body` (the end
+ * event included). */
 static void expect_sse(const stream_t *s, const char *body)
 {
     expect_sse_head(s);
     expect_ended(s);
-    expect_exact_body(s, body);
+    char *all = malloc(strlen(SSE_OK) + strlen(body) + 1);
+    assert_non_null(all);
+    strcpy(all, SSE_OK);
+    strcat(all, body);
+    size_t n = strlen(all);
+    bool same = s->len == n && memcmp(s->body, all, n) == 0;
+    free(all);
+    if (!same)
+        fail_stream(s, "the body differs; expected (%zu bytes):\n" SSE_OK "%s", n, body);
 }
 
 /* An error body {"statusCode": status, "error": code, "message": text}
@@ -505,16 +518,16 @@ static void expect_ndjson_error_end(const stream_t *s, int http_status, const ch
     expect_error_line_at(s, n, status, code, details);
 }
 
-/* An SSE stream: exactly `events`, then `event: error` with the error body
- * as its data, and nothing after it (no end event). */
+/* An SSE stream: ": ok", exactly `events`, then `event: error` with the
+ * error body as its data, and nothing after it (no end event). */
 static void expect_sse_error_end(const stream_t *s, const char *events, int status,
                                  const char *code, const char *details)
 {
     expect_sse_head(s);
     expect_ended(s);
-    size_t n = strlen(events);
-    if (s->len < n || memcmp(s->body, events, n) != 0)
-        fail_stream(s, "the body does not start with the value events; expected them to be:\n%s",
+    size_t ok = strlen(SSE_OK), n = ok + strlen(events);
+    if (s->len < n || memcmp(s->body, SSE_OK, ok) != 0 || memcmp(s->body + ok, events, n - ok) != 0)
+        fail_stream(s, "the body does not start with \": ok\" and the value events; expected them to be:\n%s",
                     events);
     static const char prefix[] = "event: error\ndata: ";
     const char *ev = s->body + n;
@@ -560,7 +573,8 @@ static const char NEST_CONFIG[] =
     "  \"generic_api\": [\"nest\"],\n"
     "  \"log\": { \"level\": \"info\", \"access\": true },\n"
     "  \"services\": {\n"
-    "    \"nest\": { \"endpoints\": [\"${NEST_ADDR}\"], \"timeout_ms\": 20000 }\n"
+    "    \"nest\": { \"endpoints\": [\"${NEST_ADDR}\"], \"timeout_ms\": 20000 },\n"
+    "    \"down\": { \"endpoints\": [\"127.0.0.1:1\"] }\n"
     "  },\n"
     "  \"routes\": [\n"
     "    { \"method\": \"POST\", \"path\": \"/nd\", \"service\": \"nest\", \"pattern\": { \"cmd\": \"stream\" },\n"
@@ -593,6 +607,10 @@ static const char NEST_CONFIG[] =
     "    { \"method\": \"POST\", \"path\": \"/nd-echo\", \"service\": \"nest\", \"pattern\": { \"cmd\": \"echo\" },\n"
     "      \"reply\": \"ndjson\" },\n"
     "    { \"method\": \"POST\", \"path\": \"/sse-echo\", \"service\": \"nest\", \"pattern\": { \"cmd\": \"echo\" },\n"
+    "      \"reply\": \"sse\" },\n"
+    "    { \"method\": \"POST\", \"path\": \"/nd-down\", \"service\": \"down\", \"pattern\": { \"cmd\": \"stream\" },\n"
+    "      \"reply\": \"ndjson\" },\n"
+    "    { \"method\": \"POST\", \"path\": \"/sse-down\", \"service\": \"down\", \"pattern\": { \"cmd\": \"stream\" },\n"
     "      \"reply\": \"sse\" }\n"
     "  ]\n"
     "}\n";
@@ -770,29 +788,68 @@ static void failure_mid_stream(void **state)
     stream_free(s);
 }
 
-static void failure_before_first_value(void **state)
+/* Once the request is written the stream's head is out, so an error
+ * before the first value is in-band too (SPEC.md "Operating it"). */
+static void failure_before_first_value_in_band(void **state)
 {
     fixture_t *f = *state;
     const char *fail0 = "{\"count\":0,\"error\":" NOPE "}";
     stream_t *s = stream_fetch(f->port, "POST", "/nd-fail", fail0);
-    expect_error_response(s, 403, "upstream_error", NOPE);
+    expect_ndjson_error_end(s, 200, "", 403, "upstream_error", NOPE);
     stream_free(s);
     s = stream_fetch(f->port, "POST", "/sse-fail", fail0);
-    expect_error_response(s, 403, "upstream_error", NOPE);
+    expect_sse_error_end(s, "", 403, "upstream_error", NOPE);
     stream_free(s);
     s = stream_fetch(f->port, "POST", "/nd-rpc", "{\"statusCode\":409,\"message\":\"taken\"}");
-    expect_error_response(s, 409, "upstream_error", "{\"statusCode\":409,\"message\":\"taken\"}");
+    expect_ndjson_error_end(s, 200, "", 409, "upstream_error", "{\"statusCode\":409,\"message\":\"taken\"}");
     stream_free(s);
     s = stream_fetch(f->port, "POST", "/sse-rpc", "\"bare\"");
-    expect_error_response(s, 500, "upstream_error", "{\"status\":\"error\",\"message\":\"bare\"}");
+    expect_sse_error_end(s, "", 500, "upstream_error", "{\"status\":\"error\",\"message\":\"bare\"}");
     stream_free(s);
     s = stream_fetch(f->port, "POST", "/nd-nohandler", NULL);
-    expect_error_response(s, 501, "no_handler", "*");
+    expect_ndjson_error_end(s, 200, "", 501, "no_handler", "*");
     stream_free(s);
     s = stream_fetch(f->port, "POST", "/v1/send/nest?reply=sse",
                      "{\"pattern\":{\"cmd\":\"stream_fail\"},\"data\":{\"count\":0,\"error\":" NOPE "}}");
-    expect_error_response(s, 403, "upstream_error", NOPE);
+    expect_sse_error_end(s, "", 403, "upstream_error", NOPE);
     stream_free(s);
+    /* what fails before the request is written is an ordinary answer */
+    s = stream_fetch(f->port, "POST", "/nd-down", "{\"count\":1}");
+    expect_error_response(s, 503, "upstream_unavailable", NULL);
+    stream_free(s);
+    s = stream_fetch(f->port, "POST", "/sse-down", "{\"count\":1}");
+    expect_error_response(s, 503, "upstream_unavailable", NULL);
+    stream_free(s);
+}
+
+/* The head goes out as soon as the request is written, long before the
+ * first value: a subscribe-and-wait stream is not headerless behind a
+ * proxy. */
+static void head_before_first_value(void **state)
+{
+    fixture_t *f = *state;
+    const char *paths[] = { "/nd-long", "/sse-long" };
+    for (size_t i = 0; i < 2; i++) {
+        stream_t *s = stream_send(f->port, "POST", paths[i], "{\"count\":1,\"interval_ms\":3000}");
+        stream_head(s);
+        int64_t head_ms = s->head.head_at_ms - s->sent_at_ms;
+        if (i == 1) { /* ": ok" comes with the head */
+            if (!stream_until(s, SSE_OK) || s->len != strlen(SSE_OK))
+                fail_stream(s, "no \": ok\" before the first value");
+        }
+        stream_finish(s);
+        int64_t at[1];
+        assert_true(record_times(s, i ? "\n\n" : "\n", 1, at));
+        if (head_ms > 1500 || at[0] - s->sent_at_ms < 2500)
+            fail_stream(s, "the head came after %lld ms and the first value after %lld ms: expected the head at "
+                        "once and the value ~3000 ms later",
+                        (long long)head_ms, (long long)(at[0] - s->sent_at_ms));
+        if (i == 0)
+            expect_ndjson(s, 200, "1\n");
+        else
+            expect_sse(s, "data: 1\n\n" SSE_END);
+        stream_free(s);
+    }
 }
 
 /* auto and array never answer a partial array of a stream that fails */
@@ -871,7 +928,12 @@ static void timeout_before_first_value(void **state)
     const char *paths[] = { "/nd", "/sse" };
     for (size_t i = 0; i < 2; i++) {
         stream_t *s = stream_fetch(f->port, "POST", paths[i], "{\"count\":1,\"interval_ms\":2500}");
-        expect_error_response(s, 504, "upstream_timeout", NULL);
+        if (i == 0)
+            expect_ndjson_error_end(s, 200, "", 504, "upstream_timeout", NULL);
+        else
+            expect_sse_error_end(s, "", 504, "upstream_timeout", NULL);
+        if (!strstr(s->body, "no complete reply from service nest within 1000 ms"))
+            fail_stream(s, "the message does not name the service and the timeout");
         int64_t took = s->ended_at_ms - s->sent_at_ms;
         if (took < 900)
             fail_stream(s, "the 1000 ms timeout fired after %lld ms", (long long)took);
@@ -938,7 +1000,7 @@ static void *client_main(void *arg)
     snprintf(body, sizeof body,
              "{\"values\":[\"c%d-é\",%d,{\"c\":%d}],\"interval_ms\":150}", c->index, c->index, c->index);
     if (sse)
-        snprintf(expected, sizeof expected, "data: \"c%d-é\"\n\ndata: %d\n\ndata: {\"c\":%d}\n\n" SSE_END,
+        snprintf(expected, sizeof expected, SSE_OK "data: \"c%d-é\"\n\ndata: %d\n\ndata: {\"c\":%d}\n\n" SSE_END,
                  c->index, c->index, c->index);
     else
         snprintf(expected, sizeof expected, "\"c%d-é\"\n%d\n{\"c\":%d}\n", c->index, c->index,
@@ -1464,7 +1526,8 @@ int main(void)
         T(single_zero_and_status),
         T(unicode_values_byte_exact),
         T(failure_mid_stream),
-        T(failure_before_first_value),
+        T(failure_before_first_value_in_band),
+        T(head_before_first_value),
         T(auto_and_array_fail_whole),
         T(timeout_bounds_each_value),
         T(timeout_bounds_whole_auto_array),

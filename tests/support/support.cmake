@@ -10,7 +10,8 @@ target_link_libraries(pg_testsupport PUBLIC Threads::Threads)
 # HTTP client and the gateway as a child process (tests/support/http.h, gateway.h).
 target_sources(pg_testsupport PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/http.c
-  ${CMAKE_CURRENT_LIST_DIR}/gateway.c)
+  ${CMAKE_CURRENT_LIST_DIR}/gateway.c
+  ${CMAKE_CURRENT_LIST_DIR}/gwtest.c)
 # Test certificates made with the openssl tool (tests/support/certs.h).
 target_sources(pg_testsupport PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/certs.c)

@@ -109,6 +109,8 @@ static void test_defaults_of_top_level_keys(void **state)
     assert_int_equal(cfg->bearer_token_count, 0);
     assert_int_equal(cfg->log_level, CONFIG_LOG_INFO);
     assert_false(cfg->log_access);
+    assert_false(cfg->log_access_admin);
+    assert_int_equal(cfg->log_debug_bytes, 512);
     assert_int_equal(cfg->limits.max_body_bytes, 1048576);
     assert_int_equal(cfg->limits.max_connections, 4096);
     assert_int_equal(cfg->limits.max_inflight, 10000);
@@ -1551,6 +1553,8 @@ static json_t *loaded_value(const config *cfg, const char *path)
     VALUE_OF("generic_api", json_boolean(s->generic_api));
     VALUE_OF("log.level", json_string(config_log_level_name(cfg->log_level)));
     VALUE_OF("log.access", json_boolean(cfg->log_access));
+    VALUE_OF("log.access_admin", json_boolean(cfg->log_access_admin));
+    VALUE_OF("log.debug_bytes", NUMBER(cfg->log_debug_bytes));
     VALUE_OF("limits.max_body_bytes", NUMBER(limits->max_body_bytes));
     VALUE_OF("limits.max_connections", NUMBER(limits->max_connections));
     VALUE_OF("limits.max_inflight", NUMBER(limits->max_inflight));

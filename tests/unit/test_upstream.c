@@ -352,6 +352,59 @@ static void emit_completes_once_written_and_has_no_id(void **state)
     finish(f);
 }
 
+/* What the packet observer saw. */
+typedef struct observed {
+    int out, in;
+    char out_json[256], in_json[256], service[32], endpoint[64];
+} observed_t;
+
+static void observe(void *ctx, const up_packet_t *p)
+{
+    observed_t *o = ctx;
+    char *dst = p->direction == UP_PACKET_OUT ? o->out_json : o->in_json;
+    snprintf(dst, sizeof o->out_json, "%.*s", (int)p->json.n, p->json.p);
+    *(p->direction == UP_PACKET_OUT ? &o->out : &o->in) += 1;
+    snprintf(o->service, sizeof o->service, "%s", p->service);
+    snprintf(o->endpoint, sizeof o->endpoint, "%s", p->endpoint);
+}
+
+static int is_connected(void *svc);
+
+/* up_request_address: NULL until written, then the endpoint; the packet
+ * observer sees the request and the reply as JSON text, without framing. */
+static void address_and_packet_observer(void **state)
+{
+    (void)state;
+    fixture_t *f = start(REPLY_ECHO);
+    observed_t o = { 0 };
+    upstream_set_packet_observer(f->up, observe, &o);
+    up_service_t *svc = service(f, UP_CONNECT_LAZY);
+    uvtest_call_t c;
+    uvtest_send(svc, &c, "{\"cmd\":\"echo\"}", "[1,2]", 5000);
+    assert_null(up_request_address(c.req)); /* lazy: waits for its connection */
+    assert_int_equal(o.out, 0);
+    assert_true(uvtest_run_until(&f->loop, uvtest_is_done, &c, 5000));
+    assert_int_equal(c.outcome, UP_OK);
+    assert_int_equal(o.out, 1);
+    assert_int_equal(o.in, 1);
+    assert_string_equal(o.service, "svc");
+    assert_string_equal(o.endpoint, f->address);
+    assert_non_null(strstr(o.out_json, "\"pattern\":{\"cmd\":\"echo\"},\"data\":[1,2]"));
+    assert_int_equal(o.out_json[0], '{');
+    assert_non_null(strstr(o.in_json, "\"response\":[1,2]"));
+    uvtest_call_free(&c);
+    /* connected now: written at once, and observed from inside up_send */
+    uvtest_send(svc, &c, "\"x\"", "3", 5000);
+    assert_non_null(up_request_address(c.req));
+    assert_string_equal(up_request_address(c.req), f->address);
+    assert_int_equal(o.out, 2);
+    upstream_set_packet_observer(f->up, NULL, NULL);
+    assert_true(uvtest_run_until(&f->loop, uvtest_is_done, &c, 5000));
+    assert_int_equal(o.in, 1); /* no observer: not seen */
+    uvtest_call_free(&c);
+    finish(f);
+}
+
 static int is_connected(void *svc)
 {
     return up_service_conns_in_state(svc, UP_CONN_CONNECTED) == 1;
@@ -734,6 +787,7 @@ int main(void)
         cmocka_unit_test(fanout_cancelled_before_written),
         cmocka_unit_test(removed_service_does_not_retry),
         cmocka_unit_test(every_endpoint_of_many_is_picked),
+        cmocka_unit_test(address_and_packet_observer),
     };
     return cmocka_run_group_tests_name("upstream", tests, NULL, NULL);
 }

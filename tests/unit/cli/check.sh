@@ -93,7 +93,7 @@ expect_code 2 "a bare .json name"; expect_stderr_has "did you mean -c main.json?
 run serve
 expect_code 2 "a bare word"
 checks=$((checks + 1))
-[ "$(head -n1 "$err")" = "patterngate: unexpected argument 'serve' (subcommands: call, emit, healthcheck, scaffold, openapi)" ] ||
+[ "$(head -n1 "$err")" = "patterngate: unexpected argument 'serve' (subcommands: call, emit, healthcheck, scaffold, openapi, explain)" ] ||
   fail "a bare word: expected the subcommands named"
 
 # --- PATTERNGATE_CONFIG ---------------------------------------------------
@@ -137,6 +137,7 @@ for help in --help -h; do
   for form in "patterngate [-c FILE] [--check [--live]] [--version] [--help]" "patterngate scaffold" "patterngate call" \
       "patterngate openapi [-c FILE]" \
       "patterngate emit" "patterngate healthcheck [-c FILE] [URL]" "--timeout MS" "--check" \
+      "patterngate explain [-c FILE] METHOD PATH [BODY]" \
       "-c, --config FILE" "takes --help" "PATTERNGATE_CONFIG"; do
     expect_stdout_has "$form" "$help"
   done
@@ -159,7 +160,7 @@ for args in "--bogus" "-x --check"; do
 done
 
 # --- subcommands: --help, unknown options ------------------------------------------
-for sub in call emit healthcheck scaffold openapi; do
+for sub in call emit healthcheck scaffold openapi explain; do
   for help in --help -h; do
     run $sub $help
     expect_code 0 "$sub $help"; expect_no_stderr "$sub $help"
@@ -237,6 +238,45 @@ expect_code 0 "openapi with PATTERNGATE_CONFIG"
 checks=$((checks + 1))
 PATTERNGATE_CONFIG="$samples/valid.json" "$bin" openapi --config "$samples/valid.json" | cmp -s - "$out" ||
   fail "openapi: PATTERNGATE_CONFIG and -c give other documents"
+# --- explain: a dry run of one request -------------------------------------------
+ex=$samples/explain.json
+run explain -c "$ex" GET '/users/7?full=true' -H 'Authorization: Bearer tok' -H 'Accept-Language: fr'
+expect_code 0 "explain a route"; expect_no_stderr "explain a route"
+expect_stdout "$(printf '%s\n' 'route: GET /users/:id' 'service: users' 'kind: send' 'reply: auto' \
+  'pattern: "get_user"' 'data: {"id":7,"full":true,"lang":"fr"}')" "explain a route"
+run explain --config "$ex" POST 'http://gw.example:8080/users#frag' '{"name":"é","n":123456789012345678901234567890}' \
+  -H 'authorization: bearer tok'
+expect_code 0 "explain a URL with a body"
+expect_stdout_has 'data: {"name":"é","n":123456789012345678901234567890}' "explain a URL with a body"
+expect_stdout_has 'pattern: {"cmd":"create"}' "explain a URL with a body"
+run explain -c "$ex" POST '/v1/send/users?reply=ndjson' '{"pattern":"p","data":[1]}' -H 'Authorization: Bearer tok'
+expect_code 0 "explain the generic API"
+expect_stdout "$(printf '%s\n' 'route: generic' 'service: users' 'kind: send' 'reply: ndjson' 'pattern: "p"' \
+  'data: [1]')" "explain the generic API"
+run explain -c "$ex" GET /users/7
+expect_code 1 "explain without the token"; expect_no_stderr "explain without the token"
+expect_stdout "$(printf '%s\n' 'status: 401' \
+  'body: {"statusCode":401,"error":"unauthorized","message":"a valid bearer token is required"}')" \
+  "explain without the token"
+run explain -c "$ex" GET /nowhere -H 'Authorization: Bearer tok'
+expect_code 1 "explain a 404"
+expect_stdout_has 'status: 404' "explain a 404"; expect_stdout_has '"error":"not_found"' "explain a 404"
+run explain -c "$ex" DELETE /users -H 'Authorization: Bearer tok'
+expect_code 1 "explain a 405"
+expect_stdout_has 'allow: POST' "explain a 405"; expect_stdout_has 'status: 405' "explain a 405"
+run explain -c "$ex" GET /users/x7 -H 'Authorization: Bearer tok'
+expect_code 1 "explain a bad conversion"
+expect_stdout_has 'path parameter \"id\": expected a decimal integer, got \"x7\"' "explain a bad conversion"
+run explain -c "$ex" POST /users '{"a":' -H 'Authorization: Bearer tok'
+expect_code 1 "explain a bad body"; expect_stdout_has 'status: 400' "explain a bad body"
+run explain -c "$ex" GET
+expect_code 2 "explain without a path"; expect_stderr_has "METHOD and PATH are required" "explain without a path"
+run explain -c "$ex" GET users
+expect_code 2 "explain a relative path"; expect_stderr_has "PATH must start with /" "explain a relative path"
+run explain --help
+for form in "-H \"Name: value\"" "METHOD" "whole URL" "Exit codes"; do
+  expect_stdout_has "$form" "explain --help"
+done
 
 echo "$checks checks, $failures failures"
 [ "$failures" -eq 0 ]

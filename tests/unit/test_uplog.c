@@ -1,4 +1,4 @@
-/* Unit tests of gateway/conn_log: connection events become JSON lines, and
+/* Unit tests of gateway/uplog: connection events become JSON lines, and
  * repeats are rate-limited per endpoint with a count of what was held
  * back. The logger writes to a temporary file that the tests read back. */
 #include <setjmp.h>
@@ -12,11 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gateway/conn_log.h"
+#include "gateway/uplog.h"
 
 typedef struct fixture {
     logger_t log;
-    conn_log_t cl;
+    uplog_t cl;
     FILE *file;
 } fixture_t;
 
@@ -28,7 +28,7 @@ static int setup(void **state)
     assert_non_null(f->file);
     logger_init(&f->log, CONFIG_LOG_INFO);
     f->log.fd = fileno(f->file);
-    conn_log_init(&f->cl, &f->log);
+    uplog_init(&f->cl, &f->log);
     *state = f;
     return 0;
 }
@@ -36,7 +36,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    conn_log_free(&f->cl);
+    uplog_free(&f->cl);
     fclose(f->file);
     free(f);
     return 0;
@@ -71,13 +71,13 @@ static void lines_carry_the_event(void **state)
     fixture_t *f = *state;
     up_event_t up = { .type = UP_EV_CONNECTED, .service = "math", .endpoint = "127.0.0.1:3000",
                       .tls_version = "TLSv1.3", .tls_resumed = 1 };
-    conn_log_event(&f->cl, &up, 0);
+    uplog_event(&f->cl, &up, 0);
     up_event_t down = failure("127.0.0.1:3000");
     down.type = UP_EV_DISCONNECTED;
-    conn_log_event(&f->cl, &down, 1);
+    uplog_event(&f->cl, &down, 1);
     up_event_t ejected = { .type = UP_EV_EJECTED, .service = "math", .endpoint = "127.0.0.1:3000",
                            .detail = "consecutive connect failures", .ejected_ms = 10000 };
-    conn_log_event(&f->cl, &ejected, 2);
+    uplog_event(&f->cl, &ejected, 2);
     char *text = logged(f);
     assert_non_null(strstr(text, "\"level\":\"info\",\"msg\":\"upstream connected\",\"service\":\"math\","
                                  "\"endpoint\":\"127.0.0.1:3000\",\"tls\":\"TLSv1.3\",\"resumed\":true}"));
@@ -94,22 +94,22 @@ static void a_flapping_endpoint_is_rate_limited(void **state)
     fixture_t *f = *state;
     up_event_t ev = failure("127.0.0.1:1");
     for (int i = 0; i < 50; i++) /* a burst within one second */
-        conn_log_event(&f->cl, &ev, 1000 + (uint64_t)i);
+        uplog_event(&f->cl, &ev, 1000 + (uint64_t)i);
     char *text = logged(f);
-    assert_int_equal(count(text, "upstream connect failed"), CONN_LOG_BURST);
+    assert_int_equal(count(text, "upstream connect failed"), UPLOG_BURST);
     free(text);
     /* one refill later: one more line, saying how many were held back */
-    conn_log_event(&f->cl, &ev, 1000 + CONN_LOG_REFILL_MS);
+    uplog_event(&f->cl, &ev, 1000 + UPLOG_REFILL_MS);
     text = logged(f);
-    assert_int_equal(count(text, "upstream connect failed"), CONN_LOG_BURST + 1);
+    assert_int_equal(count(text, "upstream connect failed"), UPLOG_BURST + 1);
     char expected[64];
-    snprintf(expected, sizeof expected, "\"suppressed\":%d", 50 - CONN_LOG_BURST);
+    snprintf(expected, sizeof expected, "\"suppressed\":%d", 50 - UPLOG_BURST);
     assert_non_null(strstr(text, expected));
     free(text);
     /* and not again before the next refill */
-    conn_log_event(&f->cl, &ev, 1001 + CONN_LOG_REFILL_MS);
+    uplog_event(&f->cl, &ev, 1001 + UPLOG_REFILL_MS);
     text = logged(f);
-    assert_int_equal(count(text, "upstream connect failed"), CONN_LOG_BURST + 1);
+    assert_int_equal(count(text, "upstream connect failed"), UPLOG_BURST + 1);
     free(text);
 }
 
@@ -117,13 +117,13 @@ static void ejections_are_never_held_back(void **state)
 {
     fixture_t *f = *state;
     up_event_t ev = failure("127.0.0.1:3");
-    for (int i = 0; i < 3 * CONN_LOG_BURST; i++)
-        conn_log_event(&f->cl, &ev, 0);
+    for (int i = 0; i < 3 * UPLOG_BURST; i++)
+        uplog_event(&f->cl, &ev, 0);
     up_event_t ejected = { .type = UP_EV_EJECTED, .service = "math", .endpoint = "127.0.0.1:3",
                            .detail = "consecutive protocol errors", .ejected_ms = 10000 };
-    conn_log_event(&f->cl, &ejected, 1);
+    uplog_event(&f->cl, &ejected, 1);
     char *text = logged(f);
-    assert_int_equal(count(text, "upstream connect failed"), CONN_LOG_BURST);
+    assert_int_equal(count(text, "upstream connect failed"), UPLOG_BURST);
     assert_int_equal(count(text, "upstream endpoint ejected"), 1);
     free(text);
 }
@@ -133,10 +133,10 @@ static void endpoints_have_their_own_budget(void **state)
     fixture_t *f = *state;
     up_event_t a = failure("10.0.0.1:3000"), b = failure("10.0.0.2:3000");
     for (int i = 0; i < 30; i++)
-        conn_log_event(&f->cl, &a, 0);
-    conn_log_event(&f->cl, &b, 0);
+        uplog_event(&f->cl, &a, 0);
+    uplog_event(&f->cl, &b, 0);
     char *text = logged(f);
-    assert_int_equal(count(text, "10.0.0.1:3000"), CONN_LOG_BURST);
+    assert_int_equal(count(text, "10.0.0.1:3000"), UPLOG_BURST);
     assert_int_equal(count(text, "10.0.0.2:3000"), 1);
     free(text);
 }
@@ -145,13 +145,13 @@ static void a_quiet_endpoint_gets_its_burst_back(void **state)
 {
     fixture_t *f = *state;
     up_event_t ev = failure("127.0.0.1:2");
-    for (int i = 0; i < CONN_LOG_BURST; i++)
-        conn_log_event(&f->cl, &ev, 0);
-    /* long after: the whole burst again, capped at CONN_LOG_BURST */
-    for (int i = 0; i < 3 * CONN_LOG_BURST; i++)
-        conn_log_event(&f->cl, &ev, 100 * (uint64_t)CONN_LOG_REFILL_MS);
+    for (int i = 0; i < UPLOG_BURST; i++)
+        uplog_event(&f->cl, &ev, 0);
+    /* long after: the whole burst again, capped at UPLOG_BURST */
+    for (int i = 0; i < 3 * UPLOG_BURST; i++)
+        uplog_event(&f->cl, &ev, 100 * (uint64_t)UPLOG_REFILL_MS);
     char *text = logged(f);
-    assert_int_equal(count(text, "upstream connect failed"), 2 * CONN_LOG_BURST);
+    assert_int_equal(count(text, "upstream connect failed"), 2 * UPLOG_BURST);
     free(text);
 }
 

@@ -1,0 +1,315 @@
+/* Several workers in one process: each with its own pool, /metrics and
+ * /status summing and listing every worker, reloads reaching every worker
+ * and logged once, process-wide lines once and a worker on the others. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "support/deadline.h"
+#include "support/gateway.h"
+#include "support/gwtest.h"
+#include "support/http.h"
+#include "support/nest.h"
+#include "support/net.h"
+#include "support/proc.h"
+
+/* ---- fixtures ------------------------------------------------------------ */
+
+/* The running test's gateway and own Nest service (killed by the teardown
+ * when the test failed before it could stop them). */
+static struct gwproc *g_gw;
+static struct nest_service *g_nest;
+/* The group's Nest service, "127.0.0.1:<port>". */
+static const char *g_nest_addr;
+
+static int group_setup(void **state)
+{
+    if (nest_group_setup_v12(state) != 0)
+        return -1;
+    struct nest_group *ng = *state;
+    g_nest_addr = ng->address;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    g_nest_addr = NULL;
+    return nest_group_teardown(state);
+}
+
+static int test_teardown(void **state)
+{
+    (void)state;
+    gwt_discard(g_gw);
+    g_gw = NULL;
+    if (g_nest)
+        nest_stop(g_nest);
+    free(g_nest);
+    g_nest = NULL;
+    return 0;
+}
+
+/* Starts the test's gateway on `config`, NEST_ADDR set to `nest_addr` (the
+ * group's service when NULL) and DOWN_ADDR to a closed port of 127.0.0.1,
+ * readiness probed on the admin port when `on_admin`. */
+static struct gwproc *start_gw(const char *config, const char *nest_addr, bool on_admin,
+                               const char *const *ready_headers)
+{
+    char nest_env[64], down_env[64];
+    snprintf(nest_env, sizeof nest_env, "NEST_ADDR=%s", nest_addr ? nest_addr : g_nest_addr);
+    int down = testnet_free_port();
+    assert_true(down > 0);
+    snprintf(down_env, sizeof down_env, "DOWN_ADDR=127.0.0.1:%d", down);
+    const char *env[] = { nest_env, down_env, NULL };
+    struct gwproc_options o = { .ready_on_admin = on_admin, .ready_headers = ready_headers };
+    g_gw = gwt_start(config, env, &o);
+    return g_gw;
+}
+
+/* SIGTERM; the gateway must exit 0 (an ASan build exits non-zero on a leak). */
+static void stop_gw(void)
+{
+    struct gwproc *gw = g_gw;
+    g_gw = NULL;
+    gwt_stop(gw);
+}
+
+static const char RELOAD_AB[] =
+    "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"admin_listen\": \"127.0.0.1:${GW_ADMIN_PORT}\",\n"
+    "  \"services\": { \"nest\": { \"endpoints\": [\"${NEST_ADDR}\"] } },\n"
+    "  \"routes\": [ { \"method\": \"POST\", \"path\": \"/a\", \"service\": \"nest\",\n"
+    "                  \"pattern\": { \"cmd\": \"sum\" } },\n"
+    "                { \"method\": \"POST\", \"path\": \"/b\", \"service\": \"nest\",\n"
+    "                  \"pattern\": { \"cmd\": \"echo\" } } ] }\n";
+
+static void rewrite(struct gwproc *gw, const char *config)
+{
+    int rc = gwproc_rewrite_config(gw, config);
+    if (rc != 0)
+        fail_msg("cannot replace the config file %s: %s", gw->config_path, strerror(-rc));
+}
+
+/* ---- workers ------------------------------------------------------------------------ */
+
+static const char WORKERS_CONFIG[] =
+    "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"admin_listen\": \"127.0.0.1:${GW_ADMIN_PORT}\",\n"
+    "  \"workers\": 2,\n"
+    "  \"services\": { \"nest\": { \"endpoints\": [\"${NEST_ADDR}\"] } },\n"
+    "  \"routes\": [ { \"method\": \"POST\", \"path\": \"/a\", \"service\": \"nest\",\n"
+    "                  \"pattern\": { \"cmd\": \"sum\" } } ] }\n";
+
+static void expect_streak(int port, const char *path, int status, int n);
+
+/* Two workers share `listen` (SO_REUSEPORT), each with its own pool: the
+ * service sees two connections, /metrics sums both workers exactly, a
+ * reload reaches both, and SIGTERM stops both with exit 0. */
+static void two_workers(void **state)
+{
+    (void)state;
+    struct gwproc *gw = start_gw(WORKERS_CONFIG, NULL, true, NULL);
+    int port = gwproc_port(gw), admin = gw->admin_port;
+    /* both pools connect: two connected connections in the sum */
+    int64_t deadline = deadline_after(30000);
+    for (;;) {
+        gwt_scrape_t sc = gwt_scrape(admin, NULL);
+        double up = gwt_metric_or(&sc, "patterngate_upstream_connections", "{\"service\":\"nest\",\"state\":\"connected\"}", 0);
+        gwt_scrape_free(&sc);
+        if (up == 2)
+            break;
+        if (deadline_remaining_ms(deadline) <= 0)
+            fail_msg("expected 2 connected connections (one per worker), saw %.0f", up);
+        deadline_pause_ms(50);
+    }
+    /* every request on a new connection: the kernel spreads them */
+    const int n = 40;
+    for (int i = 0; i < n; i++) {
+        struct http_response r = gwt_req_with(port, "POST", "/a", NULL, "[1,2]");
+        if (r.status != 200 || r.body_len != 1 || r.body[0] != '3')
+            gwt_fail_response(&r, "POST /a", "expected 200 3");
+        http_response_free(&r);
+    }
+    gwt_scrape_t sc = gwt_scrape(admin, NULL);
+    gwt_expect_metric(&sc, "patterngate_http_requests_total", "{\"route\":\"/a\",\"method\":\"POST\",\"code\":\"200\"}", n);
+    gwt_expect_metric(&sc, "patterngate_upstream_requests_total", "{\"service\":\"nest\",\"kind\":\"send\",\"outcome\":\"ok\"}", n);
+    if (!gwt_promtool_check(&sc))
+        fail_msg("promtool rejected the two workers' /metrics");
+    gwt_scrape_free(&sc);
+    json_t *st = gwt_status(admin, NULL);
+    gwt_expect_int(st, "workers", 2, "/status");
+    json_decref(st);
+    /* a reload applies to both workers: soon every new connection finds /b */
+    rewrite(gw, RELOAD_AB);
+    assert_int_equal(gwproc_signal(gw, SIGHUP), 0);
+    assert_int_equal(gwproc_wait_log(gw, "\"msg\":\"config reloaded\"", 1, 30000), 0);
+    expect_streak(port, "/b", 200, 20);
+    /* ... and was logged once, by the process */
+    assert_int_equal(gwproc_log_count(gw, "\"msg\":\"config reloaded\""), 1);
+    stop_gw();
+}
+
+/* Polls until `n` requests in a row, each on a new connection (so spread
+ * over the workers), answer `status`. */
+static void expect_streak(int port, const char *path, int status, int n)
+{
+    int64_t deadline = deadline_after(GWT_POLL_TIMEOUT_MS);
+    for (int streak = 0; streak < n;) {
+        struct http_response r = gwt_req_with(port, "POST", path, NULL, "[4]");
+        streak = r.status == status ? streak + 1 : 0;
+        if (streak == 0 && deadline_remaining_ms(deadline) == 0)
+            gwt_fail_response(&r, path, "not yet %d answers %d in a row from every worker", n, status);
+        http_response_free(&r);
+    }
+}
+
+/* Waits until /metrics (on `port`) counts `n` connected connections. */
+static void wait_connected(int port, const char *const *headers, int n)
+{
+    int64_t deadline = deadline_after(GWT_POLL_TIMEOUT_MS);
+    for (;;) {
+        gwt_scrape_t sc = gwt_scrape(port, headers);
+        double up = gwt_metric_or(&sc, "patterngate_upstream_connections", "{\"service\":\"nest\",\"state\":\"connected\"}", 0);
+        gwt_scrape_free(&sc);
+        if (up == n)
+            return;
+        if (deadline_remaining_ms(deadline) <= 0)
+            fail_msg("expected %d connected connections (one per worker), saw %.0f", n, up);
+        deadline_pause_ms(GWT_POLL_PAUSE_MS);
+    }
+}
+
+static const char THREE_CONFIG[] =
+    "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"workers\": 3,\n"
+    "  \"services\": { \"nest\": { \"endpoints\": [\"${NEST_ADDR}\"] } },\n"
+    "  \"routes\": [ { \"method\": \"POST\", \"path\": \"/a\", \"service\": \"nest\",\n"
+    "                  \"pattern\": { \"cmd\": \"sum\" } } ] }\n";
+
+/* /status covers every worker, whichever worker is asked (the admin API
+ * on the shared listen): each connection with its worker, the totals
+ * summed and equal to what /metrics counts. */
+static void status_covers_every_worker(void **state)
+{
+    (void)state;
+    struct gwproc *gw = start_gw(THREE_CONFIG, NULL, false, NULL);
+    int port = gwproc_port(gw);
+    wait_connected(port, NULL, 3);
+    enum { N = 30 };
+    for (int i = 0; i < N; i++)
+        gwt_check_json(port, "POST", "/a", "[1,2]", 200, "3");
+    for (int k = 0; k < 8; k++) { /* new connections: different workers answer */
+        json_t *st = gwt_status(port, NULL);
+        gwt_expect_int(st, "workers", 3, "/status");
+        gwt_expect_int(st, "workers_answered", 3, "/status");
+        json_t *eps = json_object_get(json_object_get(json_object_get(st, "services"), "nest"), "endpoints");
+        json_t *conns = json_object_get(json_array_get(eps, 0), "connections");
+        if (json_array_size(eps) != 1 || json_array_size(conns) != 3)
+            gwt_fail_json(st, "/status: expected one endpoint with 3 connections (one per worker)");
+        int seen[3] = { 0, 0, 0 };
+        long long requests = 0;
+        size_t i;
+        json_t *c;
+        json_array_foreach(conns, i, c) {
+            json_t *w = json_object_get(c, "worker");
+            if (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > 2 ||
+                seen[json_integer_value(w)]++)
+                gwt_fail_json(st, "/status: connections do not carry workers 0, 1 and 2 once each");
+            if (!gwt_str(c, "state") || strcmp(gwt_str(c, "state"), "connected") != 0)
+                gwt_fail_json(st, "/status: a connection is not connected");
+            requests += json_integer_value(json_object_get(c, "requests"));
+        }
+        if (requests != N)
+            gwt_fail_json(st, "/status: the connections' requests sum to %lld, expected %d", requests, N);
+        gwt_expect_int(st, "inflight", 0, "/status");
+        json_t *http = json_object_get(st, "http_connections");
+        if (!json_is_integer(http) || json_integer_value(http) < 1)
+            gwt_fail_json(st, "/status: http_connections does not count this very request's connection");
+        json_decref(st);
+    }
+    gwt_scrape_t sc = gwt_scrape(port, NULL);
+    gwt_expect_metric(&sc, "patterngate_upstream_requests_total", "{\"service\":\"nest\",\"kind\":\"send\",\"outcome\":\"ok\"}", N);
+    gwt_scrape_free(&sc);
+    stop_gw();
+}
+
+static const char BROKEN[] = "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"workers\": 3, \"bogus\": 1 }\n";
+
+/* Process-wide lines (listening, a failed reload, shutting down, exit)
+ * once; per-worker lines with their worker; the failed reload shown in
+ * /status by every worker. */
+static void process_lines_once(void **state)
+{
+    (void)state;
+    struct gwproc *gw = start_gw(THREE_CONFIG, NULL, false, NULL);
+    int port = gwproc_port(gw);
+    wait_connected(port, NULL, 3);
+    rewrite(gw, BROKEN);
+    assert_int_equal(gwproc_signal(gw, SIGHUP), 0);
+    assert_int_equal(gwproc_wait_log(gw, "\"msg\":\"config reload failed\"", 1, GWT_POLL_TIMEOUT_MS), 0);
+    int64_t deadline = deadline_after(GWT_POLL_TIMEOUT_MS);
+    for (int streak = 0; streak < 12;) { /* every worker knows, whichever answers */
+        json_t *st = gwt_status(port, NULL), *cs = json_object_get(st, "config");
+        const char *err = gwt_str(cs, "last_reload_error");
+        bool ok = err && strstr(err, "bogus") && gwt_str(cs, "last_reload_error_at");
+        streak = ok ? streak + 1 : 0;
+        if (!ok && deadline_remaining_ms(deadline) == 0)
+            gwt_fail_json(st, "/status config.last_reload_error does not name the bad key on every worker");
+        json_decref(st);
+    }
+    gwt_check_json(port, "POST", "/a", "[1,2]", 200, "3"); /* the running config stays */
+    struct gwproc *kept = g_gw;
+    g_gw = NULL;
+    gwt_stop_keep(kept);
+    json_t *lines = gwt_log_lines(kept, true), *l;
+    static const char *const once[] = { "listening", "config reload failed", "shutting down", "exit" };
+    for (size_t k = 0; k < 4; k++) {
+        json_t *found = gwt_log_find(lines, once[k], NULL);
+        if (json_array_size(found) != 1 || json_object_get(json_array_get(found, 0), "worker"))
+            gwt_fail_json(found, "\"%s\": expected once, without a worker", once[k]);
+        json_decref(found);
+    }
+    json_t *connected = gwt_log_find(lines, "upstream connected", NULL);
+    int seen[3] = { 0, 0, 0 };
+    size_t i;
+    json_array_foreach(connected, i, l) {
+        json_t *w = json_object_get(l, "worker");
+        if (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > 2)
+            gwt_fail_json(l, "a per-worker line without its worker");
+        seen[json_integer_value(w)]++;
+    }
+    if (!seen[0] || !seen[1] || !seen[2])
+        gwt_fail_json(connected, "expected an upstream connected line from each of the 3 workers");
+    json_decref(connected);
+    json_decref(lines);
+    gwt_discard(kept);
+}
+
+
+/* ---- main ---------------------------------------------------------------------------- */
+
+#define T(fn) cmocka_unit_test_teardown(fn, test_teardown)
+
+int main(void)
+{
+    const char *filter = getenv("PG_TEST_FILTER"); /* e.g. "reload_*", for debugging */
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
+    const struct CMUnitTest tests[] = {
+        T(two_workers),
+        T(status_covers_every_worker),
+        T(process_lines_once),
+    };
+    return cmocka_run_group_tests_name("workers_nest12", tests, group_setup, group_teardown);
+}
