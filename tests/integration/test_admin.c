@@ -210,6 +210,38 @@ static void admin_on_main_listener_with_auth(void **state)
 
 /* ---- 2. /readyz follows the eager services ---------------------------------------- */
 
+static bool is_utc_time(json_t *v);
+
+/* /status's first endpoint of service `name`; a new reference. */
+static json_t *first_endpoint(int admin, const char *name, json_t **status)
+{
+    *status = gwt_status(admin, NULL);
+    json_t *svc = json_object_get(json_object_get(*status, "services"), name);
+    return json_array_get(json_object_get(svc, "endpoints"), 0);
+}
+
+/* Polls /status until the endpoint of `name` is down (disconnected_since
+ * and next_attempt_at are times) or up (both null). */
+static void poll_endpoint_down(int admin, const char *name, bool down)
+{
+    int64_t d = deadline_after(GWT_POLL_TIMEOUT_MS);
+    for (;;) {
+        json_t *status;
+        json_t *ep = first_endpoint(admin, name, &status);
+        json_t *since = json_object_get(ep, "disconnected_since"), *next = json_object_get(ep, "next_attempt_at");
+        bool is_down = is_utc_time(since) && is_utc_time(next);
+        bool is_up = json_is_null(since) && json_is_null(next);
+        if (down ? is_down : is_up) {
+            json_decref(status);
+            return;
+        }
+        if (deadline_remaining_ms(d) <= 0)
+            gwt_fail_json(status, "/status: endpoint of %s not %s in time", name, down ? "down" : "up");
+        json_decref(status);
+        deadline_pause_ms(50);
+    }
+}
+
 static void readyz_flips_with_the_service(void **state)
 {
     (void)state;
@@ -238,9 +270,12 @@ static void readyz_flips_with_the_service(void **state)
     gwt_poll_json(admin, "GET", "/readyz", NULL, 503, "{\"status\":\"not_ready\",\"services\":[\"nest\"]}",
               GWT_POLL_TIMEOUT_MS);
     gwt_check_json(admin, "GET", "/healthz", NULL, 200, "{\"status\":\"ok\"}");
+    /* /status says since when it is down and when the next attempt is */
+    poll_endpoint_down(admin, "nest", true);
     /* and comes back on its port */
     assert_int_equal(nest_restart_same_port(g_nest), 0);
     gwt_poll_json(admin, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}", GWT_POLL_TIMEOUT_MS);
+    poll_endpoint_down(admin, "nest", false);
     gwt_check_json(port, "POST", "/sum", "[2,3]", 200, "5");
     stop_gw();
 }
