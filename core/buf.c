@@ -35,11 +35,23 @@ int buf_append(buf_t *b, const void *p, size_t n)
     return 0;
 }
 
+size_t u64_decimal(unsigned long long v, char out[U64_DECIMAL_MAX])
+{
+    char rev[U64_DECIMAL_MAX];
+    size_t n = 0;
+    do {
+        rev[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = rev[n - 1 - i];
+    return n;
+}
+
 int buf_append_u64(buf_t *b, unsigned long long v)
 {
-    char digits[24];
-    int n = snprintf(digits, sizeof digits, "%llu", v);
-    return buf_append(b, digits, (size_t)n);
+    char digits[U64_DECIMAL_MAX];
+    return buf_append(b, digits, u64_decimal(v, digits));
 }
 
 void buf_consume(buf_t *b, size_t n)

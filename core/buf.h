@@ -43,6 +43,12 @@ static inline int buf_append_span(buf_t *b, span_t s) { return buf_append(b, s.p
 static inline int buf_append_cstr(buf_t *b, const char *s) { return buf_append(b, s, strlen(s)); }
 /* Appends the decimal digits of v. */
 int buf_append_u64(buf_t *b, unsigned long long v);
+
+/* v in decimal into out, without a NUL; returns the number of digits (at
+ * most 20). A hand loop: snprintf costs ten times as much, and this runs
+ * several times per request. */
+#define U64_DECIMAL_MAX 20
+size_t u64_decimal(unsigned long long v, char out[U64_DECIMAL_MAX]);
 /* Drops the first n bytes (n <= len), moving the rest to the front. */
 void buf_consume(buf_t *b, size_t n);
 /* Empties the buffer, keeping its memory for reuse. */

@@ -52,8 +52,9 @@ int msg_encode_event(buf_t *out, span_t pattern, span_t data, span_t metadata)
 
 span_t msg_format_id(uint64_t id, char out[MSG_ID_MAX])
 {
-    int n = snprintf(out, MSG_ID_MAX, "%llu", (unsigned long long)id);
-    return span_of(out, (size_t)n);
+    size_t n = u64_decimal(id, out);
+    out[n] = '\0';
+    return span_of(out, n);
 }
 
 int msg_parse_id(span_t id, uint64_t *out)

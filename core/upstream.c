@@ -298,7 +298,9 @@ static int write_on(up_conn_t *conn, up_request_t *req, span_t pattern, span_t d
     req_set_phase(req, REQ_WRITTEN);
     req->conn = conn;
     up_endpoint_t *ep = conn->endpoint;
-    snprintf(req->address, sizeof req->address, "%s", ep->address);
+    size_t n = strnlen(ep->address, sizeof req->address - 1); /* once per request: no snprintf */
+    memcpy(req->address, ep->address, n);
+    req->address[n] = '\0';
     conn->inflight++;
     conn->requests++;
     ep->inflight++;

@@ -939,6 +939,8 @@ int render_check_body_as(span_t body, span_t content_type, char *error, size_t e
             snprintf(error, error_size, "out of memory");
         return rc;
     }
+    if (check_json(body, "", error, error_size) == 0)
+        return 0; /* the usual case: no label to build */
     char label[SHOWN_MAX * 6 + 32];
     msg_t m = {label, sizeof label, 0};
     if (content_type.n == 0) {

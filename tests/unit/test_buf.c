@@ -42,6 +42,17 @@ static void u64_and_spans(void **state)
     buf_t b = BUF_INIT;
     buf_append_u64(&b, 18446744073709551615ull);
     assert_true(span_eq(span_of(b.data, b.len), SPAN_LIT("18446744073709551615")));
+    /* the hand-written conversion against printf's, around every power of ten */
+    for (unsigned long long p = 1, k = 0; k < 20; k++, p *= 10) {
+        unsigned long long vs[] = { p - 1, p, p + 1, p * 9 + 7 };
+        for (size_t i = 0; i < 4; i++) {
+            char mine[U64_DECIMAL_MAX + 1], theirs[32];
+            size_t n = u64_decimal(vs[i], mine);
+            mine[n] = '\0';
+            snprintf(theirs, sizeof theirs, "%llu", vs[i]);
+            assert_string_equal(mine, theirs);
+        }
+    }
     assert_true(span_eq_cstr(SPAN_LIT("abc"), "abc"));
     assert_false(span_eq_cstr(SPAN_LIT("abc"), "abd"));
     assert_true(span_eq(span_of(NULL, 0), SPAN_LIT("")));
