@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+
 #include "core/buf.h"
 
 static void append_grows_and_keeps_bytes(void **state)
