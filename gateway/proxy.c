@@ -52,6 +52,8 @@ typedef struct request {
     unsigned retries;            /* route retries, or ?retries= */
     config_fanout fanout;        /* emit: route fanout, or ?fanout= */
     size_t delivered;            /* emit: endpoints the event was written to */
+    char delivered_text[24];     /* its X-Delivered value: the header keeps a
+                                    pointer until the answer is queued */
     /* the body */
     buf_t body;
     int body_too_large;
@@ -527,9 +529,8 @@ static void on_value(void *ctx, span_t value)
 static void answer_values(request_t *r)
 {
     if (r->is_emit) {
-        char delivered[24];
-        snprintf(delivered, sizeof delivered, "%zu", r->delivered);
-        ex_header(&r->ex, "X-Delivered", delivered);
+        snprintf(r->delivered_text, sizeof r->delivered_text, "%zu", r->delivered);
+        ex_header(&r->ex, "X-Delivered", r->delivered_text);
         ex_answer(&r->ex, r->ok_status, NULL, NULL);
         return;
     }

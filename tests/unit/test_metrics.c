@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,7 +175,7 @@ typedef struct scraper {
     metrics_t *m;
     const config *cfg;
     atomic_int stop;
-    int scrapes;
+    atomic_int scrapes;
 } scraper_t;
 
 static void *scrape_main(void *arg)
@@ -183,7 +184,7 @@ static void *scrape_main(void *arg)
     while (!atomic_load(&s->stop)) {
         buf_t b = BUF_INIT;
         if (metrics_render(&b, &s->m, 1, s->cfg) == 0)
-            s->scrapes++;
+            atomic_fetch_add(&s->scrapes, 1);
         buf_free(&b);
     }
     return NULL;
@@ -197,15 +198,24 @@ static void scrape_while_counting(void **state)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, scrape_main, &s), 0);
     char label[32];
-    for (int i = 0; i < 20000; i++) {
-        snprintf(label, sizeof label, "/r%d", i % 50);
-        metrics_http(s.m, metrics_route_index(s.m, label), "GET", 200 + (unsigned)(i % 7), 1000);
-    }
+    /* at least 20000 counts, and on until the scraper has read a few times
+     * (on a loaded machine its thread may not run at first); whole rounds
+     * of 50, so "/r0" is counted once per round */
+    int i = 0;
+    do {
+        for (int k = 0; k < 50; k++, i++) {
+            snprintf(label, sizeof label, "/r%d", k);
+            metrics_http(s.m, metrics_route_index(s.m, label), "GET", 200 + (unsigned)(i % 7), 1000);
+        }
+        if (i >= 20000)
+            sched_yield();
+    } while (i < 20000 || atomic_load(&s.scrapes) < 3);
     atomic_store(&s.stop, 1);
     pthread_join(t, NULL);
-    assert_true(s.scrapes > 0);
     char *text = render(&s.m, 1, cfg);
-    expect_line(text, "patterngate_http_request_duration_seconds_count{route=\"/r0\"} 400");
+    char want[128];
+    snprintf(want, sizeof want, "patterngate_http_request_duration_seconds_count{route=\"/r0\"} %d", i / 50);
+    expect_line(text, want);
     free(text);
     metrics_free(s.m);
     config_free(cfg);
