@@ -106,7 +106,8 @@ static int is_token(const char *s, size_t n)
 }
 
 /* RFC 9110 §5.5: VCHAR, obs-text, SP and HTAB, no whitespace at either
- * end. Returns NULL when s[0..n) is a field value, else what is wrong. */
+ * end; and not empty, which the RFC allows but libmicrohttpd does not
+ * send. Returns NULL when s[0..n) is a field value, else what is wrong. */
 static const char *field_value_problem(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -114,7 +115,9 @@ static const char *field_value_problem(const char *s, size_t n)
         if ((c < 0x20 && c != '\t') || c == 0x7f)
             return "has a control character in its value (CR, LF and NUL are never allowed)";
     }
-    if (n && (s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+    if (n == 0) /* a field value, but libmicrohttpd refuses to send it */
+        return "has an empty value";
+    if (s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t')
         return "has a value that starts or ends with whitespace";
     return NULL;
 }

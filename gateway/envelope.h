@@ -19,7 +19,8 @@
  *   - headers that are not an object, a header value that is not a string,
  *     a name that is not an HTTP token (RFC 9110 tchar), a value that is not
  *     an HTTP field value (a control character other than HTAB, so no CR,
- *     LF or NUL: no header injection; or leading/trailing whitespace);
+ *     LF or NUL: no header injection; or leading/trailing whitespace), or
+ *     an empty value (libmicrohttpd would silently drop the header);
  *   - a header the gateway alone decides: the hop-by-hop ones (Connection,
  *     Keep-Alive, Proxy-Connection, Proxy-Authenticate,
  *     Proxy-Authorization, TE, Trailer, Transfer-Encoding, Upgrade),
