@@ -22,7 +22,7 @@ static const char default_config_json[] =
 
 const char *const cfg_method_names[6] = {"GET", "POST", "PUT", "PATCH", "DELETE", "*"};
 const char *const cfg_route_kind_names[2] = {"send", "emit"};
-const char *const cfg_reply_names[4] = {"auto", "array", "ndjson", "sse"};
+const char *const cfg_reply_names[5] = {"auto", "array", "ndjson", "sse", "envelope"};
 const char *const cfg_log_level_names[4] = {"debug", "info", "warn", "error"};
 const char *const cfg_connect_names[2] = {"eager", "lazy"};
 const char *const cfg_balance_names[2] = {"least_request", "round_robin"};

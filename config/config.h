@@ -78,6 +78,7 @@ typedef enum config_reply_mode {
     CONFIG_REPLY_ARRAY,
     CONFIG_REPLY_NDJSON,
     CONFIG_REPLY_SSE,
+    CONFIG_REPLY_ENVELOPE, /* one value {status, headers, body} sets the answer */
 } config_reply_mode;
 
 typedef struct config_limits {

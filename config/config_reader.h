@@ -57,7 +57,7 @@ typedef struct cfg_int_rule {
  * (defined in config.c). */
 extern const char *const cfg_method_names[6];
 extern const char *const cfg_route_kind_names[2];
-extern const char *const cfg_reply_names[4];
+extern const char *const cfg_reply_names[5];
 extern const char *const cfg_log_level_names[4];
 extern const char *const cfg_connect_names[2];
 extern const char *const cfg_balance_names[2];

@@ -461,6 +461,7 @@ static void check_config(const config *cfg)
         FUZZ_CHECK(jscan_document(r->pattern_json, r->pattern_length, NULL, NULL) == 0,
                    "route %zu: pattern %s is not JSON", i, r->pattern_json);
         FUZZ_CHECK(r->status >= 200 && r->status <= 299, "route %zu: status %u", i, r->status);
+        FUZZ_CHECK(r->reply <= CONFIG_REPLY_ENVELOPE, "route %zu: reply %d", i, (int)r->reply);
         FUZZ_CHECK(r->kind == CONFIG_ROUTE_SEND || r->reply == CONFIG_REPLY_AUTO,
                    "route %zu: emit with reply %s", i, config_reply_mode_name(r->reply));
         FUZZ_CHECK(r->timeout_ms >= 1 && r->timeout_ms <= CONFIG_MS_MAX, "route %zu: timeout", i);

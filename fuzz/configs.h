@@ -3,7 +3,8 @@
  * the route target's fixed config: every kind of segment, method and slot
  * conversion, with precedence cases (literal / :param / *rest, exact
  * method / "*"), and every template form (spreads, optional members,
- * whole sources, $jwt, $client.ip, $$, a route without `data`). The others follow config/examples/.
+ * whole sources, $jwt, $client.ip, $$, a route without `data`), and every
+ * reply mode (envelope included). The others follow config/examples/.
  */
 #ifndef PG_FUZZ_CONFIGS_H
 #define PG_FUZZ_CONFIGS_H
@@ -43,6 +44,8 @@
 "  {\"method\":\"PATCH\",\"path\":\"/books/:id\",\"service\":\"app\",\"pattern\":{\"cmd\":\"book.update\"},\n" \
 "   \"data\":{\"...\":\"$body\",\"id\":\"$path.id:int\",\"title\":\"$body.title?\",\"q\":\"$query.q?\"}},\n" \
 "  {\"method\":\"DELETE\",\"path\":\"/books/:id\",\"service\":\"app\",\"pattern\":\"book.delete\"},\n" \
+"  {\"method\":\"GET\",\"path\":\"/books/:id\",\"service\":\"app\",\"pattern\":\"book.get\",\"reply\":\"envelope\",\n" \
+"   \"data\":{\"id\":\"$path.id:int\"}},\n" \
 "  {\"method\":\"GET\",\"path\":\"/search\",\"service\":\"app\",\"pattern\":\"search\",\n" \
 "   \"data\":{\"...\":[\"$query\",\"$jwt\",\"$query.f:json?\"],\"limit\":\"$query.limit:int?\",\"h\":\"$headers\",\"ip\":\"$client.ip\",\n" \
 "    \"p\":\"$path\",\"sub\":\"$jwt.sub?\",\"org\":\"$jwt.claims.org.id:int?\",\"all\":[\"$jwt\",\"$jwt.roles?\"],\"lit\":\"$$x\",\n" \

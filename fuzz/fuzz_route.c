@@ -14,8 +14,9 @@
  *     router.h: every route tried on its own against the decoded segments,
  *     the winner being the first in segment-kind order (literal, :param,
  *     *rest, left to right) that accepts the method, exact methods before
- *     "*"; 404 when no route matches the path; 405 with the Allow list when
- *     none accepts the method; the captures, byte for byte;
+ *     "*", a GET route accepting HEAD; 404 when no route matches the path;
+ *     405 with the Allow list (HEAD after GET) when none accepts the
+ *     method; the captures, byte for byte;
  *   - a match struct reused across inputs gives what a fresh one gives;
  *   - when a route is found, its data (fuzz_render_and_check): {} for a
  *     bodyless GET, HEAD or DELETE on a route without `data`; else, when
@@ -238,9 +239,12 @@ static int precedence(const config_route *a, const config_route *b)
     return (a->method == CONFIG_METHOD_ANY) - (b->method == CONFIG_METHOD_ANY);
 }
 
+/* HEAD is GET without the body: a GET route accepts it (router.h). */
 static int accepts(const config_route *r, const char *method)
 {
-    return r->method == CONFIG_METHOD_ANY || strcmp(config_method_name(r->method), method) == 0;
+    if (r->method == CONFIG_METHOD_ANY)
+        return 1;
+    return strcmp(config_method_name(r->method), strcmp(method, "HEAD") == 0 ? "GET" : method) == 0;
 }
 
 static void check_match(const request *rq, const router_match_t *m)
@@ -312,6 +316,8 @@ static void check_match(const request *rq, const router_match_t *m)
             if (expected[0])
                 strcat(expected, ", ");
             strcat(expected, config_method_name(order[i]));
+            if (order[i] == CONFIG_METHOD_GET)
+                strcat(expected, ", HEAD");
         }
         FUZZ_CHECK(strcmp(m->allow, expected) == 0, "Allow: %s, expected %s", m->allow, expected);
     } else {

@@ -117,6 +117,15 @@ put('config', 'templates.json', json.dumps({
         {"method": "DELETE", "service": "s", "pattern": "d", "path": "/b/:id"},
         {"method": "POST", "service": "s", "pattern": "bad", "path": "/x",
          "data": {"a": "$qeury.id", "b": "$Body", "c": "$header", "...": "$path.x"}}]}))
+put('config', 'rest_replies.json', json.dumps({
+    "services": {"s": {"endpoints": ["127.0.0.1:1"]}},
+    "routes": [
+        {"method": "GET", "service": "s", "pattern": "books.get", "path": "/books/:id", "reply": "envelope",
+         "data": {"id": "$path.id:int"}},
+        {"method": "POST", "service": "s", "pattern": "books.create", "path": "/books", "reply": "envelope",
+         "status": 201},
+        {"method": "GET", "service": "s", "pattern": "books.list", "path": "/books", "reply": "array"},
+        {"method": "POST", "service": "s", "pattern": "e", "path": "/e", "kind": "emit", "reply": "envelope"}]}))
 put('config', 'duplicate_key.json', '{"listen":"127.0.0.1:1","listen":"127.0.0.1:2"}')
 put('config', 'syntax_error.json', '{\n  "services": {\n    "s": [\n}')
 # JSON mistakes that config/cfg_syntax.c explains, and a config with a
@@ -182,6 +191,11 @@ routes = {
     'bad_body': 'PUT /files/x\n\n{"meta":',
     'bad_int': 'GET /users/x1?full=yes\n\n',
     'ticks': 'GET /ticks\n\n',
+    'ticks_head': 'HEAD /ticks\n\n',
+    'books_head': 'HEAD /books/2?q=1\n\n',
+    'books_get_envelope': 'GET /books/7\n\n',
+    'books_405': 'PUT /books/2\n\n',
+    'users_head_405': 'HEAD /users\n\n',
     # templates: spreads, optional members, whole sources, $jwt, forms, no data
     'books_patch': 'PATCH /books/2?q=x\nContent-Type: application/json\n\n{"rating":5,"id":"x","\\u0069d":1,"rating":6}',
     'books_patch_array': 'PATCH /books/2\n\n[1,2]',
@@ -199,6 +213,36 @@ routes = {
 }
 for k, v in routes.items():
     put('route', k, v)
+
+# envelope: byte 0 (low 2 bits: how many reply values; the rest: the route's
+# status - 200), then the values' text
+envelopes = {
+    'created': (1, '{"status":201,"headers":{"Location":"/books/3"},"body":{"id":3,"title":"Dune"}}'),
+    'not_found': (1, '{"status":404,"body":{"statusCode":404,"message":"no book 42"}}'),
+    'no_content': (1, '{"status":204}'),
+    'empty': (1, '{}'),
+    'cache': (1, '{"headers":{"Cache-Control":"max-age=60","ETag":"\\"v1\\""},"body":[1,2]}'),
+    'content_type': (1, '{"headers":{"content-type":"text/plain; charset=utf-8"},"body":"hi \\ud800"}'),
+    'route_status': (5, '{"body":null}'),
+    'string_body': (1, '{"body":"a \\"string\\""}'),
+    'big_body': (1, '{"body":{"big":12345678901234567890123,"nul":"\\u0000","e":1e400}}'),
+    'injection': (1, '{"headers":{"Location":"/x\\r\\nSet-Cookie: a=1"}}'),
+    'bad_name': (1, '{"headers":{"X A":"1"}}'),
+    'reserved': (1, '{"headers":{"Transfer-Encoding":"chunked","Connection":"close"}}'),
+    'duplicate': (1, '{"headers":{"X-A":"1","x-\\u0061":"2"}}'),
+    'bad_status': (1, '{"status":2e2}'),
+    'big_status': (1, '{"status":99999999999999999999999}'),
+    'foreign': (1, '{"id":"1","result":{"a":1},"failure":null}'),
+    'array': (1, '[{"status":201}]'),
+    'two_values': (2, '{"status":201},{"status":202}'),
+    'no_value': (0, ''),
+    'not_json': (1, '{"status":201'),
+    'empty_value': (1, '{"headers":{"X-Empty":""}}'),
+    'tab_value': (1, '{"headers":{"X-Tab":"a\\tb"," X":"y"}}'),
+    'many_headers': (1, '{"headers":{' + ','.join('"X-%d":"%d"' % (i, i) for i in range(17)) + '}}'),
+}
+for k, (head, text) in envelopes.items():
+    put('envelope', k, bytes([head]) + text.encode('utf-8'))
 
 # http_head: raw request heads (and bodies), as a client sends them
 heads = {

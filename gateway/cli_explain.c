@@ -177,6 +177,14 @@ static int explain_route(const config *cfg, const router_t *router, const reques
     }
     char name[512];
     snprintf(name, sizeof name, "%s %s", config_method_name(route->method), route->path.text);
+    if (rc == 0 && strcmp(rq->method, "HEAD") == 0 &&
+        (route->reply == CONFIG_REPLY_NDJSON || route->reply == CONFIG_REPLY_SSE) && route->kind == CONFIG_ROUTE_SEND) {
+        printf("route: %s\nservice: %s\nhead: HEAD on a stream route is answered with the stream's head "
+               "alone (no packet)\n", name, cfg->services[route->service_index].name);
+        buf_free(&rendered);
+        buf_free(&q.value);
+        return 0;
+    }
     int result = rc ? answer(rc == -1 ? GW_ERR_BAD_REQUEST : GW_ERR_OVERLOADED, rc == -1 ? why : "out of memory")
                     : print_packet(name, cfg->services[route->service_index].name,
                                    config_route_kind_name(route->kind),

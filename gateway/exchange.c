@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/recycle.h"
 #include "gateway/httpd.h"
@@ -35,7 +36,7 @@ struct ex_pool {
 /* ---- the states ------------------------------------------------------------ */
 
 static const char *const state_names[EX_STATE_COUNT] = {
-    [EX_HEAD] = "head", [EX_BODY] = "body", [EX_UPSTREAM] = "upstream", [EX_GATHER] = "gather",
+    [EX_HEAD] = "head", [EX_EARLY] = "early", [EX_BODY] = "body", [EX_UPSTREAM] = "upstream", [EX_GATHER] = "gather",
     [EX_ANSWER] = "answer", [EX_SENDING] = "sending", [EX_STREAM_WAKE] = "stream_wake",
     [EX_STREAM_FLOW] = "stream_flow", [EX_STREAM_IDLE] = "stream_idle", [EX_STREAM_CLOSE] = "stream_close",
     [EX_STREAM_LAST] = "stream_last", [EX_GONE] = "gone", [EX_DONE] = "done",
@@ -46,7 +47,8 @@ const char *ex_state_name(ex_state_t s) { return (unsigned)s < EX_STATE_COUNT ? 
 #define TO(s) (1u << (s))
 
 static const unsigned allowed[EX_STATE_COUNT] = {
-    [EX_HEAD] = TO(EX_BODY) | TO(EX_SENDING) | TO(EX_GATHER) | TO(EX_DONE),
+    [EX_HEAD] = TO(EX_EARLY) | TO(EX_BODY) | TO(EX_SENDING) | TO(EX_GATHER) | TO(EX_DONE),
+    [EX_EARLY] = TO(EX_SENDING) | TO(EX_DONE),
     [EX_BODY] = TO(EX_SENDING) | TO(EX_UPSTREAM) | TO(EX_STREAM_FLOW) | TO(EX_DONE),
     [EX_UPSTREAM] = TO(EX_ANSWER) | TO(EX_STREAM_WAKE) | TO(EX_GONE),
     [EX_GATHER] = TO(EX_ANSWER) | TO(EX_GONE),
@@ -147,6 +149,15 @@ static size_t response_headers(const exchange_t *ex, ex_header_t *out, const ex_
     return n;
 }
 
+/* A stream's own headers (3) into out. */
+static size_t stream_headers(const exchange_t *ex, ex_header_t out[3])
+{
+    out[0] = (ex_header_t){ MHD_HTTP_HEADER_CONTENT_TYPE, stream_content_type(ex->mode) };
+    out[1] = (ex_header_t){ MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache" };
+    out[2] = (ex_header_t){ "X-Accel-Buffering", "no" };
+    return 3;
+}
+
 /* Queues the whole response (inside MHD's call) and enters SENDING. */
 static enum MHD_Result queue_whole(exchange_t *ex)
 {
@@ -159,6 +170,12 @@ static enum MHD_Result queue_whole(exchange_t *ex)
                                           ex->content_type ? ex->content_type : "application/json" };
     ex_response_t r = { .status = ex->status, .body = empty ? NULL : ex->body.data, .body_len = empty ? 0 : ex->body.len,
                         .headers = all, .n_headers = response_headers(ex, all, extra, n_extra) };
+    if (ex->stream_head) { /* a stream's head alone: its headers, no length */
+        ex_header_t stream_extra[3];
+        size_t n = stream_headers(ex, stream_extra);
+        r.n_headers = response_headers(ex, all, stream_extra, n);
+        r.no_length = 1;
+    }
     ex->sent_status = ex->status;
     ex->bytes += strcmp(ex->method, "HEAD") == 0 ? 0 : r.body_len;
     ex_enter(ex, EX_SENDING);
@@ -170,15 +187,30 @@ static enum MHD_Result queue_whole(exchange_t *ex)
 static enum MHD_Result queue_stream(exchange_t *ex, ex_state_t next)
 {
     ex_pool_t *p = pool_of(ex);
-    ex_header_t extra[] = { { MHD_HTTP_HEADER_CONTENT_TYPE, stream_content_type(ex->mode) },
-                            { MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache" },
-                            { "X-Accel-Buffering", "no" } };
+    ex_header_t extra[3];
     ex_header_t all[EX_HEADERS_MAX + 3];
     ex_response_t r = { .status = ex->status, .stream = exchange_stream_read, .stream_ctx = ex, .headers = all,
-                        .n_headers = response_headers(ex, all, extra, 3) };
+                        .n_headers = response_headers(ex, all, extra, stream_headers(ex, extra)) };
     ex->sent_status = ex->status;
     ex_enter(ex, next);
     return ex->queue_rc = p->http->queue(ex->listener->server, ex->conn, &r);
+}
+
+/* Whether an answer added Connection: close. */
+static int asks_close(const exchange_t *ex)
+{
+    for (size_t i = 0; i < ex->n_headers; i++)
+        if (strcasecmp(ex->headers[i].name, MHD_HTTP_HEADER_CONNECTION) == 0 &&
+            strcasestr(ex->headers[i].value, "close"))
+            return 1;
+    return 0;
+}
+
+/* An answer from the head alone waits for MHD's final call when the
+ * connection can then stay open (exchange.h, "Keep-alive"). */
+static int waits_for_final_call(const exchange_t *ex)
+{
+    return !asks_close(ex) && !pool_of(ex)->http->has_body(ex->listener->server, ex->conn);
 }
 
 void ex_answer(exchange_t *ex, unsigned status, const char *content_type, buf_t *body)
@@ -191,7 +223,9 @@ void ex_answer(exchange_t *ex, unsigned status, const char *content_type, buf_t 
         ex->body = *body;
         *body = old;
     }
-    if (ex->state == EX_HEAD || ex->state == EX_BODY)
+    if (ex->state == EX_HEAD && waits_for_final_call(ex))
+        ex_enter(ex, EX_EARLY);
+    else if (ex->state == EX_HEAD || ex->state == EX_BODY)
         queue_whole(ex);
     else
         ex_enter(ex, EX_ANSWER); /* queued at MHD's next call */
@@ -211,6 +245,13 @@ void ex_wait_upstream(exchange_t *ex) { ex_enter(ex, EX_UPSTREAM); }
 void ex_wait_workers(exchange_t *ex) { ex_enter(ex, EX_GATHER); }
 
 /* ---- streams ------------------------------------------------------------------- */
+
+void ex_stream_head(exchange_t *ex, unsigned status, config_reply_mode mode)
+{
+    ex->mode = mode;
+    ex->stream_head = 1;
+    ex_answer(ex, status, NULL, NULL);
+}
 
 void ex_stream_open(exchange_t *ex, unsigned status, config_reply_mode mode, size_t max_buffered)
 {
@@ -479,6 +520,7 @@ static exchange_t *begin(ex_listener_t *l, struct MHD_Connection *connection, co
     ex->bytes = 0;
     ex->queue_rc = MHD_YES;
     ex->mode = CONFIG_REPLY_AUTO;
+    ex->stream_head = 0;
     ex->out_pos = ex->out_max = 0;
     ex_enter(ex, EX_HEAD);
     return ex;
@@ -507,6 +549,12 @@ enum MHD_Result exchange_on_request(void *cls, struct MHD_Connection *connection
         }
         p->handler->on_body_end(p->ctx, ex);
         return after_call(ex);
+    case EX_EARLY:
+        if (*upload_data_size) { /* a body after all: read and dropped */
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        return queue_whole(ex);
     case EX_ANSWER:
         return queue_whole(ex);
     case EX_STREAM_WAKE:
@@ -564,12 +612,35 @@ static void mhd_watch_hangup(void *server, struct MHD_Connection *c, exchange_t 
     httpd_watch_hangup(c, ex);
 }
 
+/* The reader of a response without a length that has no body. */
+static ssize_t read_nothing(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+/* No length: MHD's strict HTTP/1.0 mode sends neither Content-Length nor
+ * chunked coding, and closes the connection after the response. */
+static struct MHD_Response *response_without_length(void)
+{
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64, read_nothing, NULL, NULL);
+    if (resp && MHD_set_response_options(resp, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END) != MHD_YES) {
+        MHD_destroy_response(resp);
+        return NULL;
+    }
+    return resp;
+}
+
 static enum MHD_Result mhd_queue(void *server, struct MHD_Connection *c, const ex_response_t *r)
 {
     (void)server;
     struct MHD_Response *resp =
-        r->stream ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, r->stream, r->stream_ctx, NULL)
-                  : MHD_create_response_from_buffer(r->body_len, (void *)r->body, MHD_RESPMEM_PERSISTENT);
+        r->no_length ? response_without_length()
+        : r->stream  ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, r->stream, r->stream_ctx, NULL)
+                     : MHD_create_response_from_buffer(r->body_len, (void *)r->body, MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
     for (size_t i = 0; i < r->n_headers; i++)
@@ -579,4 +650,19 @@ static enum MHD_Result mhd_queue(void *server, struct MHD_Connection *c, const e
     return rc;
 }
 
-const ex_http_t ex_http_mhd = { mhd_suspend, mhd_resume, mhd_watch_hangup, mhd_queue };
+/* A Content-Length of only zeros is no body; anything else (a length, a
+ * Transfer-Encoding, or a value MHD would refuse anyway) counts as one. */
+static int mhd_has_body(void *server, struct MHD_Connection *c)
+{
+    (void)server;
+    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return 1;
+    const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!length)
+        return 0;
+    if (!*length)
+        return 1;
+    return length[strspn(length, "0")] != 0;
+}
+
+const ex_http_t ex_http_mhd = { mhd_suspend, mhd_resume, mhd_watch_hangup, mhd_queue, mhd_has_body };

@@ -11,10 +11,12 @@
  * on any other, so impossible combinations cannot exist:
  *
  *                            MHD's first call
- *                                   |
- *      early answer (404, 401)      v       /status, several workers
- *   .-------------------------- HEAD -------------------> GATHER ------.
- *   |                               | read the body       (suspended)   |
+ *      early answer, no body        |
+ *      (404, 401 to a GET)          v       /status, several workers
+ *   EARLY <-------------------- HEAD -------------------> GATHER ------.
+ *   |  early answer with a body     |                     (suspended)   |
+ *   |  (413, 401 to a POST)         |                                   |
+ *   |<----------------------------- | read the body                     |
  *   |                               v                                   |
  *   |<------ answer (400, 413) ---- BODY ---- sent, waiting ----.       |
  *   |                               |                           v       |
@@ -44,10 +46,23 @@
  *                          STREAM_LAST <'  MHD calls; then the rest of the
  *                                          bytes and the terminating chunk
  *
+ *   EARLY --MHD's final call: queue it--> SENDING
  *   UPSTREAM, GATHER, STREAM_IDLE --client hung up--> GONE (resumed; MHD
  *   then ends the connection)
  *   every state but the suspended ones --MHD completed the request--> DONE
  *   DONE --reused from the pool--> HEAD
+ *
+ * Keep-alive after the gateway's own answers: libmicrohttpd 0.9.75 closes
+ * the connection after any response queued at its first call of the
+ * access handler (it will not read the body then), but keeps it after one
+ * queued once the request is whole. So an answer decided from the head
+ * alone waits in EARLY for MHD's final call, which follows at once in the
+ * same MHD_run, when the request has no body (ex_http_t.has_body) and the
+ * answer does not ask for Connection: close; the connection then stays
+ * open. With a body it is queued at once, the body is never read, and the
+ * connection closes after the answer (a 413 for a declared length, a 401
+ * or 404 to a POST). A refused ambiguous head and the drain's 503 carry
+ * Connection: close and always close.
  *
  * What the state alone decides (entering a state does it, nowhere else):
  * - suspended (UPSTREAM, GATHER, STREAM_IDLE): entering suspends the
@@ -86,6 +101,8 @@
 
 typedef enum ex_state {
     EX_HEAD,         /* MHD's first call: the head is in, being decided */
+    EX_EARLY,        /* answered from the head, no body: queued at MHD's
+                        final call so that the connection can stay open */
     EX_BODY,         /* reading the body */
     EX_UPSTREAM,     /* suspended: the request is with the service */
     EX_GATHER,       /* suspended: waiting for the other workers (/status) */
@@ -113,7 +130,9 @@ typedef struct ex_header {
     const char *value;
 } ex_header_t;
 
-#define EX_HEADERS_MAX 12
+/* Room for the gateway's own headers and an envelope's
+ * (ENVELOPE_HEADERS_MAX, gateway/envelope.h). */
+#define EX_HEADERS_MAX 32
 
 /* A response to queue: a whole body, or a stream MHD pulls from `stream`
  * (exchange_stream_read with stream_ctx the exchange). */
@@ -123,6 +142,9 @@ typedef struct ex_response {
     size_t body_len;
     MHD_ContentReaderCallback stream; /* streams; NULL for a whole body */
     void *stream_ctx;
+    int no_length;                    /* neither Content-Length nor chunked,
+                                         and the connection closes after it
+                                         (a stream's head alone, for HEAD) */
     const ex_header_t *headers;       /* borrowed for the call */
     size_t n_headers;
 } ex_response_t;
@@ -137,6 +159,9 @@ typedef struct ex_http {
     /* Queues the response (only from inside MHD's call of the access
      * handler). */
     enum MHD_Result (*queue)(void *server, struct MHD_Connection *c, const ex_response_t *r);
+    /* Whether the request's head announces a body (a Transfer-Encoding, or
+     * a Content-Length other than 0). */
+    int (*has_body)(void *server, struct MHD_Connection *c);
 } ex_http_t;
 
 /* libmicrohttpd through httpd.h: `server` is an httpd_t. */
@@ -196,6 +221,7 @@ struct exchange {
     uint64_t bytes;              /* body bytes handed to MHD */
     enum MHD_Result queue_rc;    /* of a queue inside MHD's current call */
     config_reply_mode mode;      /* a stream's: ndjson or sse */
+    int stream_head;             /* the answer is a stream's head alone */
     buf_t out;                   /* stream bytes not yet taken by MHD */
     size_t out_pos;
     size_t out_max;              /* more waiting than this: the client is too slow */
@@ -203,10 +229,13 @@ struct exchange {
     exchange_t *next_spare;
 };
 
-/* Answers with a whole response: from HEAD or BODY it is queued before
- * MHD's call returns; from UPSTREAM or GATHER the connection is resumed
- * and it is queued at MHD's next call. `body` (NULL: none) is taken;
- * content_type NULL: application/json when there is a body. */
+/* Answers with a whole response: from HEAD it is queued before MHD's call
+ * returns, or at MHD's final call for a request without a body (EARLY, see
+ * "Keep-alive" above); from BODY before MHD's call returns; from UPSTREAM
+ * or GATHER the connection is resumed and it is queued at MHD's next call.
+ * `body` (NULL: none) is taken; content_type NULL: application/json when
+ * there is a body. A 204 or 304 never sends a body, and a HEAD request gets
+ * the status and headers alone (MHD keeps the Content-Length of the body). */
 void ex_answer(exchange_t *ex, unsigned status, const char *content_type, buf_t *body);
 /* The same with the error table's JSON body; message NULL: the table's. */
 void ex_fail(exchange_t *ex, gw_error_t e, const char *message, span_t details);
@@ -231,6 +260,12 @@ void ex_wait_workers(exchange_t *ex);
  * `max_buffered` bytes not yet taken by the client fail the stream.
  */
 void ex_stream_open(exchange_t *ex, unsigned status, config_reply_mode mode, size_t max_buffered);
+/* A HEAD request on a stream route (from BODY): the stream's status and
+ * headers alone, at once. A stream has no length, and libmicrohttpd
+ * 0.9.75 follows a chunked answer to HEAD with a stray terminating chunk,
+ * so the head goes without Content-Length or Transfer-Encoding, and the
+ * connection closes after it. */
+void ex_stream_head(exchange_t *ex, unsigned status, config_reply_mode mode);
 /* One value of an open stream. 0; or -1 when the client reads too slowly:
  * the stream was ended with its overloaded error and the caller must stop
  * (cancel the request upstream). */

@@ -104,7 +104,7 @@ int generic_parse_reply(const char *value, config_reply_mode *out, char *error,
                         size_t error_size)
 {
     static const config_reply_mode modes[] = {
-        CONFIG_REPLY_AUTO, CONFIG_REPLY_ARRAY, CONFIG_REPLY_NDJSON, CONFIG_REPLY_SSE,
+        CONFIG_REPLY_AUTO, CONFIG_REPLY_ARRAY, CONFIG_REPLY_NDJSON, CONFIG_REPLY_SSE, CONFIG_REPLY_ENVELOPE,
     };
     if (value == NULL) {
         *out = CONFIG_REPLY_AUTO;
@@ -117,7 +117,7 @@ int generic_parse_reply(const char *value, config_reply_mode *out, char *error,
         }
     }
     snprintf(error, error_size,
-             "query parameter \"reply\": expected auto, array, ndjson or sse");
+             "query parameter \"reply\": expected auto, array, ndjson, sse or envelope");
     return -1;
 }
 

@@ -62,9 +62,10 @@ int generic_parse_body(span_t body, span_t *pattern, span_t *data, char *error,
 
 /*
  * The reply mode from the decoded `reply` query value (NUL-terminated; NULL
- * when absent, which means auto): "auto", "array", "ndjson" or "sse"
- * exactly. Returns 0 with *out set, or -1 with the message
- *   query parameter "reply": expected auto, array, ndjson or sse
+ * when absent, which means auto): "auto", "array", "ndjson", "sse" or
+ * "envelope" exactly, every mode a route can have. Returns 0 with *out
+ * set, or -1 with the message
+ *   query parameter "reply": expected auto, array, ndjson, sse or envelope
  */
 int generic_parse_reply(const char *value, config_reply_mode *out, char *error,
                         size_t error_size);

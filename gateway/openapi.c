@@ -583,6 +583,17 @@ static void put_status(oa_t *b, json_t *responses, unsigned status, json_t *r)
     put(b, responses, key, r);
 }
 
+/* An envelope route answers whatever status its handler sets: every
+ * status not listed is the envelope's (OpenAPI's "default"). */
+static void envelope_default_response(oa_t *b, json_t *responses, const config_route *route, bool rate_limited)
+{
+    json_t *r = response(b, "Any other status the handler's envelope sets (200..599; a 404 or 201 without an "
+                            "exception, say), with the envelope's headers and its body written as JSON.",
+                         rate_limited);
+    put_content(b, r, "application/json", value_or_any(b, route));
+    put(b, responses, "default", r);
+}
+
 /* The success answer(s) of a send: `reply` decides their shape. The
  * route (NULL: the generic API) gives the status and value schema. */
 static void send_responses(oa_t *b, json_t *responses, const config_route *route, config_reply_mode reply,
@@ -614,10 +625,19 @@ static void send_responses(oa_t *b, json_t *responses, const config_route *route
                      rate_limited);
         put_content(b, r, "text/event-stream", value_or_any(b, route));
         break;
+    case CONFIG_REPLY_ENVELOPE:
+        r = response(b, "The handler answers an envelope {status, headers, body}: this status unless the "
+                        "envelope sets another, its headers, and its body written as JSON (no body when it "
+                        "has none; its own Content-Type when it sets one). The schema is the body's.",
+                     rate_limited);
+        put_content(b, r, "application/json", value_or_any(b, route));
+        break;
     }
     put_status(b, responses, status, r);
     if (reply == CONFIG_REPLY_AUTO && status != 204)
         put_status(b, responses, 204, response(b, "The service replied with no value.", rate_limited));
+    if (reply == CONFIG_REPLY_ENVELOPE)
+        envelope_default_response(b, responses, route, rate_limited);
 }
 
 static void emit_response(oa_t *b, json_t *responses, unsigned status, bool rate_limited)
@@ -662,8 +682,8 @@ static const struct {
     {"429", OA_RATE_LIMIT, "rate_limited: over the route's rate limit (see Retry-After)."},
     {"501", OA_SEND, "no_handler: the service has no handler for the pattern (details: its message)."},
     {"502", OA_ALWAYS, "upstream_closed: the connection closed before the (last) reply; "
-                       "bad_upstream_message: the service broke the protocol, or the reply passed "
-                       "limits.max_reply_bytes."},
+                       "bad_upstream_message: the service broke the protocol, its reply passed "
+                       "limits.max_reply_bytes, or (reply envelope) its envelope was refused."},
     {"503", OA_ALWAYS, "upstream_unavailable: no connection to the service could be had; "
                        "overloaded: too many requests in flight (see Retry-After); draining: the "
                        "gateway is shutting down."},
@@ -917,7 +937,7 @@ static json_t *query_param(oa_t *b, const char *name, const char *description, j
 
 static json_t *generic_parameters(oa_t *b, bool is_emit)
 {
-    static const char *const replies[] = {"auto", "array", "ndjson", "sse"};
+    static const char *const replies[] = {"auto", "array", "ndjson", "sse", "envelope"};
     static const char *const fanouts[] = {"one", "all"};
     json_t *list = need(b, json_array());
     json_t *service = object(b);
@@ -935,7 +955,7 @@ static json_t *generic_parameters(oa_t *b, bool is_emit)
         return list;
     }
     add(b, list, query_param(b, "reply", "How the reply values become the response (default auto).",
-                             enum_schema(b, replies, 4)));
+                             enum_schema(b, replies, 5)));
     json_t *retries = type_schema(b, "integer");
     put(b, retries, "minimum", json_integer(0));
     put(b, retries, "maximum", json_integer(5));
@@ -972,7 +992,9 @@ static void generic_send_responses(oa_t *b, json_t *responses)
     send_responses(b, responses, NULL, CONFIG_REPLY_AUTO, 200, false);
     json_t *ok = json_object_get(responses, "200");
     put(b, ok, "description", text(b, "The reply: ?reply=auto (the default) one value as is, several "
-                                      "as an array; array: always an array; ndjson and sse: a stream."));
+                                      "as an array; array: always an array; ndjson and sse: a stream; envelope: "
+                                      "the one value {status, headers, body} sets the status, headers "
+                                      "and body."));
     put_content(b, ok, "application/x-ndjson", object(b));
     put_content(b, ok, "text/event-stream", object(b));
 }

@@ -4,6 +4,7 @@
 #include "gateway/proxy.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "core/utf8.h"
 #include "gateway/access_log.h"
 #include "gateway/admin.h"
+#include "gateway/envelope.h"
 #include "gateway/generic.h"
 #include "gateway/http_head.h"
 #include "gateway/render.h"
@@ -67,6 +69,7 @@ typedef struct request {
     buf_t query_value;           /* the last query parameter looked up */
     buf_t metadata;              /* the packet's metadata, while dispatching */
     buf_t rendered;              /* the packet's data from a template, idem */
+    envelope_t envelope;         /* reply "envelope": its headers, until completion */
     admin_gather_t *gather;      /* /status over several workers */
     char request_id[132];
 } request_t;
@@ -526,8 +529,36 @@ static void on_value(void *ctx, span_t value)
     buf_append_span(&r->values, value);
 }
 
+/* reply "envelope": the one value sets the status, the headers and the
+ * body (envelope.h); a value that is not an acceptable envelope is the
+ * service's fault: 502 bad_upstream_message saying why. */
+static void answer_envelope(request_t *r)
+{
+    envelope_t *e = &r->envelope;
+    char why[ENVELOPE_WHY_SIZE], message[ENVELOPE_WHY_SIZE + 80];
+    int rc = envelope_read(span_of(r->values.data, r->values.len), r->nvalues, r->ok_status, e, why, sizeof why);
+    if (rc) {
+        snprintf(message, sizeof message, "service %s: %s", service_name(r), why);
+        ex_fail(&r->ex, rc == -ENOMEM ? GW_ERR_OVERLOADED : GW_ERR_BAD_UPSTREAM_MESSAGE, message, span_of(NULL, 0));
+        return;
+    }
+    for (size_t i = 0; i < e->header_count; i++)
+        ex_header(&r->ex, e->headers[i].name, e->headers[i].value);
+    if (!e->has_body) {
+        ex_answer(&r->ex, e->status, e->content_type, NULL);
+        return;
+    }
+    memmove(r->values.data, e->body.p, e->body.n); /* the body to the front: no copy elsewhere */
+    r->values.len = e->body.n;
+    ex_answer(&r->ex, e->status, e->content_type, &r->values);
+}
+
 static void answer_values(request_t *r)
 {
+    if (r->reply == CONFIG_REPLY_ENVELOPE && !r->is_emit) {
+        answer_envelope(r);
+        return;
+    }
     if (r->is_emit) {
         snprintf(r->delivered_text, sizeof r->delivered_text, "%zu", r->delivered);
         ex_header(&r->ex, "X-Delivered", r->delivered_text);
@@ -686,7 +717,8 @@ static void on_body_end(void *ctx, exchange_t *ex)
     proxy_t *px = ctx;
     request_t *r = req_of(ex);
     char why[RENDER_ERROR_SIZE];
-    if (r->body_too_large) {
+    if (r->body_too_large) { /* read and dropped, but the connection goes (docs/HTTP-API.md) */
+        ex_header(ex, MHD_HTTP_HEADER_CONNECTION, "close");
         ex_fail(ex, GW_ERR_PAYLOAD_TOO_LARGE, NULL, span_of(NULL, 0));
         return;
     }
@@ -700,6 +732,10 @@ static void on_body_end(void *ctx, exchange_t *ex)
         }
     } else if (generic_parse_body(span_of(r->body.data, r->body.len), &pattern, &data, why, sizeof why)) {
         ex_fail(ex, GW_ERR_BAD_REQUEST, why, span_of(NULL, 0));
+        return;
+    }
+    if (r->streaming && strcmp(ex->method, "HEAD") == 0) { /* a stream's head alone: nothing is sent */
+        ex_stream_head(ex, r->ok_status, r->reply);
         return;
     }
     if (ex_pool_upstream(px->pool) >= cfg_of(r)->limits.max_inflight) {
@@ -841,6 +877,7 @@ static void on_recycle(void *ctx, exchange_t *ex, size_t keep)
             buf_free(bufs[i]);
         buf_clear(bufs[i]);
     }
+    envelope_clear(&r->envelope, keep);
     if (!keep)
         router_match_free(&r->match);
     /* everything else back to zero, the buffers and the match kept (only
@@ -848,6 +885,7 @@ static void on_recycle(void *ctx, exchange_t *ex, size_t keep)
     router_match_t match = r->match;
     buf_t body = r->body, values = r->values, query_value = r->query_value, metadata = r->metadata,
           rendered = r->rendered;
+    envelope_t envelope = r->envelope;
     memset((char *)r + sizeof r->ex, 0, sizeof *r - sizeof r->ex);
     r->match = match;
     r->body = body;
@@ -855,6 +893,7 @@ static void on_recycle(void *ctx, exchange_t *ex, size_t keep)
     r->query_value = query_value;
     r->metadata = metadata;
     r->rendered = rendered;
+    r->envelope = envelope;
     list_init(&r->unwritten_link);
 }
 

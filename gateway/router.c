@@ -295,8 +295,12 @@ typedef struct walk {
     size_t found;          /* route index, or NO_NODE */
 } walk_t;
 
+/* The config method a request method matches: HEAD is GET without the
+ * body, so it matches what GET matches. */
 static int method_of(const char *method)
 {
+    if (strcmp(method, "HEAD") == 0)
+        return CONFIG_METHOD_GET;
     for (int i = CONFIG_METHOD_GET; i <= CONFIG_METHOD_DELETE; i++)
         if (strcmp(method, config_method_name((config_method)i)) == 0)
             return i;
@@ -348,6 +352,7 @@ static bool walk_node(walk_t *w, size_t node_index, size_t pos)
     return false;
 }
 
+/* The Allow value: the methods in config order, HEAD right after GET. */
 static void format_allow(router_match_t *m, unsigned allow)
 {
     size_t used = 0;
@@ -355,8 +360,9 @@ static void format_allow(router_match_t *m, unsigned allow)
     for (int i = CONFIG_METHOD_GET; i <= CONFIG_METHOD_DELETE; i++) {
         if (!(allow & 1u << i))
             continue;
-        used += (size_t)snprintf(m->allow + used, sizeof m->allow - used, "%s%s",
-                                 used ? ", " : "", config_method_name((config_method)i));
+        used += (size_t)snprintf(m->allow + used, sizeof m->allow - used, "%s%s%s",
+                                 used ? ", " : "", config_method_name((config_method)i),
+                                 i == CONFIG_METHOD_GET ? ", HEAD" : "");
     }
 }
 

@@ -26,8 +26,10 @@
  * /users/me" goes to the second (a route that accepts the request always
  * beats a 405). A route's method matches when it equals the request's
  * method (case-sensitive) or is `*`; where both kinds share one path shape
- * (the config loader forbids that) the exact method wins. Methods that no
- * route can name (HEAD, OPTIONS, ...) only match `*` routes.
+ * (the config loader forbids that) the exact method wins. HEAD matches as
+ * GET does (a GET route answers it, as GET without the body: SPEC.md
+ * "Route mapping for real REST APIs"), then `*`. Other methods that no
+ * route can name (OPTIONS, ...) only match `*` routes.
  *
  * Outcomes:
  *   ROUTER_FOUND              the route, its index in cfg->routes and its
@@ -35,8 +37,9 @@
  *   ROUTER_NOT_FOUND          no route matches the path (404);
  *   ROUTER_METHOD_NOT_ALLOWED routes match the path, none the method (405);
  *                             `allow` lists their methods, each once, in
- *                             the order GET, POST, PUT, PATCH, DELETE,
- *                             joined by ", " ("GET, DELETE");
+ *                             the order GET, HEAD, POST, PUT, PATCH,
+ *                             DELETE, joined by ", ", HEAD wherever GET is
+ *                             ("GET, HEAD, DELETE");
  *   ROUTER_BAD_PATH           the path cannot be decoded (400); `error`
  *                             says why and where;
  *   ROUTER_NO_MEMORY          out of memory (nothing else is valid).

@@ -20,5 +20,6 @@ pg_integration_test(jose_tokens)
 pg_integration_test(browser_harness)
 pg_integration_test(fleet)
 pg_integration_test(openapi)
+pg_integration_test(rest)
 # the /docs page's screenshot (test_openapi.c), kept as a test artifact
 target_compile_definitions(itest_openapi PRIVATE PG_ARTIFACTS_DIR="${CMAKE_BINARY_DIR}/artifacts")

@@ -375,7 +375,7 @@ static void test_enum_values(void **state)
                  "routes[0].kind: expected one of send, emit");
     assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'math', 'pattern': 1,"
                              " 'reply': 'stream'}"),
-                 "routes[0].reply: expected one of auto, array, ndjson, sse");
+                 "routes[0].reply: expected one of auto, array, ndjson, sse, envelope");
 }
 
 /* ---- unknown keys -------------------------------------------------------- */
@@ -1216,6 +1216,11 @@ static void test_route_values(void **state)
     assert_true(r->data.uses_body);
     assert_int_equal(r->data.count, 5);
     config_free(cfg);
+    cfg = must_load(WITH_ROUTES("{'method': 'GET', 'path': '/b/:id', 'service': 'math', 'pattern': 'b',"
+                                " 'reply': 'envelope', 'status': 201}"));
+    assert_int_equal(cfg->routes[0].reply, CONFIG_REPLY_ENVELOPE);
+    assert_int_equal(cfg->routes[0].status, 201);
+    config_free(cfg);
 }
 
 static void test_route_required_keys(void **state)
@@ -1244,6 +1249,9 @@ static void test_route_errors(void **state)
                  "routes[0].path: empty segment (//)");
     assert_error(WITH_ROUTES("{'method': 'POST', 'path': '/e', 'service': 'math', 'pattern': 1,"
                              " 'kind': 'emit', 'reply': 'auto'}"),
+                 "routes[0].reply: not allowed on an emit route (events have no reply)");
+    assert_error(WITH_ROUTES("{'method': 'POST', 'path': '/e', 'service': 'math', 'pattern': 1,"
+                             " 'kind': 'emit', 'reply': 'envelope'}"),
                  "routes[0].reply: not allowed on an emit route (events have no reply)");
     assert_error(WITH_ROUTES("{'method': 'GET', 'path': '/a', 'service': 'math', 'pattern': 1,"
                              " 'status': 300}"),
@@ -1435,6 +1443,7 @@ static void test_enum_names(void **state)
     assert_string_equal(config_method_name(CONFIG_METHOD_PATCH), "PATCH");
     assert_string_equal(config_route_kind_name(CONFIG_ROUTE_EMIT), "emit");
     assert_string_equal(config_reply_mode_name(CONFIG_REPLY_SSE), "sse");
+    assert_string_equal(config_reply_mode_name(CONFIG_REPLY_ENVELOPE), "envelope");
     assert_string_equal(config_log_level_name(CONFIG_LOG_WARN), "warn");
     assert_string_equal(config_connect_mode_name(UP_CONNECT_LAZY), "lazy");
 }

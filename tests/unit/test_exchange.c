@@ -25,6 +25,7 @@
 
 /* One client connection, as MHD would hold it. */
 typedef struct fake_conn {
+    int no_body;              /* the request head announces no body */
     int suspended;            /* MHD_suspend_connection was called */
     int resume_pending;       /* resumed; MHD has not run it yet */
     exchange_t *watched;      /* the hang-up watch's owner */
@@ -38,6 +39,7 @@ typedef struct fake_conn {
     void *con_cls;            /* MHD's per-request pointer */
     buf_t received;           /* what the reader handed out */
     int stream_end;           /* 1 end of stream, 2 end with error */
+    int no_length;            /* queued without a length (a stream's head) */
 } fake_conn_t;
 
 static struct MHD_Connection *mhd(fake_conn_t *c) { return (struct MHD_Connection *)c; }
@@ -74,6 +76,7 @@ static enum MHD_Result fake_queue(void *server, struct MHD_Connection *c, const 
     assert_int_equal(fc->queued, 0);
     fc->queued++;
     fc->status = r->status;
+    fc->no_length = r->no_length;
     fc->headers[0] = 0;
     for (size_t i = 0; i < r->n_headers; i++)
         snprintf(fc->headers + strlen(fc->headers), sizeof fc->headers - strlen(fc->headers), "%s: %s\n",
@@ -87,13 +90,21 @@ static enum MHD_Result fake_queue(void *server, struct MHD_Connection *c, const 
     return MHD_YES;
 }
 
-static const ex_http_t fake_http = { fake_suspend, fake_resume, fake_watch, fake_queue };
+static int fake_has_body(void *server, struct MHD_Connection *c)
+{
+    (void)server;
+    return !fake(c)->no_body;
+}
+
+static const ex_http_t fake_http = { fake_suspend, fake_resume, fake_watch, fake_queue, fake_has_body };
 
 /* ---- the fake handler ----------------------------------------------------------- */
 
 typedef enum action {
     DO_READ_BODY,       /* on_head */
     DO_ANSWER_404,      /* on_head or on_body_end */
+    DO_ANSWER_CLOSE,    /* on_head: 400 with Connection: close */
+    DO_STREAM_HEAD,     /* on_body_end: a HEAD request on a stream route */
     DO_GATHER,          /* on_head */
     DO_WAIT,            /* on_body_end: the request goes upstream */
     DO_STREAM_NDJSON,   /* on_body_end: written at once */
@@ -127,6 +138,10 @@ static void h_head(void *ctx, exchange_t *ex)
     switch (f->at_head) {
     case DO_READ_BODY: ex_read_body(ex); break;
     case DO_ANSWER_404: ex_fail(ex, GW_ERR_NOT_FOUND, NULL, span_of(NULL, 0)); break;
+    case DO_ANSWER_CLOSE:
+        ex_header(ex, "Connection", "close");
+        ex_fail(ex, GW_ERR_BAD_REQUEST, NULL, span_of(NULL, 0));
+        break;
     case DO_GATHER: ex_wait_workers(ex); break;
     default: break;
     }
@@ -148,6 +163,7 @@ static void h_body_end(void *ctx, exchange_t *ex)
     case DO_WAIT: ex_wait_upstream(ex); break;
     case DO_STREAM_NDJSON: ex_stream_open(ex, 200, CONFIG_REPLY_NDJSON, f->max_buffered); break;
     case DO_STREAM_SSE: ex_stream_open(ex, 200, CONFIG_REPLY_SSE, f->max_buffered); break;
+    case DO_STREAM_HEAD: ex_stream_head(ex, 200, CONFIG_REPLY_SSE); break;
     default: break;
     }
 }
@@ -315,6 +331,99 @@ static void early_answer(void **state)
     assert_string_equal(f->last_error, "not_found");
     assert_int_equal(f->last_bytes, c.body.len);
     assert_int_equal(f->recycles, 1);
+    conn_free(&c);
+}
+
+/* HEAD -> EARLY -> SENDING -> DONE: an answer to a request without a
+ * body waits for MHD's final call (libmicrohttpd keeps the connection open
+ * after a response queued then, not after one queued at its first call). */
+static void early_answer_without_body_waits(void **state)
+{
+    fixture_t *f = *state;
+    fake_conn_t c;
+    f->at_head = DO_ANSWER_404;
+    memset(&c, 0, sizeof c);
+    c.no_body = 1;
+    assert_int_equal(handler_call(&c, "GET", NULL, 0), MHD_YES);
+    exchange_t *ex = c.con_cls;
+    assert_int_equal(ex->state, EX_EARLY);
+    assert_int_equal(c.queued, 0);
+    expect_held(0); /* nothing suspended: MHD calls again at once */
+    assert_int_equal(ex_pool_alive(f->pool), 1);
+    assert_int_equal(handler_call(&c, "GET", NULL, 0), MHD_YES); /* the final call */
+    assert_int_equal(ex->state, EX_SENDING);
+    assert_int_equal(c.queued, 1);
+    assert_int_equal(c.status, 404);
+    assert_null(strstr(c.headers, "Connection"));
+    assert_non_null(strstr(c.body.data, "\"error\":\"not_found\""));
+    completed(&c, MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    assert_int_equal(f->last_status, 404);
+    assert_string_equal(f->last_error, "not_found");
+    conn_free(&c);
+    /* MHD saw a body after all: it is read and dropped, then the answer */
+    memset(&c, 0, sizeof c);
+    c.no_body = 1;
+    handler_call(&c, "GET", NULL, 0);
+    ex = c.con_cls;
+    assert_int_equal(handler_call(&c, "GET", "xy", 2), MHD_YES);
+    assert_int_equal(ex->state, EX_EARLY);
+    assert_int_equal(f->bodies, 0);
+    handler_call(&c, "GET", NULL, 0);
+    assert_int_equal(c.status, 404);
+    completed(&c, MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    conn_free(&c);
+    /* the client left before the final call */
+    memset(&c, 0, sizeof c);
+    c.no_body = 1;
+    handler_call(&c, "GET", NULL, 0);
+    completed(&c, MHD_REQUEST_TERMINATED_WITH_ERROR);
+    assert_int_equal(f->last_status, 0);
+    conn_free(&c);
+}
+
+/* An early answer that asks for Connection: close (a refused ambiguous
+ * head) is queued at once even without a body: MHD closes after it. */
+static void early_answer_that_closes_goes_at_once(void **state)
+{
+    fixture_t *f = *state;
+    fake_conn_t c;
+    f->at_head = DO_ANSWER_CLOSE;
+    memset(&c, 0, sizeof c);
+    c.no_body = 1;
+    assert_int_equal(handler_call(&c, "GET", NULL, 0), MHD_YES);
+    exchange_t *ex = c.con_cls;
+    assert_int_equal(ex->state, EX_SENDING);
+    assert_int_equal(c.status, 400);
+    assert_non_null(strstr(c.headers, "Connection: close\n"));
+    completed(&c, MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    conn_free(&c);
+}
+
+/* HEAD on a stream route: BODY -> SENDING with the stream's headers and no
+ * length; nothing is streamed. */
+static void stream_head_alone(void **state)
+{
+    fixture_t *f = *state;
+    fake_conn_t c;
+    exchange_t *ex = body(&c, DO_STREAM_HEAD);
+    assert_int_equal(ex->state, EX_SENDING);
+    assert_int_equal(c.queued, 1);
+    assert_int_equal(c.status, 200);
+    assert_true(c.no_length);
+    assert_null(c.reader);
+    assert_non_null(strstr(c.headers, "Content-Type: text/event-stream\n"));
+    assert_non_null(strstr(c.headers, "Cache-Control: no-cache\n"));
+    assert_non_null(strstr(c.headers, "X-Request-Id: r1\n"));
+    assert_int_equal(c.body.len, 0);
+    assert_int_equal(ex_pool_upstream(f->pool), 0);
+    completed(&c, MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    assert_int_equal(f->last_status, 200);
+    assert_int_equal(f->last_bytes, 0);
+    conn_free(&c);
+    /* an ordinary answer after it has a length again */
+    body(&c, DO_ANSWER_404);
+    assert_false(c.no_length);
+    completed(&c, MHD_REQUEST_TERMINATED_COMPLETED_OK);
     conn_free(&c);
 }
 
@@ -748,6 +857,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(early_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(early_answer_without_body_waits, setup, teardown),
+        cmocka_unit_test_setup_teardown(early_answer_that_closes_goes_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(stream_head_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(answer_after_body, setup, teardown),
         cmocka_unit_test_setup_teardown(reply_from_upstream, setup, teardown),
         cmocka_unit_test_setup_teardown(gather_then_answer, setup, teardown),

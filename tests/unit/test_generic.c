@@ -160,19 +160,20 @@ static void reply_modes(void **state)
     } good[] = {{"auto", CONFIG_REPLY_AUTO},
                 {"array", CONFIG_REPLY_ARRAY},
                 {"ndjson", CONFIG_REPLY_NDJSON},
-                {"sse", CONFIG_REPLY_SSE}};
+                {"sse", CONFIG_REPLY_SSE},
+                {"envelope", CONFIG_REPLY_ENVELOPE}};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        mode = CONFIG_REPLY_AUTO + (CONFIG_REPLY_SSE - good[i].mode); /* something else */
+        mode = good[i].mode == CONFIG_REPLY_AUTO ? CONFIG_REPLY_SSE : CONFIG_REPLY_AUTO; /* something else */
         assert_int_equal(generic_parse_reply(good[i].text, &mode, error, sizeof error), 0);
         assert_int_equal(mode, good[i].mode);
     }
-    static const char *const bad[] = {"", "ARRAY", "Sse", "json", "array ", " auto", "arrays"};
+    static const char *const bad[] = {"", "ARRAY", "Sse", "json", "array ", " auto", "arrays", "Envelope", "envelopes"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         mode = CONFIG_REPLY_NDJSON;
         error[0] = '\0';
         assert_int_equal(generic_parse_reply(bad[i], &mode, error, sizeof error), -1);
         assert_string_equal(error,
-                            "query parameter \"reply\": expected auto, array, ndjson or sse");
+                            "query parameter \"reply\": expected auto, array, ndjson, sse or envelope");
         assert_int_equal(mode, CONFIG_REPLY_NDJSON);
     }
 }

@@ -390,6 +390,25 @@ static void replies_give_their_content_types(void **state)
     json_decref(doc);
 }
 
+/* An envelope route answers what its handler sets: the route's status, and
+ * any other as "default", both with the body's schema. */
+static void envelope_replies_vary(void **state)
+{
+    (void)state;
+    json_t *doc = document(ROUTES(
+        "{'method': 'POST', 'path': '/books', 'service': 's', 'pattern': 1, 'reply': 'envelope', 'status': 201,"
+        " 'response_schema': {'type': 'object'}}"));
+    json_t *op = operation(doc, "/books", "post");
+    assert_json(get(op, "responses.201.content"), "{'application/json': {'schema': {'type': 'object'}}}");
+    assert_json(get(op, "responses.default.content"), "{'application/json': {'schema': {'type': 'object'}}}");
+    assert_non_null(strstr(json_string_value(get(op, "responses.default.description")), "envelope"));
+    assert_non_null(get(op, "responses.default.headers.X-Request-Id"));
+    assert_false(has_response(op, "204"));
+    assert_false(has_response(op, "200"));
+    assert_true(has_response(op, "502"));
+    json_decref(doc);
+}
+
 static void errors_carry_the_error_schema(void **state)
 {
     (void)state;
@@ -635,6 +654,7 @@ int main(void)
         cmocka_unit_test(operation_ids_are_unique),
         cmocka_unit_test(emit_routes_answer_202),
         cmocka_unit_test(replies_give_their_content_types),
+        cmocka_unit_test(envelope_replies_vary),
         cmocka_unit_test(errors_carry_the_error_schema),
         cmocka_unit_test(auth_gives_security),
         cmocka_unit_test(required_claims_give_403),

@@ -292,12 +292,12 @@ static void not_found_versus_method_not_allowed(void **state)
     ASSERT_FOUND(f, "GET", "/users/7", "#1 7");
     ASSERT_FOUND(f, "DELETE", "/users/7", "#0 7");
     ASSERT_FOUND(f, "PATCH", "/users/7", "#3 7");
-    ASSERT_405(f, "PUT", "/users/7", "GET, PATCH, DELETE"); /* a stable order */
-    ASSERT_405(f, "POST", "/users/7/", "GET, PATCH, DELETE");
+    ASSERT_405(f, "PUT", "/users/7", "GET, HEAD, PATCH, DELETE"); /* a stable order */
+    ASSERT_405(f, "POST", "/users/7/", "GET, HEAD, PATCH, DELETE");
     ASSERT_405(f, "GET", "/users", "POST");
     ASSERT_405(f, "HEAD", "/users", "POST");
-    ASSERT_405(f, "OPTIONS", "/users/7", "GET, PATCH, DELETE");
-    ASSERT_405(f, "get", "/users/7", "GET, PATCH, DELETE"); /* methods are case-sensitive */
+    ASSERT_405(f, "OPTIONS", "/users/7", "GET, HEAD, PATCH, DELETE");
+    ASSERT_405(f, "get", "/users/7", "GET, HEAD, PATCH, DELETE"); /* methods are case-sensitive */
     ASSERT_405(f, "GET", "/users/7/name", "PUT");
     ASSERT_OUTCOME(f, "GET", "/users/7/other", ROUTER_NOT_FOUND);
     ASSERT_OUTCOME(f, "GET", "/nothing", ROUTER_NOT_FOUND);
@@ -311,17 +311,40 @@ static void allow_gathers_every_shape(void **state)
     static const char *const routes[] = {"DELETE /a/*r", "GET /a/b", "POST /a/:x",
                                          "GET /a/:x", "PUT /b/*r", "GET /b/c/d", NULL};
     fixture *f = load_routes(routes);
-    ASSERT_405(f, "PATCH", "/a/b", "GET, POST, DELETE"); /* GET listed once */
+    ASSERT_405(f, "PATCH", "/a/b", "GET, HEAD, POST, DELETE"); /* GET listed once */
     ASSERT_FOUND(f, "POST", "/a/b", "#2 b");
     ASSERT_FOUND(f, "DELETE", "/a/b", "#0 b");
     ASSERT_405(f, "PATCH", "/a/b/c", "DELETE");
-    ASSERT_405(f, "POST", "/b/c/d", "GET, PUT");
+    ASSERT_405(f, "POST", "/b/c/d", "GET, HEAD, PUT");
     unload(f);
 
     static const char *const all[] = {"DELETE /x", "PATCH /x", "PUT /x", "POST /x", "GET /x",
                                       NULL};
     f = load_routes(all);
-    ASSERT_405(f, "HEAD", "/x", "GET, POST, PUT, PATCH, DELETE");
+    ASSERT_405(f, "OPTIONS", "/x", "GET, HEAD, POST, PUT, PATCH, DELETE"); /* the longest Allow */
+    assert_true(strlen(f->m.allow) < ROUTER_ALLOW_SIZE);
+    unload(f);
+}
+
+/* HEAD is GET without the body: every GET route answers it, with the same
+ * precedence; where GET is allowed, so is HEAD. */
+static void head_is_answered_by_get_routes(void **state)
+{
+    (void)state;
+    static const char *const routes[] = {"GET /books", "POST /books", "GET /books/:id", "DELETE /books/:id",
+                                         "GET /files/*rest", "POST /only", "GET /mix/a", "* /mix/:x", NULL};
+    fixture *f = load_routes(routes);
+    ASSERT_FOUND(f, "HEAD", "/books", "#0");
+    ASSERT_FOUND(f, "HEAD", "/books/7", "#2 7");
+    ASSERT_FOUND(f, "HEAD", "/books/7/", "#2 7");
+    ASSERT_FOUND(f, "HEAD", "/files/a/b", "#4 a/b");
+    ASSERT_FOUND(f, "HEAD", "/mix/a", "#6");   /* the GET literal, as for GET */
+    ASSERT_FOUND(f, "HEAD", "/mix/b", "#7 b"); /* then "*" */
+    ASSERT_405(f, "HEAD", "/only", "POST");   /* no GET, no HEAD */
+    ASSERT_405(f, "PUT", "/books", "GET, HEAD, POST");
+    ASSERT_405(f, "PATCH", "/books/7", "GET, HEAD, DELETE");
+    ASSERT_405(f, "head", "/books", "GET, HEAD, POST"); /* case-sensitive, as every method */
+    ASSERT_OUTCOME(f, "HEAD", "/nothing", ROUTER_NOT_FOUND);
     unload(f);
 }
 
@@ -332,7 +355,7 @@ static void a_route_that_takes_the_method_beats_a_405(void **state)
     fixture *f = load_routes(routes);
     ASSERT_FOUND(f, "GET", "/users/me", "#0");
     ASSERT_FOUND(f, "DELETE", "/users/me", "#1 me");
-    ASSERT_405(f, "PUT", "/users/me", "GET, DELETE");
+    ASSERT_405(f, "PUT", "/users/me", "GET, HEAD, DELETE");
     ASSERT_405(f, "GET", "/users/7", "DELETE");
     unload(f);
 }
@@ -388,7 +411,7 @@ static void many_literal_siblings(void **state)
         }
     }
     ASSERT_FOUND(f, "GET", "/r/zz/v", "#120 zz|v");
-    ASSERT_405(f, "PUT", "/r/a0/v", "GET, POST");
+    ASSERT_405(f, "PUT", "/r/a0/v", "GET, HEAD, POST");
     unload(f);
     for (size_t i = 0; i <= N; i++)
         free(texts[i]);
@@ -470,6 +493,7 @@ int main(void)
         cmocka_unit_test(captures_in_capture_order),
         cmocka_unit_test(not_found_versus_method_not_allowed),
         cmocka_unit_test(allow_gathers_every_shape),
+        cmocka_unit_test(head_is_answered_by_get_routes),
         cmocka_unit_test(a_route_that_takes_the_method_beats_a_405),
         cmocka_unit_test(any_method_routes),
         cmocka_unit_test(many_literal_siblings),

@@ -253,6 +253,17 @@ run explain -c "$ex" POST '/v1/send/users?reply=ndjson' '{"pattern":"p","data":[
 expect_code 0 "explain the generic API"
 expect_stdout "$(printf '%s\n' 'route: generic' 'service: users' 'kind: send' 'reply: ndjson' 'pattern: "p"' \
   'data: [1]')" "explain the generic API"
+run explain -c "$ex" HEAD '/users/7?full=true' -H 'Authorization: Bearer tok'
+expect_code 0 "explain HEAD on a GET route"
+expect_stdout "$(printf '%s\n' 'route: GET /users/:id' 'service: users' 'kind: send' 'reply: auto' \
+  'pattern: "get_user"' 'data: {"id":7,"full":true,"lang":null}')" "explain HEAD on a GET route"
+run explain -c "$ex" HEAD /ticks -H 'Authorization: Bearer tok'
+expect_code 0 "explain HEAD on a stream route"
+expect_stdout_has "head: HEAD on a stream route is answered with the stream's head alone (no packet)" \
+  "explain HEAD on a stream route"
+run explain -c "$ex" PUT /users/7 -H 'Authorization: Bearer tok'
+expect_code 1 "explain a 405 where GET is allowed"
+expect_stdout_has 'allow: GET, HEAD' "explain a 405 where GET is allowed"
 run explain -c "$ex" GET /users/7
 expect_code 1 "explain without the token"; expect_no_stderr "explain without the token"
 expect_stdout "$(printf '%s\n' 'status: 401' \
