@@ -885,7 +885,7 @@ static void on_recycle(void *ctx, exchange_t *ex, size_t keep)
     router_match_t match = r->match;
     buf_t body = r->body, values = r->values, query_value = r->query_value, metadata = r->metadata,
           rendered = r->rendered;
-    envelope_t envelope = r->envelope;
+    buf_t envelope_text = r->envelope.text; /* the rest of an envelope_t is zero when empty */
     memset((char *)r + sizeof r->ex, 0, sizeof *r - sizeof r->ex);
     r->match = match;
     r->body = body;
@@ -893,7 +893,7 @@ static void on_recycle(void *ctx, exchange_t *ex, size_t keep)
     r->query_value = query_value;
     r->metadata = metadata;
     r->rendered = rendered;
-    r->envelope = envelope;
+    r->envelope.text = envelope_text;
     list_init(&r->unwritten_link);
 }
 
