@@ -284,8 +284,13 @@ static void on_fs_event(uv_fs_event_t *w, const char *filename, int events, int 
     (void)filename;
     (void)events;
     reloader_t *r = w->data;
-    if (status == 0)
-        uv_timer_start(&r->settle, on_settled, SETTLE_MS, 0);
+    if (status != 0)
+        return;
+    /* a folder that is never quiet still gets its reload (file_watch.h) */
+    uint64_t now = uv_now(w->loop);
+    if (!uv_is_active((uv_handle_t *)&r->settle))
+        r->burst_start = now;
+    uv_timer_start(&r->settle, on_settled, file_watch_settle_delay(r->burst_start, now, SETTLE_MS), 0);
 }
 
 /* Worker 0's triggers. */
