@@ -22,3 +22,5 @@ pg_integration_test(fleet)
 pg_integration_test(openapi)
 # the /docs page's screenshot (test_openapi.c), kept as a test artifact
 target_compile_definitions(itest_openapi PRIVATE PG_ARTIFACTS_DIR="${CMAKE_BINARY_DIR}/artifacts")
+pg_integration_test(edge_auth)
+pg_integration_test(edge_cors)
