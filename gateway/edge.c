@@ -10,6 +10,7 @@
 struct edge {
     cors_policy_t top;          /* valid when has_top */
     bool has_top;
+    bool any_cors;              /* the top level or a route has a policy */
     cors_policy_t *own;         /* [route_count]: routes with their own cors */
     edge_route_t *routes;       /* [route_count] */
     char **scopes;              /* [route_count]: NULL unless limited */
@@ -24,6 +25,7 @@ static int compile_route(edge_t *e, const config *cfg, size_t i)
         if (cors_policy_init(&e->own[i], route->cors) != 0)
             return -1;
         er->cors = &e->own[i];
+        e->any_cors = true;
     } else {
         er->cors = e->has_top ? &e->top : NULL;
     }
@@ -55,6 +57,7 @@ edge_t *edge_new(const config *cfg)
     if (!failed && cfg->cors != NULL) {
         failed = cors_policy_init(&e->top, cfg->cors) != 0;
         e->has_top = !failed;
+        e->any_cors = e->has_top;
     }
     for (size_t i = 0; i < n && !failed; i++)
         failed = compile_route(e, cfg, i) != 0;
@@ -87,6 +90,11 @@ void edge_free(edge_t *e)
 const cors_policy_t *edge_top_cors(const edge_t *e)
 {
     return e->has_top ? &e->top : NULL;
+}
+
+bool edge_has_cors(const edge_t *e)
+{
+    return e->any_cors;
 }
 
 const edge_route_t *edge_route(const edge_t *e, size_t i)

@@ -45,6 +45,10 @@ void edge_free(edge_t *e);
  * no route); NULL: none. */
 const cors_policy_t *edge_top_cors(const edge_t *e);
 
+/* Whether any CORS policy exists (the top level's or a route's own): when
+ * not, a request needs no CORS work at all. */
+bool edge_has_cors(const edge_t *e);
+
 /* Route number i of the config (i < route_count). */
 const edge_route_t *edge_route(const edge_t *e, size_t i);
 

@@ -356,27 +356,38 @@ static void answer_preflight(request_t *r, const cors_policy_t *p, const cors_re
 
 /* CORS comes first (SPEC.md): a preflight to a path that has routes is
  * answered here, without auth (1); any other request of a policy gets its
- * CORS headers on whatever it is answered, errors included (0). */
+ * CORS headers on whatever it is answered, errors included (0). A config
+ * without any policy costs nothing here, a route without one no header
+ * lookup unless the request is an OPTIONS. */
 static int apply_cors(request_t *r, const verdict_t *v)
 {
-    const char *origin = header(r, "Origin"), *asked = header(r, "Access-Control-Request-Method");
-    cors_request_t req = { span_cstr(r->ex.method), span_cstr(origin), span_of(NULL, 0),
-                           span_cstr(header(r, "Access-Control-Request-Headers")), 0 };
-    int path_has_routes = v->error == GW_ERR_METHOD_NOT_ALLOWED || (v->error < 0 && r->route);
-    if (origin && asked && path_has_routes && strcmp(r->ex.method, "OPTIONS") == 0) {
-        req.path_methods = r->route ? CORS_METHOD_ANY : cors_methods_from_list(span_cstr(v->allow));
-        req.request_method = span_cstr(asked);
-        const cors_policy_t *p = preflight_policy(r, asked);
-        if (p)
-            answer_preflight(r, p, &req);
-        return p != NULL; /* no policy: the 405 of any OPTIONS */
+    const edge_t *e = r->gen->edge;
+    if (!edge_has_cors(e))
+        return 0;
+    const char *origin = NULL;
+    if (strcmp(r->ex.method, "OPTIONS") == 0) {
+        const char *asked = header(r, "Access-Control-Request-Method");
+        int path_has_routes = v->error == GW_ERR_METHOD_NOT_ALLOWED || (v->error < 0 && r->route);
+        origin = header(r, "Origin");
+        if (origin && asked && path_has_routes) {
+            cors_request_t req = { span_cstr(r->ex.method), span_cstr(origin), span_cstr(asked),
+                                   span_cstr(header(r, "Access-Control-Request-Headers")),
+                                   r->route ? CORS_METHOD_ANY : cors_methods_from_list(span_cstr(v->allow)) };
+            const cors_policy_t *p = preflight_policy(r, asked);
+            if (p)
+                answer_preflight(r, p, &req);
+            return p != NULL; /* no policy: the 405 of any OPTIONS */
+        }
     }
-    const cors_policy_t *p = r->route ? edge_of(r)->cors : edge_top_cors(r->gen->edge);
-    if (p) {
-        cors_result_t res;
-        cors_decide(p, &req, &res);
-        add_cors_headers(r, &res);
-    }
+    const cors_policy_t *p = r->route ? edge_of(r)->cors : edge_top_cors(e);
+    if (!p)
+        return 0;
+    if (!origin)
+        origin = header(r, "Origin");
+    cors_request_t req = { span_cstr(r->ex.method), span_cstr(origin), span_of(NULL, 0), span_of(NULL, 0), 0 };
+    cors_result_t res;
+    cors_decide(p, &req, &res);
+    add_cors_headers(r, &res);
     return 0;
 }
 

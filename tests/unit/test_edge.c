@@ -46,6 +46,7 @@ static void with_top_level_cors(void **state)
     assert_non_null(top);
     assert_ptr_equal(top->cfg, cfg->cors);
     assert_string_equal(top->max_age, "5");
+    assert_true(edge_has_cors(e));
     /* route 0: the top level's; route 1: its own; route 2: the top level's */
     assert_ptr_equal(edge_route(e, 0)->cors, top);
     assert_non_null(edge_route(e, 1)->cors);
@@ -75,6 +76,7 @@ static void without_cors(void **state)
     edge_t *e = edge_new(cfg);
     assert_non_null(e);
     assert_null(edge_top_cors(e));
+    assert_true(edge_has_cors(e)); /* route 1's own */
     assert_null(edge_route(e, 0)->cors);
     assert_non_null(edge_route(e, 1)->cors); /* a route's own needs no top level */
     assert_null(edge_route(e, 2)->cors);
@@ -85,6 +87,7 @@ static void without_cors(void **state)
     e = edge_new(cfg);
     assert_non_null(e);
     assert_null(edge_top_cors(e));
+    assert_false(edge_has_cors(e)); /* proxy.c then does no CORS work */
     edge_free(e);
     config_free(cfg);
 }
