@@ -22,5 +22,7 @@ void access_log_write(const logger_t *log, const access_entry_t *e)
     log_str(&line, "client", e->client);
     log_str(&line, "user_agent", e->user_agent);
     log_int(&line, "bytes", (long long)e->bytes);
+    log_str(&line, "auth", e->auth);
+    log_raw(&line, "rate_limited", e->rate_limited ? "true" : "false");
     log_end(log, &line);
 }

@@ -5,9 +5,14 @@
  * which pattern, and the exact packet data; or the 4xx the gateway would
  * answer. PATH may carry its query string, or be a whole URL.
  *
- * It decides the way the gateway does (proxy.c), with the same pure
- * modules: the admin paths, the bearer token, the generic API, the router,
- * the body limit, the templates.
+ * It decides the way the gateway does (proxy.c), in the same order and
+ * with the same pure modules: the admin paths, the generic API or the
+ * router, CORS (a preflight is answered; other requests show their CORS
+ * headers), auth (auth.h: a bearer token, or a JWT verified with the keys
+ * of auth.jwt.jwks_file, read once, and the clock now), the routing's own
+ * errors, the route's rate limit (shown, never taken: a dry run has no
+ * buckets), the body limit, the templates (with the JWT's claims) and the
+ * forwarded claims in the metadata.
  *
  *   exit 0  the request would go to a service (or to the admin API)
  *   exit 1  it would be answered with an error (status and body printed)
@@ -17,13 +22,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include "core/json_write.h"
 #include "core/urlcode.h"
 #include "gateway/admin.h"
+#include "gateway/auth.h"
+#include "gateway/claims.h"
 #include "gateway/cli.h"
+#include "gateway/cors.h"
+#include "gateway/edge.h"
 #include "gateway/errors.h"
 #include "gateway/generic.h"
-#include "gateway/proxy.h"
+#include "gateway/jwks.h"
 #include "gateway/render.h"
 #include "gateway/router.h"
 
@@ -62,8 +73,14 @@ static int help(void)
           "                   the config (default: $PATTERNGATE_CONFIG, else the built-in one)\n"
           "  -h, --help       print this help and exit\n"
           "\n"
-          "Exit codes: 0 it goes to a service (or the admin API), 1 it is answered with an\n"
-          "error, 2 bad usage or config.\n",
+          "The edge policy is applied as the gateway applies it: CORS (an allowed\n"
+          "preflight is answered 204), auth (a JWT is verified with the keys of\n"
+          "auth.jwt.jwks_file and the clock now), the route's rate limit (shown; a dry\n"
+          "run takes no token).\n"
+          "\n"
+          "Exit codes: 0 it goes to a service (or the admin API, or is an allowed CORS\n"
+          "preflight), 1 it is answered with an error, 2 bad usage or config (or a JWKS\n"
+          "file that cannot be loaded).\n",
           stdout);
     return 0;
 }
@@ -102,29 +119,192 @@ static int answer(gw_error_t e, const char *message)
     return 1;
 }
 
-static int print_packet(const char *route, const char *service, const char *kind, const char *reply,
-                        span_t pattern, span_t data)
+/* One request's dry run: what the gateway knows of it as it decides. */
+typedef struct explain {
+    const config *cfg;
+    const request_t *rq;
+    router_t *router;
+    edge_t *edge;
+    jwt_keys_t *keys;           /* auth.jwt.jwks_file's; NULL: none */
+    router_match_t m;
+    const char *label;          /* what the route line says */
+    char label_text[512];       /* "METHOD PATH" of the route taken */
+    const config_route *route;  /* the route taken; NULL: none (or generic) */
+    const config_service *svc;  /* the generic API's service */
+    int generic;                /* GENERIC_PATH_* of the path */
+    buf_t claims;               /* a JWT's claims, once verified */
+    buf_t notes;                /* lines about the edge policy, after the route line */
+} explain_t;
+
+/* What proxy.c's routing decides, before the edge policy. */
+typedef struct verdict {
+    int error;                  /* gw_error_t, or -1: go on */
+    const char *message;
+    const char *allow;
+} verdict_t;
+
+static void note(explain_t *x, const char *name, const char *value)
 {
-    printf("route: %s\nservice: %s\nkind: %s\n", route, service, kind);
+    buf_append_cstr(&x->notes, name);
+    buf_append_cstr(&x->notes, ": ");
+    buf_append_cstr(&x->notes, value);
+    buf_append_cstr(&x->notes, "\n");
+}
+
+static void print_head(explain_t *x)
+{
+    printf("route: %s\n%.*s", x->label, (int)x->notes.len, x->notes.data ? x->notes.data : "");
+}
+
+static verdict_t target_generic(explain_t *x, span_t name)
+{
+    x->label = "generic";
+    if (x->generic == GENERIC_PATH_BAD || x->generic < 0)
+        return (verdict_t){ x->generic < 0 ? GW_ERR_OVERLOADED : GW_ERR_BAD_REQUEST,
+                            x->generic < 0 ? "out of memory" : x->m.error, NULL };
+    for (size_t i = 0; i < x->cfg->service_count; i++)
+        if (x->cfg->services[i].generic_api && span_eq_cstr(name, x->cfg->services[i].name))
+            x->svc = &x->cfg->services[i];
+    if (!x->svc)
+        return (verdict_t){ GW_ERR_NOT_FOUND, "no such service for the generic API", NULL };
+    if (strcmp(x->rq->method, "POST") != 0)
+        return (verdict_t){ GW_ERR_METHOD_NOT_ALLOWED, "the generic API takes POST", "POST" };
+    return (verdict_t){ -1, NULL, NULL };
+}
+
+static verdict_t target_route(explain_t *x)
+{
+    switch (router_match(x->router, x->rq->method, x->rq->path, &x->m)) {
+    case ROUTER_FOUND:
+        x->route = x->m.route;
+        snprintf(x->label_text, sizeof x->label_text, "%s %s", config_method_name(x->route->method),
+                 x->route->path.text);
+        x->label = x->label_text;
+        return (verdict_t){ -1, NULL, NULL };
+    case ROUTER_METHOD_NOT_ALLOWED:
+        x->label = x->m.route->path.text;
+        return (verdict_t){ GW_ERR_METHOD_NOT_ALLOWED, NULL, x->m.allow };
+    case ROUTER_BAD_PATH:
+        return (verdict_t){ GW_ERR_BAD_REQUEST, x->m.error, NULL };
+    case ROUTER_NO_MEMORY:
+        return (verdict_t){ GW_ERR_OVERLOADED, "out of memory", NULL };
+    default:
+        return (verdict_t){ GW_ERR_NOT_FOUND, NULL, NULL };
+    }
+}
+
+static const cors_policy_t *route_cors(const explain_t *x, const config_route *route)
+{
+    return route ? edge_route(x->edge, (size_t)(route - x->cfg->routes))->cors : edge_top_cors(x->edge);
+}
+
+static void note_cors_headers(explain_t *x, const cors_result_t *res)
+{
+    for (size_t i = 0; i < res->count; i++) {
+        char name[64];
+        size_t n = 0;
+        for (const char *c = res->headers[i].name; *c && n + 1 < sizeof name; c++)
+            name[n++] = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+        name[n] = '\0';
+        buf_t value = BUF_INIT;
+        buf_append_span(&value, res->headers[i].value);
+        buf_append(&value, "", 1);
+        note(x, name, value.data);
+        buf_free(&value);
+    }
+}
+
+/* CORS as proxy.c decides it: a preflight to a path with routes is
+ * answered (its exit code), else the headers are noted (-1). */
+static int explain_cors(explain_t *x, const verdict_t *v)
+{
+    const char *origin = header_value(x->rq, "Origin", 6);
+    const char *asked = header_value(x->rq, "Access-Control-Request-Method", 29);
+    cors_request_t req = { span_cstr(x->rq->method), span_cstr(origin), span_of(NULL, 0),
+                           span_cstr(header_value(x->rq, "Access-Control-Request-Headers", 30)), 0 };
+    int path_has_routes = v->error == GW_ERR_METHOD_NOT_ALLOWED || (v->error < 0 && x->route);
+    cors_result_t res;
+    if (origin && asked && path_has_routes && strcmp(x->rq->method, "OPTIONS") == 0) {
+        req.path_methods = x->route ? CORS_METHOD_ANY : cors_methods_from_list(span_cstr(v->allow));
+        req.request_method = span_cstr(asked);
+        const config_route *by_method = x->route;
+        if (!by_method && router_match(x->router, asked, x->rq->path, &x->m) == ROUTER_FOUND)
+            by_method = x->m.route;
+        const cors_policy_t *p = route_cors(x, by_method);
+        if (!p)
+            return -1;
+        cors_decide(p, &req, &res);
+        if (res.outcome != CORS_PREFLIGHT_OK) {
+            print_head(x);
+            char why[96];
+            snprintf(why, sizeof why, "CORS preflight refused: %s", res.refusal ? res.refusal : "not allowed");
+            return answer(GW_ERR_FORBIDDEN, why);
+        }
+        note(x, "cors", "preflight allowed: answered by the gateway (no auth, nothing sent)");
+        note_cors_headers(x, &res);
+        print_head(x);
+        printf("status: 204\n");
+        return 0;
+    }
+    const cors_policy_t *p = route_cors(x, x->route);
+    if (p) {
+        cors_decide(p, &req, &res);
+        note(x, "cors", cors_outcome_label(res.outcome));
+        note_cors_headers(x, &res);
+    }
+    return -1;
+}
+
+/* Auth as proxy.c decides it, verifying a JWT with the configured keys:
+ * 0 to go on, else answered (1). */
+static int explain_auth(explain_t *x, unsigned mechanisms)
+{
+    const config_route *route = x->route;
+    auth_input_t in = { .cfg = x->cfg, .mechanisms = mechanisms,
+                        .require = route ? route->require_claims : NULL,
+                        .require_count = route ? route->require_claim_count : 0,
+                        .authorization = header_value(x->rq, "Authorization", 13), .keys = x->keys,
+                        .now_s = (int64_t)time(NULL) };
+    auth_result_t a;
+    auth_check(&in, &x->claims, &a);
+    switch (a.verdict) {
+    case AUTH_OK:
+        if (mechanisms)
+            note(x, "auth", a.mechanism == CONFIG_AUTH_JWT ? "jwt (verified with the configured keys)" : "bearer");
+        return 0;
+    case AUTH_NO_MEMORY:
+        print_head(x);
+        return answer(GW_ERR_OVERLOADED, "out of memory");
+    default:
+        note(x, "www-authenticate", a.challenge);
+        print_head(x);
+        return answer(a.verdict == AUTH_FORBIDDEN ? GW_ERR_FORBIDDEN : GW_ERR_UNAUTHORIZED, a.message);
+    }
+}
+
+static int print_packet(explain_t *x, const char *service, const char *kind, const char *reply, span_t pattern,
+                        span_t data)
+{
+    print_head(x);
+    printf("service: %s\nkind: %s\n", service, kind);
     if (reply)
         printf("reply: %s\n", reply);
+    const config_jwt *jwt = x->cfg->jwt;
+    if (jwt && jwt->forward_claim_count && x->claims.len) {
+        buf_t m = BUF_INIT;
+        buf_append(&m, "{", 1);
+        claims_forward(&m, span_of(x->claims.data, x->claims.len), jwt->forward_claims, jwt->forward_claim_count);
+        printf("metadata: %.*s}\n", (int)m.len, m.data);
+        buf_free(&m);
+    }
     printf("pattern: %.*s\ndata: %.*s\n", (int)pattern.n, pattern.p, (int)data.n, data.p);
     return 0;
 }
 
-static int explain_generic(const config *cfg, const request_t *rq, int kind, span_t name, router_match_t *m)
+static int explain_generic(explain_t *x)
 {
-    if (kind == GENERIC_PATH_BAD || kind < 0)
-        return answer(kind < 0 ? GW_ERR_OVERLOADED : GW_ERR_BAD_REQUEST, kind < 0 ? "out of memory" : m->error);
-    const config_service *svc = NULL;
-    for (size_t i = 0; i < cfg->service_count; i++)
-        if (cfg->services[i].generic_api && span_eq_cstr(name, cfg->services[i].name))
-            svc = &cfg->services[i];
-    if (!svc)
-        return answer(GW_ERR_NOT_FOUND, "no such service for the generic API");
-    if (strcmp(rq->method, "POST") != 0)
-        return answer(GW_ERR_METHOD_NOT_ALLOWED, "the generic API takes POST");
-    int is_emit = kind == GENERIC_PATH_EMIT;
+    const request_t *rq = x->rq;
+    int is_emit = x->generic == GENERIC_PATH_EMIT;
     config_reply_mode reply = CONFIG_REPLY_AUTO;
     char why[RENDER_ERROR_SIZE];
     buf_t value = BUF_INIT;
@@ -132,87 +312,134 @@ static int explain_generic(const config *cfg, const request_t *rq, int kind, spa
     buf_append(&value, "", 1);
     int bad = !is_emit && generic_parse_reply(found == 1 ? value.data : NULL, &reply, why, sizeof why);
     buf_free(&value);
-    if (bad)
-        return answer(GW_ERR_BAD_REQUEST, why);
-    if (strlen(rq->body) > cfg->limits.max_body_bytes)
-        return answer(GW_ERR_PAYLOAD_TOO_LARGE, NULL);
     span_t pattern, data;
-    if (generic_parse_body(span_cstr(rq->body), &pattern, &data, why, sizeof why))
-        return answer(GW_ERR_BAD_REQUEST, why);
-    return print_packet("generic", svc->name, is_emit ? "emit" : "send",
-                        is_emit ? NULL : config_reply_mode_name(reply), pattern, data);
+    gw_error_t e = bad ? GW_ERR_BAD_REQUEST
+                   : strlen(rq->body) > x->cfg->limits.max_body_bytes ? GW_ERR_PAYLOAD_TOO_LARGE
+                   : generic_parse_body(span_cstr(rq->body), &pattern, &data, why, sizeof why) ? GW_ERR_BAD_REQUEST
+                   : GW_ERR_COUNT;
+    if (e != GW_ERR_COUNT) {
+        print_head(x);
+        return answer(e, e == GW_ERR_BAD_REQUEST ? why : NULL);
+    }
+    return print_packet(x, x->svc->name, is_emit ? "emit" : "send", is_emit ? NULL : config_reply_mode_name(reply),
+                        pattern, data);
 }
 
-static int explain_route(const config *cfg, const router_t *router, const request_t *rq, router_match_t *m)
+/* The route's rate limit, as a note: a dry run takes no token. */
+static void note_rate_limit(explain_t *x, const render_input_t *in)
 {
-    switch (router_match(router, rq->method, rq->path, m)) {
-    case ROUTER_FOUND:
-        break;
-    case ROUTER_METHOD_NOT_ALLOWED:
-        printf("allow: %s\n", m->allow);
-        return answer(GW_ERR_METHOD_NOT_ALLOWED, NULL);
-    case ROUTER_BAD_PATH:
-        return answer(GW_ERR_BAD_REQUEST, m->error);
-    case ROUTER_NO_MEMORY:
-        return answer(GW_ERR_OVERLOADED, "out of memory");
-    default:
-        return answer(GW_ERR_NOT_FOUND, NULL);
-    }
-    const config_route *route = m->route;
-    if (strlen(rq->body) > cfg->limits.max_body_bytes)
-        return answer(GW_ERR_PAYLOAD_TOO_LARGE, NULL);
-    char why[RENDER_ERROR_SIZE];
+    const edge_route_t *er = edge_route(x->edge, (size_t)(x->route - x->cfg->routes));
+    if (!er->limited)
+        return;
+    buf_t scratch = BUF_INIT, text = BUF_INIT;
+    span_t key = span_of("", 0);
+    (void)ratekey_value(&er->key, in, &scratch, &key);
+    char figures[160];
+    snprintf(figures, sizeof figures, "%g per second, burst %u, bucket %.100s key ", er->rule.rps,
+             (unsigned)er->rule.burst, er->scope.p);
+    buf_append_cstr(&text, figures);
+    json_append_string(&text, key.p ? key.p : "", key.n);
+    buf_append_cstr(&text, " (a dry run takes no token)");
+    buf_append(&text, "", 1);
+    note(x, "rate_limit", text.data);
+    buf_free(&text);
+    buf_free(&scratch);
+}
+
+static int explain_route(explain_t *x)
+{
+    const config_route *route = x->route;
+    const request_t *rq = x->rq;
     span_t body = span_cstr(rq->body), data;
-    if (route->data.uses_body && render_check_body(body, why, sizeof why))
-        return answer(GW_ERR_BAD_REQUEST, why);
-    buf_t rendered = BUF_INIT;
     render_query q = { .raw = rq->query, .length = strlen(rq->query) };
+    render_input_t in = { .body = body, .captures = x->m.captures, .capture_count = x->m.capture_count,
+                          .query = render_query_lookup, .query_context = &q,
+                          .header = lookup_header, .header_context = (void *)rq,
+                          .claims = span_of(x->claims.data, x->claims.len) };
+    note_rate_limit(x, &in);
+    char why[RENDER_ERROR_SIZE];
+    buf_t rendered = BUF_INIT;
     int rc = 0;
-    if (!render_whole_body(&route->data, body, &data)) {
-        render_input_t in = { .body = body, .captures = m->captures, .capture_count = m->capture_count,
-                              .query = render_query_lookup, .query_context = &q,
-                              .header = lookup_header, .header_context = (void *)rq };
+    if (strlen(rq->body) > x->cfg->limits.max_body_bytes) {
+        rc = -2;
+    } else if (route->data.uses_body && render_check_body(body, why, sizeof why)) {
+        rc = -1;
+    } else if (!render_whole_body(&route->data, body, &data)) {
         rc = render_template(&route->data, &in, &rendered, why, sizeof why);
         data = span_of(rendered.data ? rendered.data : "", rendered.len);
     }
-    char name[512];
-    snprintf(name, sizeof name, "%s %s", config_method_name(route->method), route->path.text);
-    if (rc == 0 && strcmp(rq->method, "HEAD") == 0 &&
-        (route->reply == CONFIG_REPLY_NDJSON || route->reply == CONFIG_REPLY_SSE) && route->kind == CONFIG_ROUTE_SEND) {
-        printf("route: %s\nservice: %s\nhead: HEAD on a stream route is answered with the stream's head "
-               "alone (no packet)\n", name, cfg->services[route->service_index].name);
-        buf_free(&rendered);
-        buf_free(&q.value);
-        return 0;
+    int result;
+    if (rc == 0 && strcmp(x->rq->method, "HEAD") == 0 && route->kind == CONFIG_ROUTE_SEND &&
+        (route->reply == CONFIG_REPLY_NDJSON || route->reply == CONFIG_REPLY_SSE)) {
+        print_head(x);
+        printf("service: %s\nhead: HEAD on a stream route is answered with the stream's head alone (no packet)\n",
+               x->cfg->services[route->service_index].name);
+        result = 0;
+    } else if (rc) {
+        print_head(x);
+        result = rc == -2   ? answer(GW_ERR_PAYLOAD_TOO_LARGE, NULL)
+                 : rc == -1 ? answer(GW_ERR_BAD_REQUEST, why)
+                            : answer(GW_ERR_OVERLOADED, "out of memory");
+    } else {
+        result = print_packet(x, x->cfg->services[route->service_index].name, config_route_kind_name(route->kind),
+                              route->kind == CONFIG_ROUTE_EMIT ? NULL : config_reply_mode_name(route->reply),
+                              span_of(route->pattern_json, route->pattern_length), data);
     }
-    int result = rc ? answer(rc == -1 ? GW_ERR_BAD_REQUEST : GW_ERR_OVERLOADED, rc == -1 ? why : "out of memory")
-                    : print_packet(name, cfg->services[route->service_index].name,
-                                   config_route_kind_name(route->kind),
-                                   route->kind == CONFIG_ROUTE_EMIT ? NULL : config_reply_mode_name(route->reply),
-                                   span_of(route->pattern_json, route->pattern_length), data);
     buf_free(&rendered);
     buf_free(&q.value);
     return result;
 }
 
+/* The decisions in proxy.c's order: admin paths, the route, CORS, auth,
+ * the routing's own answers, then the generic API or the route. */
+static int explain_request(explain_t *x)
+{
+    span_t name;
+    x->generic = generic_match_path(x->rq->path, &x->m, &name);
+    verdict_t v = x->generic != GENERIC_PATH_NONE ? target_generic(x, name) : target_route(x);
+    int rc = explain_cors(x, &v);
+    if (rc >= 0)
+        return rc;
+    if (explain_auth(x, x->route ? x->route->auth : x->cfg->auth_mechanisms))
+        return 1;
+    if (v.error >= 0) {
+        print_head(x);
+        if (v.allow)
+            printf("allow: %s\n", v.allow);
+        return answer((gw_error_t)v.error, v.message);
+    }
+    return x->generic != GENERIC_PATH_NONE ? explain_generic(x) : explain_route(x);
+}
+
 static int explain(const config *cfg, const request_t *rq)
 {
-    if (!cfg->has_admin_listen && admin_is_path(rq->path)) {
-        if (!admin_is_probe(rq->path) && !proxy_bearer_ok(cfg, header_value(rq, "Authorization", 13)))
-            return answer(GW_ERR_UNAUTHORIZED, NULL);
-        printf("route: admin\nadmin: %s is answered by the gateway's admin API (no packet)\n", rq->path);
-        return 0;
+    explain_t x = { .cfg = cfg, .rq = rq, .label = "unmatched" };
+    char err[JWKS_ERR_SIZE];
+    if (cfg->jwt && cfg->jwt->jwks_file && !(x.keys = jwks_load_file(cfg->jwt->jwks_file, err, sizeof err))) {
+        fprintf(stderr, "patterngate explain: auth.jwt.jwks_file: %s\n", err);
+        return 2;
     }
-    if (!proxy_bearer_ok(cfg, header_value(rq, "Authorization", 13)))
-        return answer(GW_ERR_UNAUTHORIZED, NULL);
-    router_t *router = router_new(cfg);
-    router_match_t m;
-    router_match_init(&m);
-    span_t name;
-    int kind = router ? generic_match_path(rq->path, &m, &name) : -1;
-    int rc = kind != GENERIC_PATH_NONE ? explain_generic(cfg, rq, kind, name, &m) : explain_route(cfg, router, rq, &m);
-    router_match_free(&m);
-    router_free(router);
+    router_match_init(&x.m);
+    int rc;
+    if (!cfg->has_admin_listen && admin_is_path(rq->path)) {
+        x.label = "admin";
+        rc = !admin_is_probe(rq->path) && explain_auth(&x, cfg->auth_mechanisms);
+        if (!rc) {
+            print_head(&x);
+            printf("admin: %s is answered by the gateway's admin API (no packet)\n", rq->path);
+        }
+    } else if (!(x.router = router_new(cfg)) || !(x.edge = edge_new(cfg))) {
+        fprintf(stderr, "patterngate explain: out of memory\n");
+        rc = 2;
+    } else {
+        rc = explain_request(&x);
+    }
+    router_match_free(&x.m);
+    router_free(x.router);
+    edge_free(x.edge);
+    jwt_keys_free(x.keys);
+    buf_free(&x.claims);
+    buf_free(&x.notes);
     return rc;
 }
 

@@ -73,7 +73,10 @@
  * cors_result_t holds no heap memory; the spans of its headers point into
  * the policy, into the request's spans (the echoed Origin and method) or to
  * constant text: they are valid while the policy and the request's buffers
- * live (a result may be copied).
+ * live (a result may be copied). When the request's Origin and
+ * Access-Control-Request-Method spans are whole C strings (as
+ * libmicrohttpd's header values are), every value's bytes are followed by
+ * a NUL, so value.p may be used as a C string (proxy.c does).
  * One policy may be read by several threads at once.
  */
 #ifndef PG_GATEWAY_CORS_H

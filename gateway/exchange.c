@@ -138,14 +138,35 @@ const char *ex_error_code(const exchange_t *ex)
     return ex->error >= 0 ? gw_error_code((gw_error_t)ex->error) : NULL;
 }
 
-/* The headers added, then `extra` (the content type...). */
-static size_t response_headers(const exchange_t *ex, ex_header_t *out, const ex_header_t *extra, size_t n_extra)
+/* A Vary header's values joined in vary[EX_VARY_SIZE], which the caller
+ * keeps for the queue call: "Accept" and "Origin" make "Accept, Origin". */
+#define EX_VARY_SIZE 256
+
+/* `extra` (the content type...), then the headers added; several Vary
+ * headers (the handler's own and CORS's, say) become one line when they
+ * fit in vary[] (else they stay lines of their own, which HTTP allows). */
+static size_t response_headers(const exchange_t *ex, ex_header_t *out, const ex_header_t *extra, size_t n_extra,
+                               char *vary)
 {
-    size_t n = 0;
+    size_t n = 0, first_vary = SIZE_MAX;
     for (size_t i = 0; i < n_extra; i++)
         out[n++] = extra[i];
-    for (size_t i = 0; i < ex->n_headers; i++)
-        out[n++] = ex->headers[i];
+    for (size_t i = 0; i < ex->n_headers; i++) {
+        const ex_header_t *h = &ex->headers[i];
+        if (strcasecmp(h->name, "Vary") == 0 && first_vary != SIZE_MAX) {
+            size_t used = strlen(vary), more = strlen(h->value);
+            if (used == 0 && strlen(out[first_vary].value) < EX_VARY_SIZE)
+                used = (size_t)snprintf(vary, EX_VARY_SIZE, "%s", out[first_vary].value);
+            if (used > 0 && used + 2 + more < EX_VARY_SIZE) {
+                snprintf(vary + used, EX_VARY_SIZE - used, ", %s", h->value);
+                out[first_vary].value = vary;
+                continue;
+            }
+        } else if (strcasecmp(h->name, "Vary") == 0) {
+            first_vary = n;
+        }
+        out[n++] = *h;
+    }
     return n;
 }
 
@@ -163,17 +184,19 @@ static enum MHD_Result queue_whole(exchange_t *ex)
 {
     ex_pool_t *p = pool_of(ex);
     int empty = ex->status == 204 || ex->status == 304 || ex->body.len == 0;
-    ex_header_t extra[1], all[EX_HEADERS_MAX + 1];
+    ex_header_t extra[1], all[EX_HEADERS_MAX + 3]; /* + 3: a stream's head */
+    char vary[EX_VARY_SIZE] = "";
     size_t n_extra = 0;
     if (ex->content_type || !empty)
         extra[n_extra++] = (ex_header_t){ MHD_HTTP_HEADER_CONTENT_TYPE,
                                           ex->content_type ? ex->content_type : "application/json" };
     ex_response_t r = { .status = ex->status, .body = empty ? NULL : ex->body.data, .body_len = empty ? 0 : ex->body.len,
-                        .headers = all, .n_headers = response_headers(ex, all, extra, n_extra) };
+                        .headers = all, .n_headers = response_headers(ex, all, extra, n_extra, vary) };
     if (ex->stream_head) { /* a stream's head alone: its headers, no length */
         ex_header_t stream_extra[3];
         size_t n = stream_headers(ex, stream_extra);
-        r.n_headers = response_headers(ex, all, stream_extra, n);
+        vary[0] = '\0';
+        r.n_headers = response_headers(ex, all, stream_extra, n, vary);
         r.no_length = 1;
     }
     ex->sent_status = ex->status;
@@ -189,8 +212,9 @@ static enum MHD_Result queue_stream(exchange_t *ex, ex_state_t next)
     ex_pool_t *p = pool_of(ex);
     ex_header_t extra[3];
     ex_header_t all[EX_HEADERS_MAX + 3];
+    char vary[EX_VARY_SIZE] = "";
     ex_response_t r = { .status = ex->status, .stream = exchange_stream_read, .stream_ctx = ex, .headers = all,
-                        .n_headers = response_headers(ex, all, extra, stream_headers(ex, extra)) };
+                        .n_headers = response_headers(ex, all, extra, stream_headers(ex, extra), vary) };
     ex->sent_status = ex->status;
     ex_enter(ex, next);
     return ex->queue_rc = p->http->queue(ex->listener->server, ex->conn, &r);

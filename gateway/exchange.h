@@ -241,7 +241,8 @@ void ex_answer(exchange_t *ex, unsigned status, const char *content_type, buf_t 
 void ex_fail(exchange_t *ex, gw_error_t e, const char *message, span_t details);
 /* A header for the response (X-Request-Id, Allow, Connection...): name
  * and value are borrowed until the request completes. Call before the
- * answer or the stream's opening. Beyond EX_HEADERS_MAX: ignored. */
+ * answer or the stream's opening. Beyond EX_HEADERS_MAX: ignored. Several
+ * Vary headers go out as one line, their values joined with ", ". */
 void ex_header(exchange_t *ex, const char *name, const char *value);
 
 /* HEAD -> BODY. */

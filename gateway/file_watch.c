@@ -14,6 +14,7 @@ struct file_watch {
     uv_fs_event_t target_event;
     uv_timer_t settle;
     uint64_t settle_ms;
+    uint64_t burst_start;        /* uv_now of the pending burst's first event */
     file_watch_cb *cb;
     void *data;
     int closed;                  /* handles whose close callback ran */
@@ -67,7 +68,18 @@ static void on_event(uv_fs_event_t *e, const char *filename, int events, int sta
         return;
     if (status < 0)
         uv_fs_event_stop(e); /* the folder is gone or unwatchable */
-    uv_timer_start(&w->settle, on_settled, w->settle_ms, 0);
+    uint64_t now = uv_now(e->loop);
+    if (!uv_is_active((uv_handle_t *)&w->settle))
+        w->burst_start = now;
+    uv_timer_start(&w->settle, on_settled, file_watch_settle_delay(w->burst_start, now, w->settle_ms), 0);
+}
+
+uint64_t file_watch_settle_delay(uint64_t burst_start, uint64_t now, uint64_t settle_ms)
+{
+    uint64_t last = burst_start + FILE_WATCH_MAX_SETTLES * settle_ms;
+    if (now >= last)
+        return 0;
+    return last - now < settle_ms ? last - now : settle_ms;
 }
 
 /* Watches the folder the path links to, when it is not the path's own

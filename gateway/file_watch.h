@@ -15,7 +15,11 @@
  * Any event in a watched folder counts (another file of the folder too):
  * the callback means "may have changed", not "has changed". Events are
  * debounced: the callback runs once `settle_ms` after the last event of a
- * burst (an editor's save, a ConfigMap update, a writer's several writes).
+ * burst (an editor's save, a ConfigMap update, a writer's several writes),
+ * but never later than FILE_WATCH_MAX_SETTLES * settle_ms after the
+ * burst's first event, so that a folder that is never quiet (/tmp, a log
+ * file written next to the watched file) does not hold the callback back
+ * for ever.
  *
  * Callbacks: `cb` runs on the loop, never from inside file_watch_start(),
  * and never after file_watch_close(). A watched folder that goes away
@@ -40,6 +44,16 @@
 /* The quiet time after the last event before the callback (the config
  * file's watch in reload.c uses the same). */
 #define FILE_WATCH_SETTLE_MS 100
+
+/* A burst that does not end is cut after this many settle times (the
+ * config file's watch in reload.c uses the same). */
+#define FILE_WATCH_MAX_SETTLES 10
+
+/* The delay before the settled callback, given the time of the burst's
+ * first event and now (ms, one clock): settle_ms, shortened so that the
+ * callback runs at the latest FILE_WATCH_MAX_SETTLES * settle_ms after
+ * burst_start. */
+uint64_t file_watch_settle_delay(uint64_t burst_start, uint64_t now, uint64_t settle_ms);
 
 typedef struct file_watch file_watch_t;
 

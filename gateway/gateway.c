@@ -14,6 +14,11 @@
 #include "gateway/reload.h"
 #include "gateway/worker.h"
 
+/* Each worker's cache of verified JWTs (jwt.h): distinct tokens kept, and
+ * the bytes of their claims, at most. */
+#define GATEWAY_JWT_CACHE_ENTRIES 4096
+#define GATEWAY_JWT_CACHE_BYTES ((size_t)4 << 20)
+
 /* One worker, as gateway.c alone sees it; every field is written here. */
 typedef struct gateway {
     worker_t w;
@@ -270,6 +275,7 @@ typedef struct shared {
     metrics_t **metrics;
     size_t count;
     peers_t *peers;
+    ratelimit_t *ratelimit;
 } shared_t;
 
 static void init_worker(worker_t *w, uv_loop_t *loop, unsigned index, const shared_t *sh, config_log_level level)
@@ -280,6 +286,7 @@ static void init_worker(worker_t *w, uv_loop_t *loop, unsigned index, const shar
     w->all_metrics = (metrics_t *const *)sh->metrics;
     w->metrics = sh->metrics[index];
     w->peers = sh->peers;
+    w->ratelimit = sh->ratelimit;
     w->started_ns = uv_hrtime();
     logger_init(&w->log, level);
     w->log.worker = (int)index;
@@ -309,9 +316,10 @@ static int worker_run(config *cfg, unsigned index, const shared_t *sh)
     init_worker(&gw.w, &loop, index, sh, cfg->log_level);
     init_handles(&gw);
     gw.w.up = upstream_new(&loop);
+    gw.w.jwt_cache = jwt_cache_new(GATEWAY_JWT_CACHE_ENTRIES, GATEWAY_JWT_CACHE_BYTES);
     if (gw.w.up)
         upstream_set_event_handler(gw.w.up, on_upstream_event, &gw);
-    int cfg_taken = gw.w.up && reload_start(&gw.reload, &gw.w, cfg) == 0; /* else still ours to free */
+    int cfg_taken = gw.w.up && gw.w.jwt_cache && reload_start(&gw.reload, &gw.w, cfg) == 0; /* else still ours */
     int ok = cfg_taken && (gw.proxy = proxy_new(&gw.w, &ex_http_mhd)) != NULL &&
              peers_attach(sh->peers, index, &loop, on_peer_message, &gw) == 0 && start_http(&gw) == 0;
     if (ok) {
@@ -331,6 +339,7 @@ static int worker_run(config *cfg, unsigned index, const shared_t *sh)
     if (uv_loop_close(&loop) != 0)
         log_msg(&gw.w.log, CONFIG_LOG_WARN, "the event loop did not close clean", NULL);
     uplog_free(&gw.w.uplog);
+    jwt_cache_free(gw.w.jwt_cache);
     if (!cfg_taken)
         config_free(cfg);
     return ok ? 0 : 1;
@@ -405,9 +414,9 @@ int gateway_run(config *cfg)
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     const size_t n = worker_count(cfg);
     raise_fd_limit(cfg, n, &log);
-    shared_t sh = { calloc(n, sizeof *sh.metrics), n, peers_new(n) };
+    shared_t sh = { calloc(n, sizeof *sh.metrics), n, peers_new(n), ratelimit_new(cfg->limits.rate_limit_keys) };
     worker_thread_t *threads = calloc(n, sizeof *threads);
-    int ok = sh.metrics && sh.peers && threads;
+    int ok = sh.metrics && sh.peers && sh.ratelimit && threads;
     for (size_t i = 0; ok && i < n; i++) {
         sh.metrics[i] = metrics_new(largest_timeout_ms(cfg));
         threads[i] = (worker_thread_t){ .cfg = i == 0 ? cfg : load_copy(cfg, &log), .index = (unsigned)i,
@@ -428,6 +437,7 @@ int gateway_run(config *cfg)
         metrics_free(sh.metrics[i]);
     free(sh.metrics);
     peers_free(sh.peers);
+    ratelimit_free(sh.ratelimit);
     free(threads);
     log_line_t line;
     if (log_begin(&log, &line, result ? CONFIG_LOG_ERROR : CONFIG_LOG_INFO, "exit"))

@@ -104,7 +104,8 @@ static int build(generation_t *g, generation_t *prev, upstream_t *up, metrics_t 
     g->shared = calloc(ns + 1, sizeof *g->shared);
     g->route_metric = calloc(nr + 1, sizeof *g->route_metric);
     g->service_metric = calloc(ns + 1, sizeof *g->service_metric);
-    if (!g->router || !g->services || !g->shared || !g->route_metric || !g->service_metric) {
+    g->edge = edge_new(cfg);
+    if (!g->router || !g->services || !g->shared || !g->route_metric || !g->service_metric || !g->edge) {
         log_msg(log, CONFIG_LOG_ERROR, "cannot build the config", "out of memory");
         return -1;
     }
@@ -147,6 +148,7 @@ static void generation_free(generation_t *g, const char *why, int free_cfg)
     for (size_t i = 0; g->shared && i < g->cfg->service_count; i++)
         shared_release(g->shared[i], why);
     router_free(g->router);
+    edge_free(g->edge);
     free(g->services);
     free(g->shared);
     free(g->route_metric);

@@ -11,8 +11,8 @@
  * generation using it is released.
  *
  * Ownership: generation_new takes the config when it succeeds (on failure the
- * caller still owns it); the generation owns it, the router
- * and its references to services. The gateway holds one reference to the
+ * caller still owns it); the generation owns it, the router, the
+ * compiled edge policy and its references to services. The gateway holds one reference to the
  * current generation, each exchange one to its own. One loop thread.
  */
 #ifndef PG_GATEWAY_GENERATION_H
@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "core/upstream.h"
+#include "gateway/edge.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/router.h"
@@ -36,6 +37,7 @@ typedef struct generation {
     generation_service_t **shared;     /* [cfg->service_count] */
     int *route_metric;          /* [cfg->route_count]: metrics route index */
     int *service_metric;        /* [cfg->service_count] */
+    edge_t *edge;               /* the compiled edge policy (CORS, rate limits) */
     size_t kept;                /* services taken over from `prev` */
 } generation_t;
 

@@ -47,6 +47,7 @@ typedef struct route_stats {
     _Atomic size_t n;
     metric_u64 overflow[METHODS]; /* pairs beyond SERIES_MAX, by method */
     histogram_t duration;
+    metric_u64 rate_limited;      /* answered 429 by the route's rate_limit */
 } route_stats_t;
 
 typedef struct service_stats {
@@ -66,6 +67,8 @@ struct metrics {
     _Atomic int last_reload_ok;
     _Atomic double last_reload_success_s;
     metric_u64 http_connections;
+    metric_u64 auth_failures[AUTH_REASON_COUNT];
+    metric_u64 jwks_reloads_ok, jwks_reloads_failed;
 };
 
 static size_t published(_Atomic size_t *n) { return atomic_load_explicit(n, memory_order_acquire); }
@@ -190,6 +193,23 @@ void metrics_http(metrics_t *m, int route, const char *method, unsigned status, 
     s->status = status;
     atomic_store_explicit(&s->count, 1, memory_order_relaxed);
     atomic_store_explicit(&r->n, n + 1, memory_order_release);
+}
+
+void metrics_rate_limited(metrics_t *m, int route)
+{
+    if (route >= 0 && (size_t)route < published(&m->n_routes))
+        metric_add(&m->routes[route]->rate_limited, 1);
+}
+
+void metrics_auth_failure(metrics_t *m, auth_reason_t reason)
+{
+    if ((unsigned)reason < AUTH_REASON_COUNT)
+        metric_add(&m->auth_failures[reason], 1);
+}
+
+void metrics_jwks_reload(metrics_t *m, int ok)
+{
+    metric_add(ok ? &m->jwks_reloads_ok : &m->jwks_reloads_failed, 1);
 }
 
 void metrics_upstream_duration(metrics_t *m, int service, uint64_t duration_ns)
@@ -412,6 +432,60 @@ static void http_duration_of(render_t *r, const metric_def_t *def, const char *l
 static void http_duration(render_t *r, const metric_def_t *def)
 {
     each_label(r, def, http_duration_of);
+}
+
+/* A label of a route of the config that has a rate_limit. */
+static int limited_label(const config *cfg, const char *label)
+{
+    for (size_t i = 0; i < cfg->route_count; i++)
+        if (cfg->routes[i].rate_limit && strcmp(cfg->routes[i].path.text, label) == 0)
+            return 1;
+    return 0;
+}
+
+static void rate_limited_of(render_t *r, const metric_def_t *def, const char *label)
+{
+    uint64_t total = 0;
+    for (size_t w = 0; w < r->n; w++) {
+        const route_stats_t *rs = route_named(r->ms[w], label);
+        total += rs ? metric_get(&rs->rate_limited) : 0;
+    }
+    if (total || limited_label(r->cfg, label))
+        sample(r, def->name, "", (double)total, "route", label, NULL);
+}
+
+static void http_rate_limited(render_t *r, const metric_def_t *def)
+{
+    each_label(r, def, rate_limited_of);
+}
+
+/* Every reason once auth is configured (or any was counted). */
+static void auth_failures(render_t *r, const metric_def_t *def)
+{
+    uint64_t totals[AUTH_REASON_COUNT] = { 0 }, any = 0;
+    for (unsigned k = 0; k < AUTH_REASON_COUNT; k++) {
+        for (size_t w = 0; w < r->n; w++)
+            totals[k] += metric_get(&r->ms[w]->auth_failures[k]);
+        any += totals[k];
+    }
+    if (!any && r->cfg->auth_mechanisms == 0)
+        return;
+    for (unsigned k = 0; k < AUTH_REASON_COUNT; k++)
+        sample(r, def->name, "", (double)totals[k], "reason", auth_reason_name((auth_reason_t)k), NULL);
+}
+
+/* Counted by worker 0 alone (every worker reads the file). */
+static void jwks_reloads(render_t *r, const metric_def_t *def)
+{
+    uint64_t ok = 0, bad = 0;
+    for (size_t w = 0; w < r->n; w++) {
+        ok += metric_get(&r->ms[w]->jwks_reloads_ok);
+        bad += metric_get(&r->ms[w]->jwks_reloads_failed);
+    }
+    if (!ok && !bad && !(r->cfg->jwt && r->cfg->jwt->jwks_file))
+        return;
+    sample(r, def->name, "", (double)ok, "result", "ok", NULL);
+    sample(r, def->name, "", (double)bad, "result", "failed", NULL);
 }
 
 static void http_connections(render_t *r, const metric_def_t *def)
@@ -651,6 +725,10 @@ static const metric_def_t families[] = {
     { "patterngate_http_request_duration_seconds", "histogram",
       "Time from the request's headers to its response, by route template.", http_duration },
     { "patterngate_http_connections", "gauge", "Open HTTP client connections.", http_connections },
+    { "patterngate_http_rate_limited_total", "counter",
+      "Requests answered 429 rate_limited by their route's rate_limit, by route template.", http_rate_limited },
+    { "patterngate_http_auth_failures_total", "counter",
+      "Requests refused by authentication (401) or require_claims (403), by reason.", auth_failures },
     { "patterngate_upstream_requests_total", "counter",
       "Requests and events sent to services, by service, kind (send, emit) and outcome.", upstream_requests },
     { "patterngate_upstream_request_duration_seconds", "histogram",
@@ -681,6 +759,9 @@ static const metric_def_t families[] = {
     { "patterngate_config_last_reload_success_timestamp_seconds", "gauge",
       "When the running config was loaded (at start or by a reload), seconds since the epoch.", reload_time },
     { "patterngate_config_reloads_total", "counter", "Reload attempts by result (ok, failed).", reloads },
+    { "patterngate_jwks_reloads_total", "counter",
+      "Changes of auth.jwt.jwks_file read while running, by result (ok: new keys in use; failed: the old keys stay).",
+      jwks_reloads },
     { "process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.", proc_cpu },
     { "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", proc_rss },
     { "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", proc_vsize },

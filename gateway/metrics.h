@@ -30,6 +30,7 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/upstream.h"
+#include "gateway/auth.h"
 
 typedef _Atomic uint64_t metric_u64;
 
@@ -68,6 +69,13 @@ metric_u64 *metrics_http_connections(metrics_t *m);
 
 /* One HTTP request answered. */
 void metrics_http(metrics_t *m, int route, const char *method, unsigned status, uint64_t duration_ns);
+/* One request answered 429 by its route's rate_limit. */
+void metrics_rate_limited(metrics_t *m, int route);
+/* One request refused by auth (401) or require_claims (403). */
+void metrics_auth_failure(metrics_t *m, auth_reason_t reason);
+/* A change of the JWKS file read while running: new keys (ok) or not.
+ * Worker 0 alone counts them (each worker reads the file). */
+void metrics_jwks_reload(metrics_t *m, int ok);
 /* One upstream request completed (any outcome but cancelled). */
 void metrics_upstream_duration(metrics_t *m, int service, uint64_t duration_ns);
 

@@ -19,6 +19,10 @@
 #include "core/utf8.h"
 #include "gateway/access_log.h"
 #include "gateway/admin.h"
+#include "gateway/auth.h"
+#include "gateway/claims.h"
+#include "gateway/cors.h"
+#include "gateway/edge.h"
 #include "gateway/envelope.h"
 #include "gateway/generic.h"
 #include "gateway/http_head.h"
@@ -72,6 +76,13 @@ typedef struct request {
     envelope_t envelope;         /* reply "envelope": its headers, until completion */
     admin_gather_t *gather;      /* /status over several workers */
     char request_id[132];
+    /* the edge policy, decided from the head */
+    buf_t claims;                /* the verified JWT's claims; empty: none */
+    buf_t key;                   /* the rate limit's key, while it is taken */
+    const char *auth_refused;    /* why auth refused it (auth_reason_name) */
+    int rate_limited;            /* answered 429 by the route's rate_limit */
+    char challenge[AUTH_CHALLENGE_SIZE];   /* WWW-Authenticate */
+    char limit_text[4][24];      /* RateLimit-Limit, -Remaining, -Reset, Retry-After */
 } request_t;
 
 static request_t *req_of(exchange_t *ex) { return (request_t *)ex; }
@@ -90,7 +101,7 @@ static const char *service_name(const request_t *r)
     return cfg_of(r)->services[r->service_index].name;
 }
 
-/* ---- request id, metadata, auth ----------------------------------------- */
+/* ---- request id, metadata ------------------------------------------------ */
 
 static int usable_request_id(const char *id)
 {
@@ -147,44 +158,10 @@ static void build_metadata(request_t *r, buf_t *m)
     add_metadata_field(m, "requestId", r->request_id);
     add_metadata_field(m, "traceparent", header(r, "traceparent"));
     add_metadata_field(m, "tracestate", header(r, "tracestate"));
+    const config_jwt *jwt = cfg_of(r)->jwt;
+    if (jwt && r->claims.len) /* auth.jwt.forward_claims, as "jwt.<claim>" */
+        claims_forward(m, span_of(r->claims.data, r->claims.len), jwt->forward_claims, jwt->forward_claim_count);
     buf_append_cstr(m, "}");
-}
-
-/* Compares in time independent of where the strings differ. */
-static int same_secret(const char *a, size_t an, const char *b, size_t bn)
-{
-    unsigned char diff = (unsigned char)(an != bn);
-    for (size_t i = 0; i < an; i++)
-        diff |= (unsigned char)(a[i] ^ b[i % (bn ? bn : 1)]);
-    return diff == 0;
-}
-
-int proxy_bearer_ok(const config *cfg, const char *auth)
-{
-    if (cfg->bearer_token_count == 0)
-        return 1;
-    /* RFC 9110 §11.1: the scheme name is case-insensitive, then 1*SP */
-    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
-        return 0;
-    const char *token = auth + 7;
-    while (*token == ' ')
-        token++;
-    size_t n = strlen(token);
-    int ok = 0;
-    for (size_t i = 0; i < cfg->bearer_token_count; i++)
-        ok |= same_secret(token, n, cfg->bearer_tokens[i], strlen(cfg->bearer_tokens[i]));
-    return ok;
-}
-
-static int authorized(const request_t *r)
-{
-    return proxy_bearer_ok(cfg_of(r), header(r, MHD_HTTP_HEADER_AUTHORIZATION));
-}
-
-static void refuse_unauthorized(request_t *r)
-{
-    ex_header(&r->ex, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    ex_fail(&r->ex, GW_ERR_UNAUTHORIZED, NULL, span_of(NULL, 0));
 }
 
 /* ---- the admin API ------------------------------------------------------- */
@@ -347,6 +324,160 @@ static int refuse_ambiguous_head(request_t *r)
     return 1;
 }
 
+/* ---- the edge policy: CORS, auth, rate limits ------------------------------- */
+
+static render_lookup_result lookup_header(void *ctx, const char *name, size_t len, span_t *value);
+static render_lookup_result lookup_query(void *ctx, const char *name, size_t len, span_t *value);
+
+static const edge_route_t *edge_of(const request_t *r)
+{
+    return edge_route(r->gen->edge, (size_t)(r->route - cfg_of(r)->routes));
+}
+
+/* cors.h: each value is a C string here (the request's spans are MHD's). */
+static void add_cors_headers(request_t *r, const cors_result_t *res)
+{
+    for (size_t i = 0; i < res->count; i++)
+        ex_header(&r->ex, res->headers[i].name, res->headers[i].value.p);
+}
+
+/* A preflight's policy: the one of the route the asked-for method would
+ * take, else the top level's (NULL: none). Reuses the request's match. */
+static const cors_policy_t *preflight_policy(request_t *r, const char *asked)
+{
+    if (r->route) /* a `*` route took the OPTIONS: it takes any method */
+        return edge_of(r)->cors;
+    if (router_match(r->gen->router, asked, r->ex.url, &r->match) == ROUTER_FOUND)
+        return edge_route(r->gen->edge, r->match.route_index)->cors;
+    return edge_top_cors(r->gen->edge);
+}
+
+static void answer_preflight(request_t *r, const cors_policy_t *p, const cors_request_t *req)
+{
+    cors_result_t res;
+    cors_decide(p, req, &res);
+    if (res.outcome != CORS_PREFLIGHT_OK) { /* no CORS header at all */
+        char why[96];
+        snprintf(why, sizeof why, "CORS preflight refused: %s", res.refusal ? res.refusal : "not allowed");
+        ex_fail(&r->ex, GW_ERR_FORBIDDEN, why, span_of(NULL, 0));
+        return;
+    }
+    add_cors_headers(r, &res);
+    ex_answer(&r->ex, 204, NULL, NULL);
+}
+
+/* CORS comes first (SPEC.md): a preflight to a path that has routes is
+ * answered here, without auth (1); any other request of a policy gets its
+ * CORS headers on whatever it is answered, errors included (0). A config
+ * without any policy costs nothing here, a route without one no header
+ * lookup unless the request is an OPTIONS. */
+static int apply_cors(request_t *r, const verdict_t *v)
+{
+    const edge_t *e = r->gen->edge;
+    if (!edge_has_cors(e))
+        return 0;
+    const char *origin = NULL;
+    if (strcmp(r->ex.method, "OPTIONS") == 0) {
+        const char *asked = header(r, "Access-Control-Request-Method");
+        int path_has_routes = v->error == GW_ERR_METHOD_NOT_ALLOWED || (v->error < 0 && r->route);
+        origin = header(r, "Origin");
+        if (origin && asked && path_has_routes) {
+            cors_request_t req = { span_cstr(r->ex.method), span_cstr(origin), span_cstr(asked),
+                                   span_cstr(header(r, "Access-Control-Request-Headers")),
+                                   r->route ? CORS_METHOD_ANY : cors_methods_from_list(span_cstr(v->allow)) };
+            const cors_policy_t *p = preflight_policy(r, asked);
+            if (p)
+                answer_preflight(r, p, &req);
+            return p != NULL; /* no policy: the 405 of any OPTIONS */
+        }
+    }
+    const cors_policy_t *p = r->route ? edge_of(r)->cors : edge_top_cors(e);
+    if (!p)
+        return 0;
+    if (!origin)
+        origin = header(r, "Origin");
+    cors_request_t req = { span_cstr(r->ex.method), span_cstr(origin), span_of(NULL, 0), span_of(NULL, 0), 0 };
+    cors_result_t res;
+    cors_decide(p, &req, &res);
+    add_cors_headers(r, &res);
+    return 0;
+}
+
+/* Auth with `mechanisms` (auth.h): 1 to go on, else answered (401, 403). */
+static int authenticate(request_t *r, unsigned mechanisms)
+{
+    if (mechanisms == 0)
+        return 1;
+    worker_t *w = worker_of(r);
+    const config_route *route = r->route;
+    auth_input_t in = {
+        .cfg = cfg_of(r),
+        .mechanisms = mechanisms,
+        .require = route ? route->require_claims : NULL,
+        .require_count = route ? route->require_claim_count : 0,
+        .authorization = header(r, MHD_HTTP_HEADER_AUTHORIZATION),
+        .keys = w->jwks ? jwks_keys(w->jwks) : NULL, /* afresh: a reload may replace them */
+        .cache = w->jwt_cache,
+        .now_s = (int64_t)time(NULL),
+    };
+    auth_result_t a;
+    auth_check(&in, &r->claims, &a);
+    if (a.verdict == AUTH_OK)
+        return 1;
+    buf_clear(&r->claims);
+    if (a.verdict == AUTH_NO_MEMORY) {
+        ex_fail(&r->ex, GW_ERR_OVERLOADED, "out of memory", span_of(NULL, 0));
+        return 0;
+    }
+    memcpy(r->challenge, a.challenge, sizeof r->challenge);
+    ex_header(&r->ex, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->challenge);
+    r->auth_refused = auth_reason_name(a.reason);
+    metrics_auth_failure(w->metrics, a.reason);
+    ex_fail(&r->ex, a.verdict == AUTH_FORBIDDEN ? GW_ERR_FORBIDDEN : GW_ERR_UNAUTHORIZED, a.message,
+            span_of(NULL, 0));
+    return 0;
+}
+
+/* The route's rate_limit: one token from its key's bucket. The RateLimit
+ * headers go on every answer; 1 when answered 429. */
+static int rate_limited(request_t *r)
+{
+    const edge_route_t *er = r->route ? edge_of(r) : NULL;
+    if (!er || !er->limited)
+        return 0;
+    render_input_t in = {
+        .captures = r->match.captures,
+        .capture_count = r->match.capture_count,
+        .query = lookup_query,
+        .query_context = r,
+        .header = lookup_header,
+        .header_context = r,
+        .claims = span_of(r->claims.data, r->claims.len),
+        .client_address = request_client_address(r->ex.conn),
+    };
+    span_t key;
+    if (ratekey_value(&er->key, &in, &r->key, &key) != 0)
+        key = span_of("", 0); /* out of memory: the shared bucket */
+    ratelimit_result_t res;
+    ratelimit_take(worker_of(r)->ratelimit, er->scope, key, &er->rule, uv_hrtime(), &res);
+    static const char *const names[] = { "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+                                         MHD_HTTP_HEADER_RETRY_AFTER };
+    const uint32_t figures[] = { res.limit, res.remaining, res.reset_s, res.retry_after_s };
+    for (size_t i = 0; i < (res.allowed ? 3u : 4u); i++) {
+        snprintf(r->limit_text[i], sizeof r->limit_text[i], "%u", (unsigned)figures[i]);
+        ex_header(&r->ex, names[i], r->limit_text[i]);
+    }
+    if (res.allowed)
+        return 0;
+    char why[320];
+    snprintf(why, sizeof why, "the rate limit of route %.*s is reached: retry after %u s", (int)er->scope.n,
+             er->scope.p, (unsigned)res.retry_after_s);
+    r->rate_limited = 1;
+    metrics_rate_limited(worker_of(r)->metrics, r->label_metric);
+    ex_fail(&r->ex, GW_ERR_RATE_LIMITED, why, span_of(NULL, 0));
+    return 1;
+}
+
 static void on_head(void *ctx, exchange_t *ex)
 {
     proxy_t *px = ctx;
@@ -364,28 +495,29 @@ static void on_head(void *ctx, exchange_t *ex)
         return;
     }
     if (!cfg_of(r)->has_admin_listen && admin_is_path(ex->url)) {
-        if (!admin_is_probe(ex->url) && !authorized(r)) { /* probes need no token */
-            r->label = "admin";
-            r->label_metric = METRICS_ROUTE_ADMIN;
-            refuse_unauthorized(r);
-            return;
-        }
-        answer_admin(r);
+        r->label = "admin";
+        r->label_metric = METRICS_ROUTE_ADMIN;
+        if (admin_is_probe(ex->url) || authenticate(r, cfg_of(r)->auth_mechanisms)) /* probes need no token */
+            answer_admin(r);
         return;
     }
     verdict_t v;
     if (!route_generic(r, &v))
         v = route_configured(r);
+    if (apply_cors(r, &v)) /* a preflight, answered */
+        return;
     if (px->w->draining) { /* counted and logged under the route it would have taken */
         ex_header(ex, MHD_HTTP_HEADER_CONNECTION, "close");
         ex_fail(ex, GW_ERR_DRAINING, "the gateway is shutting down", span_of(NULL, 0));
-    } else if (!authorized(r)) {
-        refuse_unauthorized(r);
+    } else if (!authenticate(r, r->route ? r->route->auth : cfg_of(r)->auth_mechanisms)) {
+        return; /* what no route takes (404, 405, a bad path) needs the top level's auth */
     } else if (v.error >= 0) {
         if (v.allow)
             ex_header(ex, MHD_HTTP_HEADER_ALLOW, v.allow);
         ex_fail(ex, (gw_error_t)v.error, v.message, span_of(NULL, 0));
     } else if (!r->route && generic_parameters(r) != 0) {
+        return;
+    } else if (rate_limited(r)) {
         return;
     } else if (declared_too_large(r)) {
         ex_fail(ex, GW_ERR_PAYLOAD_TOO_LARGE, NULL, span_of(NULL, 0));
@@ -691,6 +823,7 @@ static int render_data(request_t *r, buf_t *rendered, span_t *data, char *why, s
         .header_all_context = &walk,
         .client_address = request_client_address(r->ex.conn),
         .method = r->ex.method,
+        .claims = span_of(r->claims.data, r->claims.len),
     };
     int rc = render_route_data(&r->route->data, r->route->data_default, &in, rendered, data, why, whylen);
     request_walk_free(&walk);
@@ -850,6 +983,8 @@ static void access_log(request_t *r, unsigned status, uint64_t took)
                                              .client = client[0] ? client : NULL,
                                              .user_agent = header(r, MHD_HTTP_HEADER_USER_AGENT),
                                              .bytes = ex_bytes(&r->ex),
+                                             .auth = r->auth_refused,
+                                             .rate_limited = r->rate_limited,
                                          });
     buf_free(&query);
 }
@@ -871,7 +1006,7 @@ static void on_recycle(void *ctx, exchange_t *ex, size_t keep)
     (void)ctx;
     request_t *r = req_of(ex);
     generation_release(r->gen);
-    buf_t *bufs[] = { &r->body, &r->values, &r->query_value, &r->metadata, &r->rendered };
+    buf_t *bufs[] = { &r->body, &r->values, &r->query_value, &r->metadata, &r->rendered, &r->claims, &r->key };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         if (bufs[i]->cap > keep)
             buf_free(bufs[i]);
@@ -884,7 +1019,7 @@ static void on_recycle(void *ctx, exchange_t *ex, size_t keep)
      * they are copied: this runs once per request) */
     router_match_t match = r->match;
     buf_t body = r->body, values = r->values, query_value = r->query_value, metadata = r->metadata,
-          rendered = r->rendered;
+          rendered = r->rendered, claims = r->claims, key = r->key;
     buf_t envelope_text = r->envelope.text; /* the rest of an envelope_t is zero when empty */
     memset((char *)r + sizeof r->ex, 0, sizeof *r - sizeof r->ex);
     r->match = match;
@@ -893,6 +1028,8 @@ static void on_recycle(void *ctx, exchange_t *ex, size_t keep)
     r->query_value = query_value;
     r->metadata = metadata;
     r->rendered = rendered;
+    r->claims = claims;
+    r->key = key;
     r->envelope.text = envelope_text;
     list_init(&r->unwritten_link);
 }

@@ -1,9 +1,14 @@
 /*
  * proxy: what the gateway does with one HTTP request: the exchange
  * machine's handler (exchange.h). It decides where a request goes as soon
- * as its head is in (so that a 404, 401 or 413 costs no body): the admin
- * API, the generic API or a configured route; checks the token and the
- * limits; collects the body; renders the packet data; sends it to the
+ * as its head is in (so that a 404, 401, 429 or 413 costs no body): the
+ * admin API, the generic API or a configured route; then the edge policy
+ * (SPEC.md "Edge policy for the ingress direction"), in this order: CORS
+ * (a preflight is answered at once; other answers get the CORS headers),
+ * auth (the route's mechanisms, auth.h; a JWT's claims go to the
+ * templates and, forward_claims, to the packet metadata), the route's
+ * rate limit (edge.h, ratelimit.h); then the limits; collects the body;
+ * renders the packet data; sends it to the
  * service; and turns the reply into the answer: a whole response, or a
  * stream whose head goes out as soon as the request is written to the
  * service, with every later error in-band (SPEC.md "Operating it").
@@ -36,10 +41,6 @@ proxy_t *proxy_new(worker_t *w, const ex_http_t *http);
 void proxy_close(proxy_t *px);
 
 ex_pool_t *proxy_pool(proxy_t *px);
-
-/* Whether an Authorization header value (NULL: none) passes the config's
- * bearer tokens (always, without tokens); compared in constant time. */
-int proxy_bearer_ok(const config *cfg, const char *authorization);
 
 /* The upstream's events (gateway.c forwards them): a connection that came
  * up may have taken waiting stream requests. */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/file_watch.h"
 #include "gateway/wallclock.h"
 
 #define SETTLE_MS 100
@@ -75,6 +76,62 @@ static int use_dns_servers(worker_t *w, const config *cfg, char *why, size_t siz
                                     size);
 }
 
+/* ---- auth.jwt.jwks_file ---------------------------------------------------- */
+
+static const char *jwks_file_of(const config *cfg)
+{
+    return cfg && cfg->jwt ? cfg->jwt->jwks_file : NULL;
+}
+
+/* The JWKS file changed while running (jwks.h): new keys, or the old ones
+ * stay. Each worker reads the file; worker 0 logs and counts it once. */
+static void on_jwks(void *data, jwks_t *j, jwks_event_t event, const char *why)
+{
+    worker_t *w = data;
+    int ok = event == JWKS_RELOADED;
+    if (ok) /* tokens verified under a removed key must not stay accepted */
+        jwt_cache_clear(w->jwt_cache);
+    log_line_t line;
+    if (log_begin(&w->process_log, &line, ok ? CONFIG_LOG_INFO : CONFIG_LOG_WARN,
+                  ok ? "JWKS file reloaded" : "JWKS file reload failed: the running keys stay")) {
+        log_str(&line, "file", jwks_path(j));
+        if (ok)
+            log_int(&line, "keys", (long long)jwt_keys_count(jwks_keys(j)));
+        else
+            log_str(&line, "error", why);
+    }
+    log_end(&w->process_log, &line);
+    if (w->index == 0)
+        metrics_jwks_reload(w->metrics, ok);
+}
+
+/* The keys of cfg's jwks_file, watched, into *out: a new jwks when the
+ * file is not the one the worker has (NULL when cfg has none, or it is
+ * the same). 0, or -1 with the reason in error. */
+static int open_jwks(worker_t *w, const config *cfg, jwks_t **out, char *error, size_t size)
+{
+    const char *file = jwks_file_of(cfg);
+    *out = NULL;
+    if (!file || (w->jwks && strcmp(jwks_path(w->jwks), file) == 0))
+        return 0;
+    char why[JWKS_ERR_SIZE];
+    *out = jwks_open(w->loop, file, FILE_WATCH_SETTLE_MS, on_jwks, w, why, sizeof why);
+    if (*out)
+        return 0;
+    snprintf(error, size, "auth.jwt.jwks_file: %s", why);
+    return -1;
+}
+
+/* After cfg became current: `opened` (from open_jwks) replaces the
+ * worker's keys, or cfg has none any more. */
+static void switch_jwks(worker_t *w, const config *cfg, jwks_t *opened)
+{
+    if (!opened && jwks_file_of(cfg))
+        return; /* the same file: its watch goes on */
+    jwks_close(w->jwks);
+    w->jwks = opened;
+}
+
 /* The new generation becomes the worker's. */
 static void install(worker_t *w, generation_t *gen)
 {
@@ -113,15 +170,26 @@ static int apply(worker_t *w, const char *file, char *error, size_t size)
         config_free(next);
         return -1;
     }
-    generation_t *gen = generation_new(next, w->gen, w->up, w->metrics, &w->process_log);
+    jwks_t *jwks = NULL;
+    generation_t *gen = NULL;
+    if (open_jwks(w, next, &jwks, error, size) == 0) {
+        gen = generation_new(next, w->gen, w->up, w->metrics, &w->process_log);
+        if (!gen)
+            snprintf(error, size, "the new config could not be applied (see the line before)");
+    }
     if (!gen) {
         if (new_dns) /* the running config's servers again */
             (void)use_dns_servers(w, w->gen->cfg, NULL, 0);
+        jwks_close(jwks);
         config_free(next);
-        snprintf(error, size, "the new config could not be applied (see the line before)");
         return -1;
     }
     install(w, gen);
+    switch_jwks(w, gen->cfg, jwks);
+    jwt_cache_clear(w->jwt_cache); /* the policy may have changed */
+    if (ratelimit_set_max_keys(w->ratelimit, gen->cfg->limits.rate_limit_keys) != 0)
+        log_msg(&w->process_log, CONFIG_LOG_WARN, "cannot change limits.rate_limit_keys: the running bound stays",
+                "out of memory");
     return 0;
 }
 
@@ -216,8 +284,13 @@ static void on_fs_event(uv_fs_event_t *w, const char *filename, int events, int 
     (void)filename;
     (void)events;
     reloader_t *r = w->data;
-    if (status == 0)
-        uv_timer_start(&r->settle, on_settled, SETTLE_MS, 0);
+    if (status != 0)
+        return;
+    /* a folder that is never quiet still gets its reload (file_watch.h) */
+    uint64_t now = uv_now(w->loop);
+    if (!uv_is_active((uv_handle_t *)&r->settle))
+        r->burst_start = now;
+    uv_timer_start(&r->settle, on_settled, file_watch_settle_delay(r->burst_start, now, SETTLE_MS), 0);
 }
 
 /* Worker 0's triggers. */
@@ -256,12 +329,19 @@ int reload_start(reloader_t *r, worker_t *w, config *cfg)
     memset(r, 0, sizeof *r);
     r->w = w;
     set_levels(w, cfg->log_level);
-    char why[200];
+    char why[200], jwks_error[JWKS_ERR_SIZE + 32];
     if (use_dns_servers(w, cfg, why, sizeof why) != 0)
         log_msg(&w->process_log, CONFIG_LOG_ERROR, "cannot use dns.servers", why);
-    generation_t *gen = generation_new(cfg, NULL, w->up, w->metrics, &w->process_log);
-    if (!gen)
+    if (open_jwks(w, cfg, &w->jwks, jwks_error, sizeof jwks_error) != 0) { /* exits 1, like a TLS file */
+        log_msg(&w->log, CONFIG_LOG_ERROR, "cannot load the JWT keys", jwks_error);
         return -1;
+    }
+    generation_t *gen = generation_new(cfg, NULL, w->up, w->metrics, &w->process_log);
+    if (!gen) {
+        jwks_close(w->jwks);
+        w->jwks = NULL;
+        return -1;
+    }
     w->gen = gen;
     uplog_configure(&w->uplog, w->up, cfg);
     w->config_loaded_at_ms = wallclock_ms();
@@ -280,6 +360,8 @@ void reload_close(reloader_t *r, const char *why)
         uv_close((uv_handle_t *)&r->watch, NULL);
         r->handles = 0;
     }
+    jwks_close(w->jwks);
+    w->jwks = NULL;
     generation_t *g = w->gen;
     w->gen = NULL;
     generation_release_why(g, why);

@@ -8,7 +8,8 @@
  * config file's folder (watched with inotify through uv_fs_event, so that
  * an edit, a new file renamed over it, or the symlink swap of a Kubernetes
  * ConfigMap update are all seen) after which the file is reloaded if its
- * bytes changed, 100 ms after the last event. Worker 0 reloads, logs the
+ * bytes changed, 100 ms after the last event (at the latest 1 s after the
+ * first: a busy folder such as /tmp is never quiet). Worker 0 reloads, logs the
  * outcome once ("config reloaded" or "config reload failed", process-wide)
  * and counts it, then posts PEER_RELOAD to every other worker, which loads
  * the same file for itself; a worker whose outcome differs from worker 0's
@@ -42,6 +43,7 @@ typedef struct reloader {
     uv_signal_t sighup;       /* worker 0 */
     uv_fs_event_t watch;      /* worker 0, with a config file */
     uv_timer_t settle;        /* debounces bursts of file events */
+    uint64_t burst_start;     /* uv_now of the pending burst's first event */
     int handles;              /* the three above were initialized */
     int watching;
     char last_digest[FILE_DIGEST_HEX]; /* of the file last loaded or tried */

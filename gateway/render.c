@@ -151,7 +151,7 @@ typedef struct render_state {
     buf_t made[MADE_COUNT];
     unsigned made_mask;    /* 1 << kind: made[kind] is ready */
     held_t *held;
-    char ip[INET6_ADDRSTRLEN]; /* $client.ip */
+    char ip[RENDER_IP_TEXT_SIZE]; /* $client.ip */
 } render_state;
 
 typedef struct renderer {
@@ -541,25 +541,28 @@ static int made_value(renderer_t *r, made_kind kind, const template_slot *slot, 
     return made_object(r, kind, slot, &v->raw);
 }
 
-/* The client's address as text; empty when unknown. An IPv4 address
- * mapped into IPv6 (::ffff:a.b.c.d) is written as IPv4. */
-static span_t client_ip(renderer_t *r)
+const char *render_client_ip_text(const struct sockaddr *sa, char *out)
 {
-    const struct sockaddr *sa = r->req->client_address;
     const char *text = NULL;
-    char *ip = rend_state(r)->ip;
-    size_t size = sizeof r->state.ip;
     if (sa != NULL && sa->sa_family == AF_INET) {
         const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
-        text = inet_ntop(AF_INET, &in4->sin_addr, ip, (socklen_t)size);
+        text = inet_ntop(AF_INET, &in4->sin_addr, out, RENDER_IP_TEXT_SIZE);
     } else if (sa != NULL && sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
         if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-            text = inet_ntop(AF_INET, in6->sin6_addr.s6_addr + 12, ip, (socklen_t)size);
+            text = inet_ntop(AF_INET, in6->sin6_addr.s6_addr + 12, out, RENDER_IP_TEXT_SIZE);
         else
-            text = inet_ntop(AF_INET6, &in6->sin6_addr, ip, (socklen_t)size);
+            text = inet_ntop(AF_INET6, &in6->sin6_addr, out, RENDER_IP_TEXT_SIZE);
     }
-    return text != NULL ? span_cstr(text) : span_of("", 0);
+    if (text == NULL)
+        out[0] = '\0';
+    return out;
+}
+
+/* The client's address as text; empty when unknown. */
+static span_t client_ip(renderer_t *r)
+{
+    return span_cstr(render_client_ip_text(r->req->client_address, rend_state(r)->ip));
 }
 
 static int source_value(renderer_t *r, const template_slot *slot, slot_value *v)

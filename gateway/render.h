@@ -227,6 +227,13 @@ bool render_sends_empty_object(const char *method, span_t body);
 int render_route_data(const template *t, bool is_default, const render_input_t *in, buf_t *out,
                 span_t *data, char *error, size_t error_size);
 
+/* The text of a client address as $client.ip gives it ("10.0.0.7",
+ * "::1"; an IPv4 address mapped into IPv6, ::ffff:a.b.c.d, is written as
+ * IPv4), into out[RENDER_IP_TEXT_SIZE]; "" when sa is NULL or neither
+ * AF_INET nor AF_INET6. Returns out. */
+#define RENDER_IP_TEXT_SIZE 46 /* INET6_ADDRSTRLEN */
+const char *render_client_ip_text(const struct sockaddr *sa, char *out);
+
 /*
  * A ready-made query lookup and walk over the raw query string (the text
  * after '?', still encoded), using core/urlcode.h: set raw/length, zero

@@ -19,9 +19,12 @@
 #include "core/upstream.h"
 #include "gateway/generation.h"
 #include "gateway/httpd.h"
+#include "gateway/jwks.h"
+#include "gateway/jwt.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/peers.h"
+#include "gateway/ratelimit.h"
 #include "gateway/uplog.h"
 
 #define WORKER_ERROR_SIZE 2048
@@ -37,6 +40,11 @@ typedef struct worker {
     peers_t *peers;                /* messages to the other workers */
     upstream_t *up;
     uint64_t started_ns;           /* uv_hrtime at start, for uptime */
+    ratelimit_t *ratelimit;        /* the routes' token buckets: one for the
+                                      process, shared by every worker (its
+                                      own lock); reload.c sets its bound */
+    jwt_cache_t *jwt_cache;        /* this worker's verified tokens: proxy.c
+                                      fills it, reload.c empties it */
 
     uplog_t uplog;                 /* the upstream's events and packets:
                                       gateway.c inits it, uplog.c writes it */
@@ -54,6 +62,8 @@ typedef struct worker {
     uint64_t config_loaded_at_ms;  /* wall clock */
     char last_reload_error[WORKER_ERROR_SIZE]; /* "" when none since start */
     uint64_t last_reload_error_at_ms;
+    jwks_t *jwks;                  /* auth.jwt.jwks_file's keys; NULL: none
+                                      (take jwks_keys() afresh per request) */
 } worker_t;
 
 #endif

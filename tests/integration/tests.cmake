@@ -23,3 +23,7 @@ pg_integration_test(openapi)
 pg_integration_test(rest)
 # the /docs page's screenshot (test_openapi.c), kept as a test artifact
 target_compile_definitions(itest_openapi PRIVATE PG_ARTIFACTS_DIR="${CMAKE_BINARY_DIR}/artifacts")
+pg_integration_test(edge_auth)
+pg_integration_test(edge_cors)
+pg_integration_test(edge_ratelimit)
+target_link_libraries(itest_edge_ratelimit PRIVATE m)

@@ -4,12 +4,14 @@
 //
 //   node tests/jose/mint.mjs suite --dir DIR [--issuer I] [--audience A] [--sub S] [--ttl N]
 //   node tests/jose/mint.mjs sign  --dir DIR --alg RS256|ES256|EdDSA|HS256|RS256-rotated
-//                                  [--kid K] [--claims JSON] [--ttl N | --no-exp]
+//                                  [--kid K] [--claims JSON] [--ttl N | --no-exp] [--count N]
 //
 // `suite` makes the keys and JWKS files in DIR (which must exist) and
 // prints one JSON object: the files, the HS256 secret, and a named set of
 // tokens with what a verifier must say of each. `sign` signs one more
-// token with the keys `suite` left in DIR and prints it alone on a line.
+// token with the keys `suite` left in DIR and prints it alone on a line;
+// with --count N, N distinct tokens (claim `jti` "1".."N"), one a line
+// (bench/run's "a new token every request").
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -33,7 +35,7 @@ const KEYS = {
 
 function usage(message) {
   console.error(`mint.mjs: ${message}\nusage: mint.mjs suite --dir DIR [--issuer I] [--audience A] [--sub S] [--ttl N]\n` +
-    '       mint.mjs sign --dir DIR --alg RS256|ES256|EdDSA|HS256|RS256-rotated [--kid K] [--claims JSON] [--ttl N | --no-exp]');
+    '       mint.mjs sign --dir DIR --alg RS256|ES256|EdDSA|HS256|RS256-rotated [--kid K] [--claims JSON] [--ttl N | --no-exp] [--count N]');
   process.exit(2);
 }
 
@@ -44,12 +46,14 @@ function parseArgs(argv) {
   for (let i = 0; i < rest.length; i++) {
     const name = rest[i].replace(/^--/, '');
     if (name === 'no-exp') { args.noExp = true; continue; }
-    if (!['dir', 'issuer', 'audience', 'sub', 'ttl', 'alg', 'kid', 'claims'].includes(name) || rest[i + 1] === undefined)
+    if (!['dir', 'issuer', 'audience', 'sub', 'ttl', 'alg', 'kid', 'claims', 'count'].includes(name) || rest[i + 1] === undefined)
       usage(`bad argument ${rest[i]}`);
     args[name] = rest[++i];
   }
   if (!args.dir) usage('--dir is required');
   args.ttl = Number(args.ttl);
+  args.count = args.count === undefined ? 0 : Number(args.count);
+  if (!Number.isInteger(args.count) || args.count < 0) usage('--count takes a whole number');
   return args;
 }
 
@@ -189,7 +193,13 @@ async function signOne(args) {
   const full = { iat: now, exp: now + args.ttl, ...claims };
   if (args.noExp) delete full.exp;
   const header = args.kid ? { kid: args.kid } : {};
-  process.stdout.write((await sign(keys, keyName, full, header)) + '\n');
+  if (args.count === 0) {
+    process.stdout.write((await sign(keys, keyName, full, header)) + '\n');
+    return;
+  }
+  const lines = [];
+  for (let i = 1; i <= args.count; i++) lines.push(await sign(keys, keyName, { ...full, jti: String(i) }, header));
+  process.stdout.write(lines.join('\n') + '\n');
 }
 
 const args = parseArgs(process.argv.slice(2));

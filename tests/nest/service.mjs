@@ -40,6 +40,10 @@
 //   {cmd:'nothing'}        returns undefined
 //   {cmd:'metadata'}       the packet metadata (TcpContext#getMetadata, Nest
 //                          12), null when absent or unsupported (Nest 10)
+//   {cmd:'caller'}         {data, metadata, agree}: the payload and the packet
+//                          metadata as this service received them, and
+//                          whether the caller's identity in both agrees
+//                          (metadata "jwt.sub" equals data.sub, a string)
 //   'record', {cmd:'record'}  events: append data to an in-memory list
 //   {cmd:'recorded'}       that list; {cmd:'recorded_clear'} empties it -> true
 //   {cmd:'pid'}            process.pid
@@ -204,6 +208,12 @@ function makeController(nest, replica) {
       const get = context?.getMetadata;
       return typeof get === 'function' ? (get.call(context) ?? null) : null;
     }
+    caller(data, context) {
+      const get = context?.getMetadata;
+      const metadata = typeof get === 'function' ? (get.call(context) ?? null) : null;
+      const sub = metadata?.['jwt.sub'];
+      return { data, metadata, agree: typeof sub === 'string' && sub === data?.sub };
+    }
     record(data) { recorded.push(data); }
     recordCmd(data) { recorded.push(data); }
     recorded() { return recorded.slice(); }
@@ -225,7 +235,7 @@ function makeController(nest, replica) {
     delay: { cmd: 'delay' }, stream: { cmd: 'stream' },
     streamFail: { cmd: 'stream_fail' }, rpcObject: { cmd: 'rpc_object' },
     rpcString: { cmd: 'rpc_string' }, throwError: { cmd: 'throw' },
-    nothing: { cmd: 'nothing' }, metadata: { cmd: 'metadata' },
+    nothing: { cmd: 'nothing' }, metadata: { cmd: 'metadata' }, caller: { cmd: 'caller' },
     recorded: { cmd: 'recorded' }, recordedClear: { cmd: 'recorded_clear' },
     pid: { cmd: 'pid' }, whoami: { cmd: 'whoami' },
     whoamiCount: { cmd: 'whoami_count' },
@@ -239,6 +249,8 @@ function makeController(nest, replica) {
   // Without parameter decorators Nest passes the payload only.
   microservices.Payload()(proto, 'metadata', 0);
   microservices.Ctx()(proto, 'metadata', 1);
+  microservices.Payload()(proto, 'caller', 0);
+  microservices.Ctx()(proto, 'caller', 1);
   return common.Controller()(TestController) || TestController;
 }
 

@@ -118,6 +118,7 @@ typedef struct fixture {
     ex_listener_t listener;
     action_t at_head, at_body_end;
     size_t max_buffered;
+    const char *vary[3];      /* Vary headers on_head adds */
     int cancels, completes, recycles, bodies;
     unsigned last_status;
     char last_error[64];
@@ -135,6 +136,8 @@ static void h_head(void *ctx, exchange_t *ex)
 {
     fixture_t *f = ctx;
     ex_header(ex, "X-Request-Id", "r1");
+    for (size_t i = 0; i < sizeof f->vary / sizeof f->vary[0] && f->vary[i]; i++)
+        ex_header(ex, "Vary", f->vary[i]);
     switch (f->at_head) {
     case DO_READ_BODY: ex_read_body(ex); break;
     case DO_ANSWER_404: ex_fail(ex, GW_ERR_NOT_FOUND, NULL, span_of(NULL, 0)); break;
@@ -488,6 +491,36 @@ static void gather_then_answer(void **state)
     handler_call(&c, "GET", NULL, 0);
     assert_int_equal(ex->state, EX_SENDING);
     assert_non_null(strstr(c.headers, "Content-Type: text/plain\n"));
+    completed(&c, MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    conn_free(&c);
+}
+
+/* Vary headers added by several parts of the handler go out as one line,
+ * on whole answers and on streams alike. */
+static void vary_headers_merge(void **state)
+{
+    fixture_t *f = *state;
+    fake_conn_t c;
+    f->vary[0] = "Accept";
+    f->vary[1] = "Origin";
+    f->at_head = DO_ANSWER_404;
+    head(&c);
+    assert_non_null(strstr(c.headers, "Vary: Accept, Origin\n"));
+    assert_null(strstr(strstr(c.headers, "Vary:") + 1, "Vary:"));
+    completed(&c, MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    conn_free(&c);
+    f->vary[2] = "Accept-Encoding";
+    exchange_t *ex = body(&c, DO_STREAM_NDJSON);
+    assert_non_null(strstr(c.headers, "Vary: Accept, Origin, Accept-Encoding\n"));
+    assert_non_null(strstr(c.headers, "X-Request-Id: r1\n"));
+    ex_stream_end(ex);
+    read_all(&c);
+    completed(&c, MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    conn_free(&c);
+    f->vary[1] = NULL; /* one alone is left as it is */
+    f->at_head = DO_ANSWER_404;
+    head(&c);
+    assert_non_null(strstr(c.headers, "Vary: Accept\n"));
     completed(&c, MHD_REQUEST_TERMINATED_COMPLETED_OK);
     conn_free(&c);
 }
@@ -860,6 +893,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(early_answer_without_body_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(early_answer_that_closes_goes_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(stream_head_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(vary_headers_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(answer_after_body, setup, teardown),
         cmocka_unit_test_setup_teardown(reply_from_upstream, setup, teardown),
         cmocka_unit_test_setup_teardown(gather_then_answer, setup, teardown),

@@ -228,6 +228,52 @@ static void test_a_burst_is_one_call(void **state)
     file_watch_close(w);
 }
 
+/* A folder that is never quiet (another file written every settle_ms / 3,
+ * like a log file next to the watched one) still gets its call: the burst
+ * is cut after FILE_WATCH_MAX_SETTLES settle times. */
+typedef struct busy {
+    fixture *f;
+    char other[PATH_MAX];
+    int writes;
+} busy;
+
+static void on_busy_tick(uv_timer_t *t)
+{
+    busy *b = t->data;
+    char text[16];
+    snprintf(text, sizeof text, "%d", b->writes++);
+    write_text(b->other, text);
+}
+
+static void test_a_busy_folder_still_calls(void **state)
+{
+    fixture *f = *state;
+    write_text(f->path, "0");
+    busy b = { .f = f };
+    join(b.other, f->dir, "busy.log");
+    file_watch_t *w = start(f);
+    uv_timer_t tick;
+    uv_timer_init(&f->loop, &tick);
+    tick.data = &b;
+    uv_timer_start(&tick, on_busy_tick, 0, SETTLE_MS / 3);
+    write_text(f->path, "changed");
+    wait_for_call(f);
+    assert_true(b.writes >= 2); /* the folder was still busy when the call came */
+    uv_timer_stop(&tick);
+    uv_close((uv_handle_t *)&tick, NULL);
+    file_watch_close(w);
+}
+
+static void test_settle_delay(void **state)
+{
+    (void)state;
+    assert_int_equal(file_watch_settle_delay(1000, 1000, 100), 100);
+    assert_int_equal(file_watch_settle_delay(1000, 1850, 100), 100);
+    assert_int_equal(file_watch_settle_delay(1000, 1950, 100), 50);
+    assert_int_equal(file_watch_settle_delay(1000, 2000, 100), 0);
+    assert_int_equal(file_watch_settle_delay(1000, 5000, 100), 0);
+}
+
 /* Closed while a change is settling: no call, nothing left on the loop. */
 static void test_close_before_settling(void **state)
 {
@@ -266,6 +312,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kubernetes_volume_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edit_of_a_linked_file_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_burst_is_one_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_busy_folder_still_calls, setup, teardown),
+        cmocka_unit_test(test_settle_delay),
         cmocka_unit_test_setup_teardown(test_close_before_settling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_folder_missing, setup, teardown),
     };

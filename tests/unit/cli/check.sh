@@ -242,7 +242,7 @@ PATTERNGATE_CONFIG="$samples/valid.json" "$bin" openapi --config "$samples/valid
 ex=$samples/explain.json
 run explain -c "$ex" GET '/users/7?full=true' -H 'Authorization: Bearer tok' -H 'Accept-Language: fr'
 expect_code 0 "explain a route"; expect_no_stderr "explain a route"
-expect_stdout "$(printf '%s\n' 'route: GET /users/:id' 'service: users' 'kind: send' 'reply: auto' \
+expect_stdout "$(printf '%s\n' 'route: GET /users/:id' 'auth: bearer' 'service: users' 'kind: send' 'reply: auto' \
   'pattern: "get_user"' 'data: {"id":7,"full":true,"lang":"fr"}')" "explain a route"
 run explain --config "$ex" POST 'http://gw.example:8080/users#frag' '{"name":"é","n":123456789012345678901234567890}' \
   -H 'authorization: bearer tok'
@@ -251,11 +251,11 @@ expect_stdout_has 'data: {"name":"é","n":123456789012345678901234567890}' "expl
 expect_stdout_has 'pattern: {"cmd":"create"}' "explain a URL with a body"
 run explain -c "$ex" POST '/v1/send/users?reply=ndjson' '{"pattern":"p","data":[1]}' -H 'Authorization: Bearer tok'
 expect_code 0 "explain the generic API"
-expect_stdout "$(printf '%s\n' 'route: generic' 'service: users' 'kind: send' 'reply: ndjson' 'pattern: "p"' \
-  'data: [1]')" "explain the generic API"
+expect_stdout "$(printf '%s\n' 'route: generic' 'auth: bearer' 'service: users' 'kind: send' 'reply: ndjson' \
+  'pattern: "p"' 'data: [1]')" "explain the generic API"
 run explain -c "$ex" HEAD '/users/7?full=true' -H 'Authorization: Bearer tok'
 expect_code 0 "explain HEAD on a GET route"
-expect_stdout "$(printf '%s\n' 'route: GET /users/:id' 'service: users' 'kind: send' 'reply: auto' \
+expect_stdout "$(printf '%s\n' 'route: GET /users/:id' 'auth: bearer' 'service: users' 'kind: send' 'reply: auto' \
   'pattern: "get_user"' 'data: {"id":7,"full":true,"lang":null}')" "explain HEAD on a GET route"
 run explain -c "$ex" HEAD /ticks -H 'Authorization: Bearer tok'
 expect_code 0 "explain HEAD on a stream route"
@@ -266,7 +266,7 @@ expect_code 1 "explain a 405 where GET is allowed"
 expect_stdout_has 'allow: GET, HEAD' "explain a 405 where GET is allowed"
 run explain -c "$ex" GET /users/7
 expect_code 1 "explain without the token"; expect_no_stderr "explain without the token"
-expect_stdout "$(printf '%s\n' 'status: 401' \
+expect_stdout "$(printf '%s\n' 'route: GET /users/:id' 'www-authenticate: Bearer' 'status: 401' \
   'body: {"statusCode":401,"error":"unauthorized","message":"a valid bearer token is required"}')" \
   "explain without the token"
 run explain -c "$ex" GET /nowhere -H 'Authorization: Bearer tok'
@@ -284,6 +284,64 @@ run explain -c "$ex" GET
 expect_code 2 "explain without a path"; expect_stderr_has "METHOD and PATH are required" "explain without a path"
 run explain -c "$ex" GET users
 expect_code 2 "explain a relative path"; expect_stderr_has "PATH must start with /" "explain a relative path"
+# --- explain: the edge policy (CORS, JWT auth, require_claims, rate limit) ----------
+edge=$samples/explain_edge.json
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+# hs256 PAYLOAD: a JWT signed with explain_edge.json's secret
+hs256() {
+  local h p
+  h=$(printf '%s' '{"alg":"HS256","typ":"JWT"}' | b64url)
+  p=$(printf '%s' "$1" | b64url)
+  printf '%s.%s.%s' "$h" "$p" "$(printf '%s.%s' "$h" "$p" |
+    openssl dgst -sha256 -hmac 0123456789abcdef0123456789abcdef -binary | b64url)"
+}
+now=$(date +%s)
+claims() { printf '{"iss":"https://issuer.test/","aud":"explain","sub":"u42","exp":%s,"scope":"%s","roles":["a"]}' "$1" "$2"; }
+good=$(hs256 "$(claims $((now + 3600)) 'orders:read orders:write')")
+run explain -c "$edge" GET /orders/7 -H "Authorization: Bearer $good" -H 'Origin: https://app.example'
+expect_code 0 "explain a JWT route"; expect_no_stderr "explain a JWT route"
+expect_stdout "$(printf '%s\n' 'route: GET /orders/:id' 'cors: allowed' \
+  'access-control-allow-origin: https://app.example' 'vary: Origin' 'access-control-allow-credentials: true' \
+  'auth: jwt (verified with the configured keys)' \
+  'rate_limit: 5 per second, burst 10, bucket GET /orders/:id key "u42" (a dry run takes no token)' \
+  'service: orders' 'kind: send' 'reply: auto' 'metadata: {"jwt.sub":"u42","jwt.roles":"[\"a\"]"}' \
+  'pattern: "get"' 'data: {"id":"7","user":"u42"}')" "explain a JWT route"
+run explain -c "$edge" GET /orders/7 -H "Authorization: Bearer $(hs256 "$(claims $((now - 3600)) orders:read)")"
+expect_code 1 "explain an expired JWT"
+expect_stdout_has 'www-authenticate: Bearer error="invalid_token", error_description="token expired"' \
+  "explain an expired JWT"
+expect_stdout_has '"statusCode":401,"error":"unauthorized"' "explain an expired JWT"
+run explain -c "$edge" GET /orders/7 -H "Authorization: Bearer $(hs256 "$(claims $((now + 3600)) orders:write)")"
+expect_code 1 "explain require_claims"
+expect_stdout_has 'www-authenticate: Bearer error="insufficient_scope"' "explain require_claims"
+expect_stdout_has '"statusCode":403,"error":"forbidden"' "explain require_claims"
+run explain -c "$edge" GET /orders/7 -H 'Authorization: Bearer tok'
+expect_code 1 "explain a bearer token on a JWT route"
+expect_stdout_has 'error_description="not three base64url parts"' "explain a bearer token on a JWT route"
+run explain -c "$edge" POST /orders '{}' -H 'Authorization: Bearer tok'
+expect_code 0 "explain a bearer token on a route of every mechanism"; expect_stdout_has 'auth: bearer' \
+  "explain a bearer token on a route of every mechanism"
+run explain -c "$edge" OPTIONS /orders/7 -H 'Origin: https://app.example' \
+  -H 'Access-Control-Request-Method: GET' -H 'Access-Control-Request-Headers: authorization'
+expect_code 0 "explain a preflight"
+expect_stdout "$(printf '%s\n' 'route: /orders/:id' \
+  'cors: preflight allowed: answered by the gateway (no auth, nothing sent)' \
+  'access-control-allow-origin: https://app.example' 'access-control-allow-credentials: true' \
+  'access-control-allow-methods: GET, HEAD' 'access-control-allow-headers: authorization' \
+  'access-control-max-age: 600' 'status: 204')" "explain a preflight"
+run explain -c "$edge" OPTIONS /orders/7 -H 'Origin: https://evil.example' -H 'Access-Control-Request-Method: GET'
+expect_code 1 "explain a refused preflight"
+expect_stdout_has '"statusCode":403,"error":"forbidden","message":"CORS preflight refused: origin not allowed"' \
+  "explain a refused preflight"
+run explain -c "$edge" OPTIONS /orders/7 -H 'Origin: https://app.example' -H 'Authorization: Bearer tok'
+expect_code 1 "explain OPTIONS that is no preflight"; expect_stdout_has 'status: 405' "explain OPTIONS that is no preflight"
+run explain -c "$edge" GET /health -H 'Origin: https://elsewhere.example'
+expect_code 0 "explain a public route"; expect_stdout_has 'access-control-allow-origin: *' "explain a public route"
+checks=$((checks + 1)); ! grep -q '^auth:' "$out" || fail "explain a public route: no auth line expected"
+run explain -c "$samples/explain_jwks_missing.json" GET /orders
+expect_code 2 "explain without the JWKS file"; expect_stderr_has "auth.jwt.jwks_file: cannot read" \
+  "explain without the JWKS file"
+
 run explain --help
 for form in "-H \"Name: value\"" "METHOD" "whole URL" "Exit codes"; do
   expect_stdout_has "$form" "explain --help"
