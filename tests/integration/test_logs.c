@@ -123,7 +123,8 @@ static const char LOG_CONFIG[] =
 /* Exactly the fields of SPEC.md's access line, plus the log line's own. */
 static const char *const ACCESS_FIELDS[] = { "ts", "level", "msg", "worker", "method", "path", "query", "route",
                                              "status", "error", "duration_ms", "request_id", "service",
-                                             "upstream", "client", "user_agent", "bytes", NULL };
+                                             "upstream", "client", "user_agent", "bytes", "auth",
+                                             "rate_limited", NULL };
 
 /* The one access line with this request id. */
 static json_t *access_line(json_t *lines, const char *request_id)
@@ -169,6 +170,9 @@ static void expect_fields(json_t *line)
         !json_is_number(ms) || json_number_value(ms) < 0 || json_number_value(ms) > 60000)
         gwt_fail_json(line, "access line: ts, level or duration_ms");
     gwt_expect_int(line, "worker", 0, "access line");
+    /* this config has no auth and no rate limit (test_edge_* checks them set) */
+    if (!json_is_null(json_object_get(line, "auth")) || !json_is_false(json_object_get(line, "rate_limited")))
+        gwt_fail_json(line, "access line: auth is not null or rate_limited is not false");
 }
 
 typedef struct sent {
