@@ -49,8 +49,12 @@ static void put_time(buf_t *b, uint64_t ms)
     buf_append_cstr(b, text);
 }
 
-static void readyz(const worker_t *w, admin_reply_t *r)
+/* /readyz from the worker's config and, per service, whether every worker
+ * asked has a connected connection to it (connected(ctx, i)). */
+static void render_ready(const worker_t *w, admin_reply_t *r, int (*connected)(const void *ctx, size_t i),
+                         const void *ctx)
 {
+    buf_clear(&r->body);
     if (w->draining) {
         r->status = 503;
         buf_append_cstr(&r->body, "{\"status\":\"draining\"}");
@@ -61,7 +65,7 @@ static void readyz(const worker_t *w, admin_reply_t *r)
     int missing = 0;
     for (size_t i = 0; i < cfg->service_count; i++) {
         const config_service *s = &cfg->services[i];
-        if (s->connect != UP_CONNECT_EAGER || up_service_conns_in_state(w->gen->services[i], UP_CONN_CONNECTED) > 0)
+        if (s->connect != UP_CONNECT_EAGER || connected(ctx, i))
             continue;
         if (missing++)
             buf_append(&r->body, ",", 1);
@@ -73,6 +77,12 @@ static void readyz(const worker_t *w, admin_reply_t *r)
         buf_clear(&r->body);
         buf_append_cstr(&r->body, "{\"status\":\"ready\"}");
     }
+}
+
+static int connected_here(const void *ctx, size_t i)
+{
+    const worker_t *w = ctx;
+    return up_service_conns_in_state(w->gen->services[i], UP_CONN_CONNECTED) > 0;
 }
 
 /* ---- one worker's part of /status ------------------------------------------------ */
@@ -92,6 +102,7 @@ typedef struct part_service {
     uint64_t late_replies;
     uint64_t resolved_at;     /* its names' last good answer, ms since the epoch */
     char *resolve_error;      /* NULL: none */
+    uint64_t connected;       /* this worker's connected connections (for /readyz) */
     part_endpoint_t *endpoints;
     size_t n_endpoints;
 } part_service_t;
@@ -173,6 +184,7 @@ static int part_service(part_service_t *ps, unsigned worker, const config_servic
     ps->name = strdup(cs->name);
     ps->inflight = up_read(&st->inflight);
     ps->late_replies = up_read(&st->late_replies);
+    ps->connected = up_service_conns_in_state(svc, UP_CONN_CONNECTED);
     const char *resolve_error;
     up_service_resolve_info(svc, &ps->resolved_at, &resolve_error);
     if (resolve_error && *resolve_error && !(ps->resolve_error = strdup(resolve_error)))
@@ -414,7 +426,9 @@ int admin_answer(const worker_t *w, const char *method, const char *url, admin_r
     if (strcmp(url, "/healthz") == 0) {
         failed = buf_append_cstr(&r->body, "{\"status\":\"ok\"}");
     } else if (strcmp(url, "/readyz") == 0) {
-        readyz(w, r);
+        if (w->count > 1 && !w->draining)
+            return 1;
+        render_ready(w, r, connected_here, w);
     } else if (strcmp(url, "/status") == 0) {
         if (w->count > 1)
             return 1;
@@ -444,6 +458,7 @@ struct admin_gather {
     worker_t *w;                /* the asker's: only its thread reads the rest */
     admin_gathered_fn done;
     void *ctx;
+    int ready;                  /* asked for /readyz, else /status */
     int abandoned;
     size_t pending;             /* parts not yet in */
     size_t n;
@@ -488,7 +503,7 @@ static void msg_drop(peer_msg_t *base)
     msg_release(m);
 }
 
-admin_gather_t *admin_status_gather(worker_t *w, admin_gathered_fn done, void *ctx)
+admin_gather_t *admin_gather(worker_t *w, const char *url, admin_gathered_fn done, void *ctx)
 {
     size_t n = w->count;
     admin_gather_t *g = calloc(1, sizeof *g);
@@ -498,7 +513,8 @@ admin_gather_t *admin_status_gather(worker_t *w, admin_gathered_fn done, void *c
         free(parts);
         return NULL;
     }
-    *g = (admin_gather_t){ .peers = w->peers, .w = w, .done = done, .ctx = ctx, .pending = n, .n = n, .parts = parts };
+    *g = (admin_gather_t){ .peers = w->peers, .w = w, .done = done, .ctx = ctx, .ready = strcmp(url, "/readyz") == 0,
+                           .pending = n, .n = n, .parts = parts };
     atomic_init(&g->refs, 1);
     for (unsigned i = 0; i < n; i++) { /* itself last: its answer comes from its loop too */
         unsigned to = (w->index + 1 + i) % (unsigned)n;
@@ -527,7 +543,22 @@ void admin_gather_abandon(admin_gather_t *g)
     gather_unref(g);
 }
 
-/* On the asker's loop: one part in; the last one completes the status. */
+/* Whether every worker that answered has a connected connection to the
+ * asker's service i (a worker whose config lacks it, mid-reload, does not
+ * count). */
+static int connected_everywhere(const void *ctx, size_t i)
+{
+    const admin_gather_t *g = ctx;
+    const char *name = g->w->gen->cfg->services[i].name;
+    for (size_t k = 0; k < g->n; k++) {
+        const part_service_t *ps = find_service(&g->parts[k], name);
+        if (ps && ps->connected == 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* On the asker's loop: one part in; the last one completes the answer. */
 static void part_in(worker_t *w, status_msg_t *m)
 {
     admin_gather_t *g = m->gather;
@@ -539,7 +570,10 @@ static void part_in(worker_t *w, status_msg_t *m)
         }
         if (--g->pending == 0) {
             admin_reply_t r = { 200, BUF_INIT, "application/json", NULL, -1, NULL };
-            render_status(&r.body, w, g->parts, g->n);
+            if (g->ready)
+                render_ready(w, &r, connected_everywhere, g);
+            else
+                render_status(&r.body, w, g->parts, g->n);
             g->abandoned = 1; /* answered: the asker's reference goes */
             g->done(g->ctx, &r);
             buf_free(&r.body);

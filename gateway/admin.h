@@ -5,15 +5,15 @@
  * admin paths (on the admin listener, or on `listen` when there is no
  * admin_listen).
  *
- * /status covers every worker. Each worker renders its own part (its
- * connections, in-flight counts...) on its own loop; with several workers
+ * /status and /readyz cover every worker. Each worker renders its own part
+ * (its connections, in-flight counts...) on its own loop; with several workers
  * the worker that was asked posts PEER_STATUS_ASK to every worker, itself
  * included, through peers.h, collects their PEER_STATUS_PART answers and
  * then renders the whole: connections listed with their "worker", totals
  * summed. No worker reads another's structures.
  *
  *   worker k (asked)             worker j
- *   admin_status_gather ---ASK--> admin_on_message: render part j
+ *   admin_gather       ---ASK--> admin_on_message: render part j
  *        ^                                   |
  *        '-------------PART (same memory) ---'
  *   admin_on_message: part j in; all in -> done(ctx, reply)
@@ -54,19 +54,22 @@ int admin_is_probe(const char *url);
 /*
  * Fills r (its body the caller's after the call) for any url: 404 for a
  * path that is not an admin path, 405 for a method other than GET or HEAD,
- * 503 when out of memory. Returns 0; or 1 for /status with several workers:
- * nothing is filled, ask them with admin_status_gather.
+ * 503 when out of memory. Returns 0; or 1 for /status, and /readyz while
+ * not draining, with several workers: nothing is filled, ask them with
+ * admin_gather.
  */
 int admin_answer(const worker_t *w, const char *method, const char *url, admin_reply_t *r);
 
 typedef struct admin_gather admin_gather_t;
 typedef void (*admin_gathered_fn)(void *ctx, admin_reply_t *r);
 
-/* Asks every worker for its part of /status; done(ctx, reply) runs on this
- * worker's loop once they all answered (never from inside this call), the
- * reply's body the callee's to take. NULL when out of memory or when this
- * worker's own mailbox is closed. */
-admin_gather_t *admin_status_gather(worker_t *w, admin_gathered_fn done, void *ctx);
+/* Asks every worker for its part of url's answer, "/status" or "/readyz"
+ * (ready when every worker that answers has a connected connection to each
+ * eager service); done(ctx, reply) runs on this worker's loop once they all
+ * answered (never from inside this call), the reply's body the callee's to
+ * take. NULL when out of memory or when this worker's own mailbox is
+ * closed. */
+admin_gather_t *admin_gather(worker_t *w, const char *url, admin_gathered_fn done, void *ctx);
 
 /* The asker went away (client gone, drain): done will not be called. */
 void admin_gather_abandon(admin_gather_t *g);

@@ -179,7 +179,7 @@ static void answer_admin(request_t *r)
     r->label_metric = METRICS_ROUTE_ADMIN;
     admin_reply_t a;
     if (admin_answer(worker_of(r), r->ex.method, r->ex.url, &a)) {
-        if ((r->gather = admin_status_gather(worker_of(r), on_gathered, r)) != NULL)
+        if ((r->gather = admin_gather(worker_of(r), r->ex.url, on_gathered, r)) != NULL)
             ex_wait_workers(&r->ex);
         else
             ex_fail(&r->ex, GW_ERR_OVERLOADED, "out of memory", span_of(NULL, 0));

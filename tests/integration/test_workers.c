@@ -1,5 +1,5 @@
 /* Several workers in one process: each with its own pool, /metrics and
- * /status summing and listing every worker, reloads reaching every worker
+ * /status summing and listing every worker, /readyz over every worker, reloads reaching every worker
  * and logged once, process-wide lines once and a worker on the others. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,14 +7,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -297,6 +301,88 @@ static void process_lines_once(void **state)
 }
 
 
+/* ---- /readyz over every worker --------------------------------------------------------- */
+
+/* A service that takes one connection and then stops listening (what is
+ * left in its backlog is reset): of two workers, one holds a connection,
+ * the other cannot get one. */
+typedef struct one_accept {
+    int listen_fd;
+    int conn_fd;
+    pthread_t thread;
+} one_accept_t;
+
+static void *accept_one(void *arg)
+{
+    one_accept_t *o = arg;
+    o->conn_fd = accept(o->listen_fd, NULL, NULL);
+    close(o->listen_fd);
+    return NULL;
+}
+
+/* A listening TCP socket on 127.0.0.1:port (0: any); its port in *port. */
+static int listen_on(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    assert_true(fd >= 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)*port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 16) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        fail_msg("cannot listen on 127.0.0.1:%d: %s", *port, strerror(errno));
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static const char READY_CONFIG[] =
+    "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"workers\": 2,\n"
+    "  \"services\": { \"nest\": { \"endpoints\": [\"${NEST_ADDR}\"], \"pool_size\": 1 } },\n"
+    "  \"routes\": [ { \"method\": \"POST\", \"path\": \"/a\", \"service\": \"nest\",\n"
+    "                  \"pattern\": { \"cmd\": \"sum\" } } ] }\n";
+
+/* /readyz covers every worker: while one of two workers has no connection
+ * to the eager service, every probe is 503 naming it, whichever worker
+ * takes it (each probe on a new connection: SO_REUSEPORT spreads them);
+ * once both have one, every probe is 200. */
+static void readyz_covers_every_worker(void **state)
+{
+    (void)state;
+    int port = 0;
+    one_accept_t o = { .listen_fd = listen_on(&port), .conn_fd = -1 };
+    assert_int_equal(pthread_create(&o.thread, NULL, accept_one, &o), 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    struct gwproc *gw = start_gw(READY_CONFIG, addr, false, NULL);
+    int gw_port = gwproc_port(gw);
+    pthread_join(o.thread, NULL);
+    assert_true(o.conn_fd >= 0);
+    wait_connected(gw_port, NULL, 1);
+    enum { PROBES = 16 };
+    for (int i = 0; i < PROBES; i++) {
+        struct http_response r = gwt_req(gw_port, "GET", "/readyz", NULL);
+        if (r.status != 503 || !r.body || strcmp(r.body, "{\"status\":\"not_ready\",\"services\":[\"nest\"]}") != 0)
+            gwt_fail_response(&r, "/readyz", "probe %d: expected 503 not_ready naming nest (one worker has no connection)", i);
+        http_response_free(&r);
+    }
+    /* the service listens again: the other worker connects, all are ready */
+    int again = listen_on(&port);
+    int64_t deadline = deadline_after(GWT_POLL_TIMEOUT_MS);
+    for (int streak = 0; streak < PROBES;) {
+        struct http_response r = gwt_req(gw_port, "GET", "/readyz", NULL);
+        streak = r.status == 200 ? streak + 1 : 0;
+        if (streak == 0 && deadline_remaining_ms(deadline) == 0)
+            gwt_fail_response(&r, "/readyz", "not yet ready from both workers once the service listens again");
+        http_response_free(&r);
+        if (streak == 0)
+            deadline_pause_ms(GWT_POLL_PAUSE_MS);
+    }
+    stop_gw();
+    close(again);
+    close(o.conn_fd);
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 #define T(fn) cmocka_unit_test_teardown(fn, test_teardown)
@@ -309,6 +395,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(two_workers),
         T(status_covers_every_worker),
+        T(readyz_covers_every_worker),
         T(process_lines_once),
     };
     return cmocka_run_group_tests_name("workers_nest12", tests, group_setup, group_teardown);
