@@ -33,72 +33,13 @@
 
 #include "support/deadline.h"
 #include "support/gateway.h"
+#include "support/gwfixture.h"
 #include "support/gwtest.h"
 #include "support/http.h"
 #include "support/nest.h"
 #include "support/net.h"
 #include "support/proc.h"
 
-/* ---- fixtures ------------------------------------------------------------ */
-
-/* The running test's gateway and own Nest service (killed by the teardown
- * when the test failed before it could stop them). */
-static struct gwproc *g_gw;
-static struct nest_service *g_nest;
-/* The group's Nest service, "127.0.0.1:<port>". */
-static const char *g_nest_addr;
-
-static int group_setup(void **state)
-{
-    if (nest_group_setup_v12(state) != 0)
-        return -1;
-    struct nest_group *ng = *state;
-    g_nest_addr = ng->address;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    g_nest_addr = NULL;
-    return nest_group_teardown(state);
-}
-
-static int test_teardown(void **state)
-{
-    (void)state;
-    gwt_discard(g_gw);
-    g_gw = NULL;
-    if (g_nest)
-        nest_stop(g_nest);
-    free(g_nest);
-    g_nest = NULL;
-    return 0;
-}
-
-/* Starts the test's gateway on `config`, NEST_ADDR set to `nest_addr` (the
- * group's service when NULL) and DOWN_ADDR to a closed port of 127.0.0.1,
- * readiness probed on the admin port when `on_admin`. */
-static struct gwproc *start_gw(const char *config, const char *nest_addr, bool on_admin,
-                               const char *const *ready_headers)
-{
-    char nest_env[64], down_env[64];
-    snprintf(nest_env, sizeof nest_env, "NEST_ADDR=%s", nest_addr ? nest_addr : g_nest_addr);
-    int down = testnet_free_port();
-    assert_true(down > 0);
-    snprintf(down_env, sizeof down_env, "DOWN_ADDR=127.0.0.1:%d", down);
-    const char *env[] = { nest_env, down_env, NULL };
-    struct gwproc_options o = { .ready_on_admin = on_admin, .ready_headers = ready_headers };
-    g_gw = gwt_start(config, env, &o);
-    return g_gw;
-}
-
-/* SIGTERM; the gateway must exit 0 (an ASan build exits non-zero on a leak). */
-static void stop_gw(void)
-{
-    struct gwproc *gw = g_gw;
-    g_gw = NULL;
-    gwt_stop(gw);
-}
 /* ---- configs ------------------------------------------------------------------- */
 
 static const char ADMIN_CONFIG[] =
@@ -117,7 +58,7 @@ static const char ADMIN_CONFIG[] =
 static void admin_on_its_own_listener(void **state)
 {
     (void)state;
-    struct gwproc *gw = start_gw(ADMIN_CONFIG, NULL, true, NULL);
+    struct gwproc *gw = gwf_start(ADMIN_CONFIG, NULL, true, NULL);
     int port = gwproc_port(gw), admin = gw->admin_port;
     gwt_check_json(admin, "GET", "/healthz", NULL, 200, "{\"status\":\"ok\"}");
     gwt_poll_json(admin, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}", GWT_POLL_TIMEOUT_MS);
@@ -152,7 +93,7 @@ static void admin_on_its_own_listener(void **state)
         http_response_free(&r);
     }
     gwt_check_json(port, "POST", "/sum/1", "[1,2]", 200, "3");
-    stop_gw();
+    gwf_stop();
 }
 
 static void admin_on_main_listener_with_auth(void **state)
@@ -165,7 +106,7 @@ static void admin_on_main_listener_with_auth(void **state)
         "  \"routes\": [ { \"method\": \"POST\", \"path\": \"/sum/:x\", \"service\": \"nest\",\n"
         "                  \"pattern\": { \"cmd\": \"sum\" } } ] }\n";
     static const char *const token[] = { "Authorization: Bearer t", NULL };
-    struct gwproc *gw = start_gw(config, NULL, false, token);
+    struct gwproc *gw = gwf_start(config, NULL, false, token);
     int port = gwproc_port(gw);
     /* no token needed for the probes; /status and /metrics need it here */
     gwt_check_json(port, "GET", "/healthz", NULL, 200, "{\"status\":\"ok\"}");
@@ -205,7 +146,7 @@ static void admin_on_main_listener_with_auth(void **state)
                   "{\"route\":\"admin\",\"method\":\"GET\",\"code\":\"200\"}", 0) < 1)
         gwt_fail_scrape(&s, "no admin request counted");
     gwt_scrape_free(&s);
-    stop_gw();
+    gwf_stop();
 }
 
 /* ---- 2. /readyz follows the eager services ---------------------------------------- */
@@ -253,31 +194,31 @@ static void readyz_flips_with_the_service(void **state)
         "                  \"pattern\": { \"cmd\": \"sum\" } },\n"
         "                { \"method\": \"POST\", \"path\": \"/later\", \"service\": \"later\",\n"
         "                  \"pattern\": { \"cmd\": \"sum\" } } ] }\n";
-    g_nest = calloc(1, sizeof *g_nest);
-    assert_non_null(g_nest);
+    gwf.nest = calloc(1, sizeof *gwf.nest);
+    assert_non_null(gwf.nest);
     struct nest_options no = { .quiet = true };
-    assert_int_equal(nest_start("v12", &no, g_nest), 0);
+    assert_int_equal(nest_start("v12", &no, gwf.nest), 0);
     char addr[32];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", g_nest->port);
-    struct gwproc *gw = start_gw(config, addr, true, NULL);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", gwf.nest->port);
+    struct gwproc *gw = gwf_start(config, addr, true, NULL);
     int port = gwproc_port(gw), admin = gw->admin_port;
     /* the lazy service on a closed port does not count */
     gwt_poll_json(admin, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}", GWT_POLL_TIMEOUT_MS);
     gwt_check_error(port, "POST", "/later", "[1]", 503, "upstream_unavailable");
     gwt_check_json(admin, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}");
     /* the eager one dies */
-    nest_kill(g_nest);
+    nest_kill(gwf.nest);
     gwt_poll_json(admin, "GET", "/readyz", NULL, 503, "{\"status\":\"not_ready\",\"services\":[\"nest\"]}",
               GWT_POLL_TIMEOUT_MS);
     gwt_check_json(admin, "GET", "/healthz", NULL, 200, "{\"status\":\"ok\"}");
     /* /status says since when it is down and when the next attempt is */
     poll_endpoint_down(admin, "nest", true);
     /* and comes back on its port */
-    assert_int_equal(nest_restart_same_port(g_nest), 0);
+    assert_int_equal(nest_restart_same_port(gwf.nest), 0);
     gwt_poll_json(admin, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}", GWT_POLL_TIMEOUT_MS);
     poll_endpoint_down(admin, "nest", false);
     gwt_check_json(port, "POST", "/sum", "[2,3]", 200, "5");
-    stop_gw();
+    gwf_stop();
 }
 
 /* ---- 3. /status ------------------------------------------------------------------ */
@@ -321,7 +262,7 @@ static void status_after_requests(void **state)
         "                  \"pattern\": { \"cmd\": \"sum\" } },\n"
         "                { \"method\": \"POST\", \"path\": \"/down\", \"service\": \"down\",\n"
         "                  \"pattern\": { \"cmd\": \"sum\" } } ] }\n";
-    struct gwproc *gw = start_gw(config, NULL, true, NULL);
+    struct gwproc *gw = gwf_start(config, NULL, true, NULL);
     int port = gwproc_port(gw), admin = gw->admin_port;
     /* wait for the connection before counting requests on it */
     int64_t deadline = deadline_after(GWT_POLL_TIMEOUT_MS);
@@ -386,10 +327,10 @@ static void status_after_requests(void **state)
     json_t *eps = json_object_get(svc, "endpoints");
     json_t *ep = json_array_get(eps, 0);
     if (json_array_size(eps) != 1 || !gwt_str(ep, "address") ||
-        strcmp(gwt_str(ep, "address"), g_nest_addr) != 0 ||
+        strcmp(gwt_str(ep, "address"), gwf.nest_addr) != 0 ||
         !json_is_false(json_object_get(ep, "tls")) || !json_is_null(json_object_get(ep, "ejected_until")))
         gwt_fail_json(st, "/status services.nest.endpoints is not [{address %s, tls false, ejected_until null}]",
-                  g_nest_addr);
+                  gwf.nest_addr);
     if (json_array_size(json_object_get(ep, "connections")) != 1)
         gwt_fail_json(st, "/status: the nest endpoint has not exactly one connection (pool_size 1)");
     json_t *c = gwt_status_conn(st, "nest");
@@ -427,7 +368,7 @@ static void status_after_requests(void **state)
         json_decref(st);
         deadline_pause_ms(GWT_POLL_PAUSE_MS);
     }
-    stop_gw();
+    gwf_stop();
 }
 
 /* ---- 4. /metrics ------------------------------------------------------------------ */
@@ -439,7 +380,7 @@ static void status_after_requests(void **state)
 static void metrics_count_exactly(void **state)
 {
     (void)state;
-    struct gwproc *gw = start_gw(ADMIN_CONFIG, NULL, true, NULL);
+    struct gwproc *gw = gwf_start(ADMIN_CONFIG, NULL, true, NULL);
     int port = gwproc_port(gw), admin = gw->admin_port;
     gwt_poll_json(admin, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}", GWT_POLL_TIMEOUT_MS);
     gwt_scrape_t before = gwt_scrape(admin, NULL);
@@ -546,15 +487,14 @@ static void metrics_count_exactly(void **state)
                             "the time the config was loaded at start (about %.0f)", loaded, started);
     gwt_scrape_free(&before);
     gwt_scrape_free(&after);
-    stop_gw();
+    gwf_stop();
     if (!promtool)
         skip();
 }
 
-
 /* ---- main ---------------------------------------------------------------------------- */
 
-#define T(fn) cmocka_unit_test_teardown(fn, test_teardown)
+#define T(fn) cmocka_unit_test_teardown(fn, gwf_test_teardown)
 
 int main(void)
 {
@@ -568,5 +508,5 @@ int main(void)
         T(status_after_requests),
         T(metrics_count_exactly),
     };
-    return cmocka_run_group_tests_name("admin_nest12", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("admin_nest12", tests, gwf_group_setup, gwf_group_teardown);
 }

@@ -23,6 +23,7 @@
 #include "core/buf.h"
 #include "support/deadline.h"
 #include "support/gateway.h"
+#include "support/gwfixture.h"
 #include "support/gwtest.h"
 #include "support/http.h"
 #include "support/nest.h"
@@ -30,57 +31,6 @@
 #include "support/proc.h"
 
 /* ---- fixtures ------------------------------------------------------------ */
-
-/* The running test's gateway and own Nest service (killed by the teardown
- * when the test failed before it could stop them). */
-static struct gwproc *g_gw;
-static struct nest_service *g_nest;
-/* The group's Nest service, "127.0.0.1:<port>". */
-static const char *g_nest_addr;
-
-static int group_setup(void **state)
-{
-    if (nest_group_setup_v12(state) != 0)
-        return -1;
-    struct nest_group *ng = *state;
-    g_nest_addr = ng->address;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    g_nest_addr = NULL;
-    return nest_group_teardown(state);
-}
-
-static int test_teardown(void **state)
-{
-    (void)state;
-    gwt_discard(g_gw);
-    g_gw = NULL;
-    if (g_nest)
-        nest_stop(g_nest);
-    free(g_nest);
-    g_nest = NULL;
-    return 0;
-}
-
-/* Starts the test's gateway on `config`, NEST_ADDR set to `nest_addr` (the
- * group's service when NULL) and DOWN_ADDR to a closed port of 127.0.0.1,
- * readiness probed on the admin port when `on_admin`. */
-static struct gwproc *start_gw(const char *config, const char *nest_addr, bool on_admin,
-                               const char *const *ready_headers)
-{
-    char nest_env[64], down_env[64];
-    snprintf(nest_env, sizeof nest_env, "NEST_ADDR=%s", nest_addr ? nest_addr : g_nest_addr);
-    int down = testnet_free_port();
-    assert_true(down > 0);
-    snprintf(down_env, sizeof down_env, "DOWN_ADDR=127.0.0.1:%d", down);
-    const char *env[] = { nest_env, down_env, NULL };
-    struct gwproc_options o = { .ready_on_admin = on_admin, .ready_headers = ready_headers };
-    g_gw = gwt_start(config, env, &o);
-    return g_gw;
-}
 
 /* The gateway, already signalled, must exit 0. */
 static void expect_exit_0(struct gwproc *gw)
@@ -92,6 +42,7 @@ static void expect_exit_0(struct gwproc *gw)
         fail_msg("the gateway ended with %s after SIGTERM, expected exit 0", proc_status_str(status, buf, sizeof buf));
     }
 }
+
 /* ---- 5. SIGTERM with a request in flight ----------------------------------------- */
 
 static void sigterm_drains(void **state)
@@ -105,7 +56,7 @@ static void sigterm_drains(void **state)
         "                  \"pattern\": { \"cmd\": \"delay\" } },\n"
         "                { \"method\": \"POST\", \"path\": \"/sum\", \"service\": \"nest\",\n"
         "                  \"pattern\": { \"cmd\": \"sum\" } } ] }\n";
-    struct gwproc *gw = start_gw(config, NULL, true, NULL);
+    struct gwproc *gw = gwf_start(config, NULL, true, NULL);
     int port = gwproc_port(gw), admin = gw->admin_port;
     gwt_poll_json(admin, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}", GWT_POLL_TIMEOUT_MS);
     /* 3 s rather than 1.5: room for the drain checks below on a slow machine
@@ -158,8 +109,8 @@ static void sigterm_drains(void **state)
         gwt_fail_json(lines, "no access line {path /sum, route /sum, status 503, error draining}");
     json_decref(access);
     json_decref(lines);
-    gwt_discard(g_gw);
-    g_gw = NULL;
+    gwt_discard(gwf.gw);
+    gwf.gw = NULL;
 }
 
 /* ---- the end of the grace with streams open ----------------------------------------- */
@@ -263,7 +214,7 @@ static void grace_ends_every_stream_cleanly(void **state)
         "                  \"pattern\": { \"cmd\": \"stream\" }, \"reply\": \"ndjson\" },\n"
         "                { \"method\": \"POST\", \"path\": \"/sse\", \"service\": \"nest\",\n"
         "                  \"pattern\": { \"cmd\": \"stream\" }, \"reply\": \"sse\" } ] }\n";
-    struct gwproc *gw = start_gw(config, NULL, true, NULL);
+    struct gwproc *gw = gwf_start(config, NULL, true, NULL);
     int port = gwproc_port(gw), admin = gw->admin_port;
     gwt_poll_json(admin, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}", GWT_POLL_TIMEOUT_MS);
     static const char one_then_silence[] = "{\"values\":[1],\"interval_ms\":50,\"complete_after_ms\":120000}";
@@ -304,14 +255,13 @@ static void grace_ends_every_stream_cleanly(void **state)
         close(s[i].fd);
         buf_free(&s[i].all);
     }
-    gwt_discard(g_gw);
-    g_gw = NULL;
+    gwt_discard(gwf.gw);
+    gwf.gw = NULL;
 }
-
 
 /* ---- main ---------------------------------------------------------------------------- */
 
-#define T(fn) cmocka_unit_test_teardown(fn, test_teardown)
+#define T(fn) cmocka_unit_test_teardown(fn, gwf_test_teardown)
 
 int main(void)
 {
@@ -322,5 +272,5 @@ int main(void)
         T(sigterm_drains),
         T(grace_ends_every_stream_cleanly),
     };
-    return cmocka_run_group_tests_name("drain_nest12", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("drain_nest12", tests, gwf_group_setup, gwf_group_teardown);
 }

@@ -32,6 +32,7 @@
 
 #include "support/deadline.h"
 #include "support/gateway.h"
+#include "support/gwfixture.h"
 #include "support/gwtest.h"
 #include "support/http.h"
 #include "support/jose.h"
@@ -40,15 +41,12 @@
 /* ---- fixtures ------------------------------------------------------------------ */
 
 static struct jose_suite suite;
-static const char *g_nest_addr;
-static struct gwproc *g_gw;
 static char g_live_jwks[PATH_MAX + 32]; /* a copy of the suite's JWKS the tests rewrite */
 
 static int group_setup(void **state)
 {
-    if (nest_group_setup_v12(state) != 0 || jose_suite_make(&suite) != 0)
+    if (gwf_group_setup(state) != 0 || jose_suite_make(&suite) != 0)
         return -1;
-    g_nest_addr = ((struct nest_group *)*state)->address;
     snprintf(g_live_jwks, sizeof g_live_jwks, "%s/live-jwks.json", suite.dir);
     return 0;
 }
@@ -56,15 +54,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     jose_suite_free(&suite);
-    return nest_group_teardown(state);
-}
-
-static int test_teardown(void **state)
-{
-    (void)state;
-    gwt_discard(g_gw);
-    g_gw = NULL;
-    return 0;
+    return gwf_group_teardown(state);
 }
 
 /* Copies `from` over `to` as a deploy tool does: a new file renamed over. */
@@ -132,7 +122,7 @@ static char *edge_config(const char *jwks_file)
         "      \"data\": \"/level\", \"auth\": \"jwt\", \"require_claims\": { \"level\": 3 } }\n"
         "  ] }\n";
     char *text = NULL;
-    assert_true(asprintf(&text, fmt, suite.issuer, suite.audience, jwks_file, suite.hs256_secret, g_nest_addr) > 0);
+    assert_true(asprintf(&text, fmt, suite.issuer, suite.audience, jwks_file, suite.hs256_secret, gwf.nest_addr) > 0);
     return text;
 }
 
@@ -140,9 +130,9 @@ static struct gwproc *start_gw(const char *jwks_file)
 {
     char *config = edge_config(jwks_file);
     struct gwproc_options o = { .ready_on_admin = true };
-    g_gw = gwt_start(config, NULL, &o);
+    gwf.gw = gwt_start(config, NULL, &o);
     free(config);
-    return g_gw;
+    return gwf.gw;
 }
 
 /* ---- requests ------------------------------------------------------------------------ */
@@ -165,7 +155,7 @@ static json_t *access_line(const struct http_response *r)
     /* the line is written once MHD completed the request: poll for it */
     int64_t deadline = deadline_after(GWT_POLL_TIMEOUT_MS);
     for (;;) {
-        json_t *lines = gwt_log_lines(g_gw, true), *access = gwt_log_find(lines, "access", NULL), *l, *found = NULL;
+        json_t *lines = gwt_log_lines(gwf.gw, true), *access = gwt_log_find(lines, "access", NULL), *l, *found = NULL;
         size_t i;
         json_array_foreach(access, i, l) {
             const char *rid = gwt_str(l, "request_id");
@@ -307,7 +297,7 @@ static void every_token_of_the_suite(void **state)
     json_decref(counts);
     expect_no_secret_logged(gw);
     gwt_stop(gw);
-    g_gw = NULL;
+    gwf.gw = NULL;
 }
 
 /* ---- 2. the claims reach the service ------------------------------------------------- */
@@ -362,7 +352,7 @@ static void claims_reach_the_service(void **state)
     gwt_expect_json(&r, "POST /echo with a bearer token", 200, "{\"sub\":null,\"tenant\":null,\"claims\":null,\"body\":1}");
     http_response_free(&r);
     gwt_stop(gw);
-    g_gw = NULL;
+    gwf.gw = NULL;
 }
 
 /* ---- 3. per-route auth and require_claims -------------------------------------------------- */
@@ -439,7 +429,7 @@ static void per_route_auth(void **state)
     gwt_expect_metric(&s, "patterngate_http_auth_failures_total", "{\"reason\":\"claims\"}", 5);
     gwt_scrape_free(&s);
     gwt_stop(gw);
-    g_gw = NULL;
+    gwf.gw = NULL;
 }
 
 /* ---- 4. the JWKS file rotated on disk ----------------------------------------------------- */
@@ -476,7 +466,7 @@ static void jwks_rotated_on_disk(void **state)
     gwt_promtool_check(&s);
     gwt_scrape_free(&s);
     gwt_stop(gw);
-    g_gw = NULL;
+    gwf.gw = NULL;
 }
 
 /* ---- 5. config reloads and the start --------------------------------------------------------- */
@@ -523,7 +513,7 @@ static void config_reload_changes_the_jwks_file(void **state)
     expect_401(&r, "the old key after the reload", "Bearer error=\"invalid_token\"", true);
     http_response_free(&r);
     gwt_stop(gw);
-    g_gw = NULL;
+    gwf.gw = NULL;
 }
 
 static void start_with_an_unreadable_jwks_file(void **state)
@@ -536,25 +526,25 @@ static void start_with_an_unreadable_jwks_file(void **state)
     struct gwproc *gw = NULL;
     assert_int_equal(gwproc_start(config, &o, &gw), 0);
     free(config);
-    g_gw = gw;
+    gwf.gw = gw;
     int status = gwproc_wait(gw, GWPROC_STOP_TIMEOUT_MS);
     char *log = gwproc_log(gw);
     if (status != 1 || !strstr(log, "auth.jwt.jwks_file") || !strstr(log, "no-such-jwks.json"))
         fail_msg("expected exit 1 naming auth.jwt.jwks_file, got %d; log:\n%s", status, log);
     free(log);
     gwproc_free(gw);
-    g_gw = NULL;
+    gwf.gw = NULL;
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(every_token_of_the_suite, test_teardown),
-        cmocka_unit_test_teardown(claims_reach_the_service, test_teardown),
-        cmocka_unit_test_teardown(per_route_auth, test_teardown),
-        cmocka_unit_test_teardown(jwks_rotated_on_disk, test_teardown),
-        cmocka_unit_test_teardown(config_reload_changes_the_jwks_file, test_teardown),
-        cmocka_unit_test_teardown(start_with_an_unreadable_jwks_file, test_teardown),
+        cmocka_unit_test_teardown(every_token_of_the_suite, gwf_test_teardown),
+        cmocka_unit_test_teardown(claims_reach_the_service, gwf_test_teardown),
+        cmocka_unit_test_teardown(per_route_auth, gwf_test_teardown),
+        cmocka_unit_test_teardown(jwks_rotated_on_disk, gwf_test_teardown),
+        cmocka_unit_test_teardown(config_reload_changes_the_jwks_file, gwf_test_teardown),
+        cmocka_unit_test_teardown(start_with_an_unreadable_jwks_file, gwf_test_teardown),
     };
     return cmocka_run_group_tests_name("edge_auth", tests, group_setup, group_teardown);
 }

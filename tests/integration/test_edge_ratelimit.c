@@ -42,33 +42,10 @@
 
 #include "support/deadline.h"
 #include "support/gateway.h"
+#include "support/gwfixture.h"
 #include "support/gwtest.h"
 #include "support/http.h"
 #include "support/nest.h"
-
-static const char *g_nest_addr;
-static struct gwproc *g_gw;
-
-static int group_setup(void **state)
-{
-    if (nest_group_setup_v12(state) != 0)
-        return -1;
-    g_nest_addr = ((struct nest_group *)*state)->address;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    return nest_group_teardown(state);
-}
-
-static int test_teardown(void **state)
-{
-    (void)state;
-    gwt_discard(g_gw);
-    g_gw = NULL;
-    return 0;
-}
 
 /* A gateway with 2 workers, limits.rate_limit_keys `keys` (0: default). */
 static struct gwproc *start_gw(unsigned keys)
@@ -92,11 +69,11 @@ static struct gwproc *start_gw(unsigned keys)
                          "    { \"method\": \"GET\", \"path\": \"/free\", \"service\": \"nest\", \"pattern\": { \"cmd\": "
                          "\"echo\" }, \"data\": 4 }\n"
                          "  ] }\n",
-                         limits, g_nest_addr) > 0);
+                         limits, gwf.nest_addr) > 0);
     struct gwproc_options o = { .ready_on_admin = true };
-    g_gw = gwt_start(config, NULL, &o);
+    gwf.gw = gwt_start(config, NULL, &o);
     free(config);
-    return g_gw;
+    return gwf.gw;
 }
 
 static double now_s(void)
@@ -243,7 +220,7 @@ static void thousand_requests_over_two_seconds(void **state)
     pthread_mutex_destroy(&s->lock);
     free(s);
     gwt_stop(gw);
-    g_gw = NULL;
+    gwf.gw = NULL;
 }
 
 /* ---- 2. keys beyond rate_limit_keys: the least recently used goes ------------------------ */
@@ -293,7 +270,7 @@ static void least_recently_used_keys_go(void **state)
     gwt_expect_metric(&sc, "patterngate_http_rate_limited_total", "{\"route\":\"/keyed\"}", 4);
     gwt_scrape_free(&sc);
     gwt_stop(gw);
-    g_gw = NULL;
+    gwf.gw = NULL;
 }
 
 /* ---- 3. the headers ----------------------------------------------------------------------- */
@@ -357,15 +334,15 @@ static void the_headers(void **state)
         gwt_fail_response(&r, "/free", "no rate limit headers on a route without a limit");
     http_response_free(&r);
     gwt_stop(gw);
-    g_gw = NULL;
+    gwf.gw = NULL;
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(thousand_requests_over_two_seconds, test_teardown),
-        cmocka_unit_test_teardown(least_recently_used_keys_go, test_teardown),
-        cmocka_unit_test_teardown(the_headers, test_teardown),
+        cmocka_unit_test_teardown(thousand_requests_over_two_seconds, gwf_test_teardown),
+        cmocka_unit_test_teardown(least_recently_used_keys_go, gwf_test_teardown),
+        cmocka_unit_test_teardown(the_headers, gwf_test_teardown),
     };
-    return cmocka_run_group_tests_name("edge_ratelimit", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("edge_ratelimit", tests, gwf_group_setup, gwf_group_teardown);
 }

@@ -25,6 +25,7 @@
 
 #include "support/deadline.h"
 #include "support/gateway.h"
+#include "support/gwfixture.h"
 #include "support/gwtest.h"
 #include "support/http.h"
 #include "support/nest.h"
@@ -33,75 +34,21 @@
 
 /* ---- fixtures ------------------------------------------------------------ */
 
-/* The running test's gateway and own Nest service (killed by the teardown
- * when the test failed before it could stop them). */
-static struct gwproc *g_gw;
-static struct nest_service *g_nest;
 /* A stopped gateway kept for its log (freed by the test or its teardown). */
 static struct gwproc *g_kept;
-/* The group's Nest service, "127.0.0.1:<port>". */
-static const char *g_nest_addr;
-
-static int group_setup(void **state)
-{
-    if (nest_group_setup_v12(state) != 0)
-        return -1;
-    struct nest_group *ng = *state;
-    g_nest_addr = ng->address;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    g_nest_addr = NULL;
-    return nest_group_teardown(state);
-}
 
 static int test_teardown(void **state)
 {
-    (void)state;
-    gwt_discard(g_gw);
-    g_gw = NULL;
     gwt_discard(g_kept);
     g_kept = NULL;
-    if (g_nest)
-        nest_stop(g_nest);
-    free(g_nest);
-    g_nest = NULL;
-    return 0;
+    return gwf_test_teardown(state);
 }
-
-/* Starts the test's gateway on `config`, NEST_ADDR set to `nest_addr` (the
- * group's service when NULL) and DOWN_ADDR to a closed port of 127.0.0.1,
- * readiness probed on the admin port when `on_admin`. */
-static struct gwproc *start_gw(const char *config, const char *nest_addr, bool on_admin,
-                               const char *const *ready_headers)
-{
-    char nest_env[64], down_env[64];
-    snprintf(nest_env, sizeof nest_env, "NEST_ADDR=%s", nest_addr ? nest_addr : g_nest_addr);
-    int down = testnet_free_port();
-    assert_true(down > 0);
-    snprintf(down_env, sizeof down_env, "DOWN_ADDR=127.0.0.1:%d", down);
-    const char *env[] = { nest_env, down_env, NULL };
-    struct gwproc_options o = { .ready_on_admin = on_admin, .ready_headers = ready_headers };
-    g_gw = gwt_start(config, env, &o);
-    return g_gw;
-}
-
-/* SIGTERM; the gateway must exit 0 (an ASan build exits non-zero on a leak). */
-static void stop_gw(void)
-{
-    struct gwproc *gw = g_gw;
-    g_gw = NULL;
-    gwt_stop(gw);
-}
-
 
 /* SIGTERM; exit 0; the process is kept (g_kept) for its whole log. */
 static void stop_gw_keep_log(void)
 {
-    g_kept = g_gw;
-    g_gw = NULL;
+    g_kept = gwf.gw;
+    gwf.gw = NULL;
     gwt_stop_keep(g_kept);
 }
 
@@ -225,7 +172,7 @@ static void wait_logged(struct gwproc *gw, const sent_t *q)
 static void access_log_lines(void **state)
 {
     (void)state;
-    struct gwproc *gw = start_gw(LOG_CONFIG, NULL, true, NULL);
+    struct gwproc *gw = gwf_start(LOG_CONFIG, NULL, true, NULL);
     int port = gwproc_port(gw), admin = gw->admin_port;
     gwt_poll_json(admin, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}", GWT_POLL_TIMEOUT_MS);
     sent_t reqs[] = {
@@ -245,7 +192,7 @@ static void access_log_lines(void **state)
     for (size_t i = 0; i < K; i++)
         wait_logged(gw, &reqs[i]);
     char nest_addr[64];
-    snprintf(nest_addr, sizeof nest_addr, "%s", g_nest_addr);
+    snprintf(nest_addr, sizeof nest_addr, "%s", gwf.nest_addr);
     json_t *lines = gwt_log_lines(gw, true);
     for (size_t i = 0; i < K; i++) {
         json_t *line = access_line(lines, reqs[i].request_id);
@@ -275,7 +222,7 @@ static void access_log_lines(void **state)
     }
     json_decref(access);
     json_decref(lines);
-    stop_gw();
+    gwf_stop();
 }
 
 /* With log.access_admin, admin requests are logged, under route admin. */
@@ -286,7 +233,7 @@ static void access_admin_logged_when_asked(void **state)
         "{ \"listen\": \"127.0.0.1:${GW_PORT}\",\n"
         "  \"log\": { \"access\": true, \"access_admin\": true },\n"
         "  \"services\": { \"nest\": { \"endpoints\": [\"${NEST_ADDR}\"] } } }\n";
-    struct gwproc *gw = start_gw(config, NULL, false, NULL);
+    struct gwproc *gw = gwf_start(config, NULL, false, NULL);
     int port = gwproc_port(gw);
     sent_t probe = { "GET", "/healthz", NULL, "admin", "", NULL, NULL, 200, false, "", 0, "" };
     send_one(port, &probe);
@@ -306,14 +253,14 @@ static void access_admin_logged_when_asked(void **state)
         json_decref(line);
     }
     json_decref(lines);
-    stop_gw();
+    gwf_stop();
 }
 
 /* Per-worker lines carry "worker", process-wide lines do not. */
 static void worker_on_per_worker_lines(void **state)
 {
     (void)state;
-    struct gwproc *gw = start_gw(LOG_CONFIG, NULL, true, NULL);
+    struct gwproc *gw = gwf_start(LOG_CONFIG, NULL, true, NULL);
     gwt_poll_json(gw->admin_port, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}", GWT_POLL_TIMEOUT_MS);
     stop_gw_keep_log();
     json_t *lines = gwt_log_lines(g_kept, true), *l;
@@ -349,7 +296,7 @@ static void debug_packet_lines(void **state)
         "  \"services\": { \"nest\": { \"endpoints\": [\"${NEST_ADDR}\"] } },\n"
         "  \"routes\": [ { \"method\": \"POST\", \"path\": \"/echo\", \"service\": \"nest\",\n"
         "                  \"pattern\": \"echo\" } ] }\n";
-    struct gwproc *gw = start_gw(config, NULL, false, NULL);
+    struct gwproc *gw = gwf_start(config, NULL, false, NULL);
     int port = gwproc_port(gw);
     const char *body = "\"abcdefghé-0123456789\""; /* the cut at 10 bytes falls inside é */
     gwt_check_json(port, "POST", "/echo", body, 200, body);
@@ -360,7 +307,7 @@ static void debug_packet_lines(void **state)
     if (!out || !in)
         gwt_fail_json(lines, "no packet sent / packet received debug lines");
     expect_str_or_null(out, "service", "nest");
-    expect_str_or_null(out, "endpoint", g_nest_addr);
+    expect_str_or_null(out, "endpoint", gwf.nest_addr);
     expect_str_or_null(out, "pattern", "echo"); /* its JSON, as it fits in debug_bytes */
     if (!json_is_string(json_object_get(out, "id")))
         gwt_fail_json(out, "the packet line has no id");
@@ -373,7 +320,7 @@ static void debug_packet_lines(void **state)
     json_decref(sent);
     json_decref(got);
     json_decref(lines);
-    stop_gw();
+    gwf_stop();
 }
 
 /* ---- main ---------------------------------------------------------------------------- */
@@ -391,5 +338,5 @@ int main(void)
         T(worker_on_per_worker_lines),
         T(debug_packet_lines),
     };
-    return cmocka_run_group_tests_name("logs_nest12", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("logs_nest12", tests, gwf_group_setup, gwf_group_teardown);
 }

@@ -22,6 +22,7 @@
 
 #include "support/deadline.h"
 #include "support/gateway.h"
+#include "support/gwfixture.h"
 #include "support/gwtest.h"
 #include "support/http.h"
 #include "support/nest.h"
@@ -30,67 +31,14 @@
 
 /* ---- fixtures ------------------------------------------------------------ */
 
-/* The running test's gateway and own Nest service (killed by the teardown
- * when the test failed before it could stop them). */
-static struct gwproc *g_gw;
-static struct nest_service *g_nest;
-/* The group's Nest service, "127.0.0.1:<port>". */
-static const char *g_nest_addr;
-
-static int group_setup(void **state)
-{
-    if (nest_group_setup_v12(state) != 0)
-        return -1;
-    struct nest_group *ng = *state;
-    g_nest_addr = ng->address;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    g_nest_addr = NULL;
-    return nest_group_teardown(state);
-}
-
 static void cm_remove(void);
 
 static int test_teardown(void **state)
 {
-    (void)state;
-    gwt_discard(g_gw);
-    g_gw = NULL;
-    if (g_nest)
-        nest_stop(g_nest);
-    free(g_nest);
-    g_nest = NULL;
     cm_remove();
-    return 0;
+    return gwf_test_teardown(state);
 }
 
-/* Starts the test's gateway on `config`, NEST_ADDR set to `nest_addr` (the
- * group's service when NULL) and DOWN_ADDR to a closed port of 127.0.0.1,
- * readiness probed on the admin port when `on_admin`. */
-static struct gwproc *start_gw(const char *config, const char *nest_addr, bool on_admin,
-                               const char *const *ready_headers)
-{
-    char nest_env[64], down_env[64];
-    snprintf(nest_env, sizeof nest_env, "NEST_ADDR=%s", nest_addr ? nest_addr : g_nest_addr);
-    int down = testnet_free_port();
-    assert_true(down > 0);
-    snprintf(down_env, sizeof down_env, "DOWN_ADDR=127.0.0.1:%d", down);
-    const char *env[] = { nest_env, down_env, NULL };
-    struct gwproc_options o = { .ready_on_admin = on_admin, .ready_headers = ready_headers };
-    g_gw = gwt_start(config, env, &o);
-    return g_gw;
-}
-
-/* SIGTERM; the gateway must exit 0 (an ASan build exits non-zero on a leak). */
-static void stop_gw(void)
-{
-    struct gwproc *gw = g_gw;
-    g_gw = NULL;
-    gwt_stop(gw);
-}
 /* ---- 7-9. reload ------------------------------------------------------------------- */
 
 static const char RELOAD_A[] =
@@ -157,7 +105,7 @@ static char *nest_conn_identity(int admin, long long *reconnects)
 
 static void expect_log_msg(const char *msg, const char *level)
 {
-    json_t *lines = gwt_log_lines(g_gw, false);
+    json_t *lines = gwt_log_lines(gwf.gw, false);
     json_t *found = gwt_log_find(lines, msg, level);
     size_t n = json_array_size(found);
     json_decref(found);
@@ -171,7 +119,7 @@ static void expect_log_msg(const char *msg, const char *level)
 static void reload_by_sighup_adds_a_route(void **state)
 {
     (void)state;
-    struct gwproc *gw = start_gw(RELOAD_A, NULL, true, NULL);
+    struct gwproc *gw = gwf_start(RELOAD_A, NULL, true, NULL);
     int port = gwproc_port(gw), admin = gw->admin_port;
     gwt_poll_json(admin, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}", GWT_POLL_TIMEOUT_MS);
     gwt_check_json(port, "POST", "/a", "[1,2]", 200, "3");
@@ -230,13 +178,13 @@ static void reload_by_sighup_adds_a_route(void **state)
         fail_msg("the nest connection changed over the second reload");
     free(since_after);
     free(since_before);
-    stop_gw();
+    gwf_stop();
 }
 
 static void reload_by_rename_alone(void **state)
 {
     (void)state;
-    struct gwproc *gw = start_gw(RELOAD_A, NULL, true, NULL);
+    struct gwproc *gw = gwf_start(RELOAD_A, NULL, true, NULL);
     int port = gwproc_port(gw), admin = gw->admin_port;
     gwt_poll_json(admin, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}", GWT_POLL_TIMEOUT_MS);
     gwt_check_json(port, "POST", "/a", "[1,2]", 200, "3");
@@ -263,7 +211,7 @@ static void reload_by_rename_alone(void **state)
     if (gwt_metric(&s, "patterngate_config_reloads_total", RELOADS_OK) < 2)
         gwt_fail_scrape(&s, "config_reloads_total{result=\"ok\"} is below 2 after two new files");
     gwt_scrape_free(&s);
-    stop_gw();
+    gwf_stop();
 }
 
 /* ---- 8b. a Kubernetes ConfigMap update ---------------------------------------------- */
@@ -340,15 +288,15 @@ static void reload_by_configmap_update(void **state)
     /* the last -c wins: the gateway runs on the ConfigMap's file */
     const char *args[] = { "-c", file, NULL };
     char nest_env[64];
-    snprintf(nest_env, sizeof nest_env, "NEST_ADDR=%s", g_nest_addr);
+    snprintf(nest_env, sizeof nest_env, "NEST_ADDR=%s", gwf.nest_addr);
     const char *env[] = { nest_env, NULL };
     struct gwproc_options o = { .env = env, .ready_on_admin = true, .args = args };
-    int rc = gwproc_start(RELOAD_B, &o, &g_gw);
+    int rc = gwproc_start(RELOAD_B, &o, &gwf.gw);
     if (rc != 0) {
-        g_gw = NULL;
+        gwf.gw = NULL;
         fail_msg("the gateway did not start: %s", strerror(-rc));
     }
-    int port = gwproc_port(g_gw), admin = g_gw->admin_port;
+    int port = gwproc_port(gwf.gw), admin = gwf.gw->admin_port;
     gwt_poll_json(admin, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}", GWT_POLL_TIMEOUT_MS);
     json_t *st = gwt_status(admin, NULL);
     const char *cfg = gwt_str(json_object_get(st, "config"), "file");
@@ -361,7 +309,7 @@ static void reload_by_configmap_update(void **state)
     cm_publish(2, RELOAD_AB);
     gwt_poll_json(port, "POST", "/b", "\"x\"", 200, "\"x\"", GWT_POLL_TIMEOUT_MS);
     gwt_check_json(port, "POST", "/a", "[1,2]", 200, "3");
-    stop_gw();
+    gwf_stop();
     cm_remove();
 }
 
@@ -369,7 +317,7 @@ static void reload_by_configmap_update(void **state)
  * reference), or NULL. */
 static json_t *last_reload_failure(void)
 {
-    json_t *lines = gwt_log_lines(g_gw, false), *line = NULL, *l;
+    json_t *lines = gwt_log_lines(gwf.gw, false), *line = NULL, *l;
     size_t i;
     json_array_foreach(lines, i, l) {
         const char *m = gwt_str(l, "msg");
@@ -432,7 +380,7 @@ static void reload_broken(struct gwproc *gw, const char *config, const char *err
 static void reload_broken_file_keeps_config(void **state)
 {
     (void)state;
-    struct gwproc *gw = start_gw(RELOAD_A, NULL, true, NULL);
+    struct gwproc *gw = gwf_start(RELOAD_A, NULL, true, NULL);
     int port = gwproc_port(gw), admin = gw->admin_port;
     gwt_poll_json(admin, "GET", "/readyz", NULL, 200, "{\"status\":\"ready\"}", GWT_POLL_TIMEOUT_MS);
     gwt_check_json(port, "POST", "/a", "[1,2]", 200, "3");
@@ -488,9 +436,8 @@ static void reload_broken_file_keeps_config(void **state)
                  "reconnects %lld -> %lld", since_before, since_after, rec_before, rec_after);
     free(since_before);
     free(since_after);
-    stop_gw();
+    gwf_stop();
 }
-
 
 /* ---- main ---------------------------------------------------------------------------- */
 
@@ -507,5 +454,5 @@ int main(void)
         T(reload_by_configmap_update),
         T(reload_broken_file_keeps_config),
     };
-    return cmocka_run_group_tests_name("reload_nest12", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("reload_nest12", tests, gwf_group_setup, gwf_group_teardown);
 }

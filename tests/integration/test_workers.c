@@ -25,6 +25,7 @@
 
 #include "support/deadline.h"
 #include "support/gateway.h"
+#include "support/gwfixture.h"
 #include "support/gwtest.h"
 #include "support/http.h"
 #include "support/nest.h"
@@ -32,65 +33,6 @@
 #include "support/proc.h"
 
 /* ---- fixtures ------------------------------------------------------------ */
-
-/* The running test's gateway and own Nest service (killed by the teardown
- * when the test failed before it could stop them). */
-static struct gwproc *g_gw;
-static struct nest_service *g_nest;
-/* The group's Nest service, "127.0.0.1:<port>". */
-static const char *g_nest_addr;
-
-static int group_setup(void **state)
-{
-    if (nest_group_setup_v12(state) != 0)
-        return -1;
-    struct nest_group *ng = *state;
-    g_nest_addr = ng->address;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    g_nest_addr = NULL;
-    return nest_group_teardown(state);
-}
-
-static int test_teardown(void **state)
-{
-    (void)state;
-    gwt_discard(g_gw);
-    g_gw = NULL;
-    if (g_nest)
-        nest_stop(g_nest);
-    free(g_nest);
-    g_nest = NULL;
-    return 0;
-}
-
-/* Starts the test's gateway on `config`, NEST_ADDR set to `nest_addr` (the
- * group's service when NULL) and DOWN_ADDR to a closed port of 127.0.0.1,
- * readiness probed on the admin port when `on_admin`. */
-static struct gwproc *start_gw(const char *config, const char *nest_addr, bool on_admin,
-                               const char *const *ready_headers)
-{
-    char nest_env[64], down_env[64];
-    snprintf(nest_env, sizeof nest_env, "NEST_ADDR=%s", nest_addr ? nest_addr : g_nest_addr);
-    int down = testnet_free_port();
-    assert_true(down > 0);
-    snprintf(down_env, sizeof down_env, "DOWN_ADDR=127.0.0.1:%d", down);
-    const char *env[] = { nest_env, down_env, NULL };
-    struct gwproc_options o = { .ready_on_admin = on_admin, .ready_headers = ready_headers };
-    g_gw = gwt_start(config, env, &o);
-    return g_gw;
-}
-
-/* SIGTERM; the gateway must exit 0 (an ASan build exits non-zero on a leak). */
-static void stop_gw(void)
-{
-    struct gwproc *gw = g_gw;
-    g_gw = NULL;
-    gwt_stop(gw);
-}
 
 static const char RELOAD_AB[] =
     "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"admin_listen\": \"127.0.0.1:${GW_ADMIN_PORT}\",\n"
@@ -124,7 +66,7 @@ static void expect_streak(int port, const char *path, int status, int n);
 static void two_workers(void **state)
 {
     (void)state;
-    struct gwproc *gw = start_gw(WORKERS_CONFIG, NULL, true, NULL);
+    struct gwproc *gw = gwf_start(WORKERS_CONFIG, NULL, true, NULL);
     int port = gwproc_port(gw), admin = gw->admin_port;
     /* both pools connect: two connected connections in the sum */
     int64_t deadline = deadline_after(30000);
@@ -162,7 +104,7 @@ static void two_workers(void **state)
     expect_streak(port, "/b", 200, 20);
     /* ... and was logged once, by the process */
     assert_int_equal(gwproc_log_count(gw, "\"msg\":\"config reloaded\""), 1);
-    stop_gw();
+    gwf_stop();
 }
 
 /* Polls until `n` requests in a row, each on a new connection (so spread
@@ -207,7 +149,7 @@ static const char THREE_CONFIG[] =
 static void status_covers_every_worker(void **state)
 {
     (void)state;
-    struct gwproc *gw = start_gw(THREE_CONFIG, NULL, false, NULL);
+    struct gwproc *gw = gwf_start(THREE_CONFIG, NULL, false, NULL);
     int port = gwproc_port(gw);
     wait_connected(port, NULL, 3);
     enum { N = 30 };
@@ -245,7 +187,7 @@ static void status_covers_every_worker(void **state)
     gwt_scrape_t sc = gwt_scrape(port, NULL);
     gwt_expect_metric(&sc, "patterngate_upstream_requests_total", "{\"service\":\"nest\",\"kind\":\"send\",\"outcome\":\"ok\"}", N);
     gwt_scrape_free(&sc);
-    stop_gw();
+    gwf_stop();
 }
 
 static const char BROKEN[] = "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"workers\": 3, \"bogus\": 1 }\n";
@@ -256,7 +198,7 @@ static const char BROKEN[] = "{ \"listen\": \"127.0.0.1:${GW_PORT}\", \"workers\
 static void process_lines_once(void **state)
 {
     (void)state;
-    struct gwproc *gw = start_gw(THREE_CONFIG, NULL, false, NULL);
+    struct gwproc *gw = gwf_start(THREE_CONFIG, NULL, false, NULL);
     int port = gwproc_port(gw);
     wait_connected(port, NULL, 3);
     rewrite(gw, BROKEN);
@@ -273,8 +215,8 @@ static void process_lines_once(void **state)
         json_decref(st);
     }
     gwt_check_json(port, "POST", "/a", "[1,2]", 200, "3"); /* the running config stays */
-    struct gwproc *kept = g_gw;
-    g_gw = NULL;
+    struct gwproc *kept = gwf.gw;
+    gwf.gw = NULL;
     gwt_stop_keep(kept);
     json_t *lines = gwt_log_lines(kept, true), *l;
     static const char *const once[] = { "listening", "config reload failed", "shutting down", "exit" };
@@ -299,7 +241,6 @@ static void process_lines_once(void **state)
     json_decref(lines);
     gwt_discard(kept);
 }
-
 
 /* ---- /readyz over every worker --------------------------------------------------------- */
 
@@ -354,7 +295,7 @@ static void readyz_covers_every_worker(void **state)
     assert_int_equal(pthread_create(&o.thread, NULL, accept_one, &o), 0);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
-    struct gwproc *gw = start_gw(READY_CONFIG, addr, false, NULL);
+    struct gwproc *gw = gwf_start(READY_CONFIG, addr, false, NULL);
     int gw_port = gwproc_port(gw);
     pthread_join(o.thread, NULL);
     assert_true(o.conn_fd >= 0);
@@ -378,14 +319,14 @@ static void readyz_covers_every_worker(void **state)
         if (streak == 0)
             deadline_pause_ms(GWT_POLL_PAUSE_MS);
     }
-    stop_gw();
+    gwf_stop();
     close(again);
     close(o.conn_fd);
 }
 
 /* ---- main ---------------------------------------------------------------------------- */
 
-#define T(fn) cmocka_unit_test_teardown(fn, test_teardown)
+#define T(fn) cmocka_unit_test_teardown(fn, gwf_test_teardown)
 
 int main(void)
 {
@@ -398,5 +339,5 @@ int main(void)
         T(readyz_covers_every_worker),
         T(process_lines_once),
     };
-    return cmocka_run_group_tests_name("workers_nest12", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("workers_nest12", tests, gwf_group_setup, gwf_group_teardown);
 }

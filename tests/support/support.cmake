@@ -7,11 +7,13 @@ target_sources(pg_testsupport PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/uvtest.c)
 find_package(Threads REQUIRED)
 target_link_libraries(pg_testsupport PUBLIC Threads::Threads)
-# HTTP client and the gateway as a child process (tests/support/http.h, gateway.h).
+# HTTP client and the gateway as a child process (tests/support/http.h, gateway.h),
+# and the fixture most integration tests share (gwfixture.h).
 target_sources(pg_testsupport PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/http.c
   ${CMAKE_CURRENT_LIST_DIR}/gateway.c
-  ${CMAKE_CURRENT_LIST_DIR}/gwtest.c)
+  ${CMAKE_CURRENT_LIST_DIR}/gwtest.c
+  ${CMAKE_CURRENT_LIST_DIR}/gwfixture.c)
 # Test certificates made with the openssl tool (tests/support/certs.h).
 target_sources(pg_testsupport PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/certs.c)
